@@ -1,0 +1,226 @@
+"""``spev batch encode|decode SRC DST``: convert a whole folder tree in parallel (local processes or Ray).
+
+The work is done by :mod:`sparsecodec.batch`; this module only parses options and prints.  Exit status 0 when
+every file was converted or skipped, 6 (:class:`~sparsecodec.errors.BatchError`) when some failed — each
+failure with its own code in the manifest and the summary table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+
+_HELP_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _verbosity(ctx: click.Context) -> tuple[bool, bool]:
+    root = ctx.find_root()
+    return bool(root.meta.get("spev.quiet")), bool(root.meta.get("spev.verbose"))
+
+
+def _verbosity_callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.find_root().meta[f"spev.{param.name}"] = True
+    return value
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """SRC DST and the options every batch command takes."""
+    for deco in reversed(
+        [
+            click.argument("src", type=click.Path(exists=True, file_okay=True, dir_okay=True)),
+            click.argument("dst", type=click.Path(file_okay=False, dir_okay=True)),
+            click.option(
+                "-j",
+                "--jobs",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Parallel workers (default: CPU cores; with Ray: the cluster's CPUs).",
+            ),
+            click.option(
+                "--engine",
+                type=click.Choice(["local", "ray"]),
+                default="local",
+                show_default=True,
+                help="Local process pool, or Ray tasks (pip install 'spev[ray]').",
+            ),
+            click.option(
+                "--address",
+                default=None,
+                metavar="ADDR",
+                help="Ray cluster to join (e.g. 'auto' or 'ray://head:10001'); default: a local Ray.",
+            ),
+            click.option(
+                "-f", "--force", is_flag=True, help="Redo files whose output exists (default: skip)."
+            ),
+            click.option(
+                "-q",
+                "--quiet",
+                is_flag=True,
+                expose_value=False,
+                callback=_verbosity_callback,
+                help="No summary.",
+            ),
+            click.option(
+                "-v",
+                "--verbose",
+                is_flag=True,
+                expose_value=False,
+                callback=_verbosity_callback,
+                help="A line per file.",
+            ),
+        ]
+    ):
+        f = deco(f)
+    return f
+
+
+def _run(
+    ctx: click.Context, mode: str, src: str, dst: str, common: dict[str, Any], options: dict[str, Any]
+) -> None:
+    from .. import batch as batch_mod
+
+    quiet, verbose = _verbosity(ctx)
+    if common["address"] and common["engine"] != "ray":
+        raise UsageError("--address needs --engine ray")
+    fmt = options.pop("fmt", "wav")
+
+    def on_result(r: batch_mod.FileResult) -> None:
+        if verbose and not quiet:
+            extra = f" ({r.error})" if r.error else ""
+            click.echo(f"{r.status:7s} {r.input} -> {r.output}{extra}", err=True)
+
+    summary = batch_mod.run_batch(
+        src,
+        dst,
+        "encode" if mode == "encode" else "decode",
+        jobs=common["jobs"],
+        engine=common["engine"],
+        address=common["address"],
+        force=common["force"],
+        fmt=fmt,
+        options=options,
+        on_result=on_result,
+    )
+    if not quiet:
+        batch_mod.print_summary(summary)
+    batch_mod.raise_for_failures(summary)
+
+
+@click.group(name="batch", context_settings=_HELP_SETTINGS)
+def batch() -> None:
+    """Encode or decode a whole folder tree in parallel, mirroring it under DST.
+
+    \b
+    spev batch encode music/ spev-music/ --kbps 3
+    spev batch decode spev-music/ wav-out/ --format flac --jobs 4
+    spev batch encode /mnt/shared/in /mnt/shared/out --engine ray --address auto
+
+    Resumable: existing outputs are skipped (--force redoes them); outputs appear only when complete.
+    Every file's outcome is appended to DST/spev-manifest.jsonl.  Exit status 6 when some files failed.
+    """
+
+
+@batch.command("encode", context_settings=_HELP_SETTINGS)
+@_common
+@click.option("--kbps", type=click.FloatRange(min=0, min_open=True), default=None, help="Target bit rate.")
+@click.option(
+    "--events-per-second", type=click.FloatRange(min=0, min_open=True), default=None, help="Event budget."
+)
+@click.option("--refine", type=click.IntRange(min=0), default=0, show_default=True, help="Joint-fit steps.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag written into every file.")
+@click.pass_context
+def encode(
+    ctx: click.Context,
+    src: str,
+    dst: str,
+    jobs: int | None,
+    engine: str,
+    address: str | None,
+    force: bool,
+    kbps: float | None,
+    events_per_second: float | None,
+    refine: int,
+    tags: tuple[str, ...],
+) -> None:
+    """Encode every audio file under SRC (any format soundfile reads) to DST/**/NAME.spev."""
+    tag_map: dict[str, str] = {}
+    for t in tags:
+        key, sep, value = t.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {t!r}: expected KEY=VALUE")
+        tag_map[key] = value
+    options: dict[str, Any] = {"refine": refine}
+    if kbps is not None:
+        options["kbps"] = kbps
+    if events_per_second is not None:
+        options["events_per_second"] = events_per_second
+    if tag_map:
+        options["tags"] = tag_map
+    common = {"jobs": jobs, "engine": engine, "address": address, "force": force}
+    _run(ctx, "encode", src, dst, common, options)
+
+
+@batch.command("decode", context_settings=_HELP_SETTINGS)
+@_common
+@click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
+@click.option(
+    "--rate", type=click.IntRange(min=1), default=None, help="Output sample rate (default: original)."
+)
+@click.option("--bits", type=click.Choice(["16", "24", "32f"]), default="16", show_default=True)
+@click.pass_context
+def decode(
+    ctx: click.Context,
+    src: str,
+    dst: str,
+    jobs: int | None,
+    engine: str,
+    address: str | None,
+    force: bool,
+    fmt: str,
+    rate: int | None,
+    bits: str,
+) -> None:
+    """Decode every .spev file under SRC to DST/**/NAME.wav (or .flac)."""
+    options: dict[str, Any] = {"fmt": fmt, "bits": bits}
+    if rate is not None:
+        options["rate"] = rate
+    common = {"jobs": jobs, "engine": engine, "address": address, "force": force}
+    _run(ctx, "decode", src, dst, common, options)
+
+
+command = batch
+"""The click group, under the name the CLI registry may use."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``spev batch`` alone (``python -m sparsecodec.commands.batch``): errors → one line + exit code."""
+    import sys
+
+    from ..errors import SpevError
+
+    try:
+        rc = batch.main(args=argv, prog_name="spev batch", standalone_mode=False)
+    except SpevError as exc:
+        click.echo(f"spev: error: {' '.join(str(exc).split())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("spev: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("spev: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,539 @@
+"""The public codec API: :func:`encode_file` and :func:`decode_file` on paths or binary file objects.
+
+The command line, the benchmark and batch jobs all call these.  Both stream: audio is read, analysed, rendered
+and written block by block, so memory stays flat whatever the length.
+
+>>> from sparsecodec.codec import encode_file, decode_file
+>>> r = encode_file("song.wav", "song.spev", kbps=4)          # doctest: +SKIP
+>>> r.events, round(r.kbps, 2)                                 # doctest: +SKIP
+>>> decode_file("song.spev", "out.flac", start=10.0, end=20.0)  # doctest: +SKIP
+
+Outputs given as paths are written through a temporary file in the same folder and renamed into place only
+when complete; an existing file is replaced (the CLI refuses unless ``--force``).  Outputs given as file
+objects are written in order, without seeking, so pipes work.  No torch import here: the encoder (and, for
+``device="cuda"``, the torch renderer) is imported inside the call that needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from . import __version__, audio_io, events, quantize
+from .errors import FormatError, InputError, SpevError, UsageError
+
+Source = str | Path | BinaryIO
+Progress = Callable[[float], None]
+
+MAX_TAGS = 64
+"""At most this many tags per file; keys up to 64 characters, values up to 1024."""
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What :func:`encode_file` produced."""
+
+    duration_s: float
+    """Length of the input in seconds."""
+    sample_rate: int
+    """Input (and default output) rate, Hz."""
+    channels: int
+    events: int
+    """Number of events written."""
+    chunks: int
+    bytes: int
+    """Size of the ``.spev`` output in bytes."""
+    kbps: float
+    """Whole-file bit rate: ``bytes * 8 / duration_s / 1000``."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What :func:`decode_file` produced."""
+
+    duration_s: float
+    """Length of the output in seconds."""
+    sample_rate: int
+    """Output rate, Hz."""
+    channels: int
+    frames: int
+    """Frames written."""
+    events: int
+    """Events rendered (pre-roll included)."""
+    chunks: int
+    """Chunks read and rendered."""
+    lost_chunks: list[int] = field(default_factory=list)
+    """Indices of damaged chunks replaced by silence (``ignore_errors=True`` only)."""
+    format: str = "wav"
+    bits: str = "16"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+class _CountingWriter:
+    """Wrap a binary file object and count the bytes written through it."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self._f.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.count
+
+
+class _CountingReader:
+    """Wrap a binary file object, counting the bytes read (file size for ``inspect``, pipes included)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.count = 0
+        self._seekable = audio_io.is_seekable(f)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = self._f.seek(offset, whence)
+        self.count = max(self.count, pos)
+        return pos
+
+    def tell(self) -> int:
+        return self._f.tell() if self._seekable else self.count
+
+    def drain(self) -> None:
+        """Read to the end, so :attr:`count` is the stream's size."""
+        if self._seekable:
+            self.count = max(self.count, self._f.seek(0, os.SEEK_END))
+            return
+        while self.read(audio_io.COPY_BYTES):
+            pass
+
+
+@contextlib.contextmanager
+def _output(dst: Source) -> Iterator[BinaryIO]:
+    """A binary file object for ``dst``: an atomic temporary for paths, ``dst`` itself otherwise."""
+    if isinstance(dst, (str, Path)):
+        with audio_io.atomic_output(dst) as f:
+            yield f
+    else:
+        yield dst
+
+
+@contextlib.contextmanager
+def _spev_input(src: Source) -> Iterator[BinaryIO]:
+    """Open a ``.spev`` source for reading (paths opened here and closed after)."""
+    if isinstance(src, (str, Path)):
+        path = Path(src)
+        if not path.exists():
+            raise InputError(f"{src}: no such file")
+        if path.is_dir():
+            raise InputError(f"{src}: is a directory")
+        with open(path, "rb") as f:
+            yield f
+    else:
+        yield src
+
+
+def _check_tags(tags: dict[str, str]) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise UsageError(f"too many tags ({len(tags)} > {MAX_TAGS})")
+    out: dict[str, str] = {}
+    for key, value in tags.items():
+        key, value = str(key), str(value)
+        if not key or len(key) > 64 or len(value) > 1024:
+            raise UsageError(f"tag {key[:64]!r}: keys take 1..64 characters, values up to 1024")
+        out[key] = value
+    return out
+
+
+def resolve_device(device: str) -> str:
+    """``cpu``, ``cuda`` or ``auto`` → ``cpu``/``cuda``.
+
+    ``auto`` imports torch only when a GPU driver is present.
+    """
+    if device not in ("cpu", "cuda", "auto"):
+        raise UsageError(f"unknown device {device!r} (choose cpu, cuda or auto)")
+    if device == "cpu":
+        return "cpu"
+    if device == "auto" and not (os.path.exists("/proc/driver/nvidia/version") or os.name == "nt"):
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise UsageError("--device cuda: no CUDA device is available")
+    return "cpu"
+
+
+# -------------------------------------------------------------------------------------------- encode
+
+
+def encode_file(
+    src: Source,
+    dst: Source,
+    *,
+    kbps: float | None = None,
+    events_per_second: float | None = None,
+    refine: int = 0,
+    tags: dict[str, str] | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> EncodeResult:
+    """Encode audio ``src`` to a ``.spev`` at ``dst``.
+
+    ``src``: a path or a binary file object of anything soundfile reads (a non-seekable stream is spooled to
+    a temporary file first).  ``dst``: a path (written atomically) or a binary file object (written in order).
+    ``kbps`` (default 4) sets the event budget; ``events_per_second`` caps the event rate instead;
+    ``refine`` adds that many joint optimisation steps per window; ``tags`` are merged over the input
+    file's own metadata (title, artist...).  ``progress`` receives the fraction done in [0, 1].
+    Raises :class:`~sparsecodec.errors.InputError` for unreadable audio, ``UsageError`` for bad options.
+    """
+    from . import container, encoder  # encoder imports torch
+
+    if kbps is not None and not (0.05 <= kbps <= 1000.0):
+        raise UsageError(f"--kbps {kbps}: choose a value between 0.05 and 1000")
+    if events_per_second is not None and not (0.0 < events_per_second <= 2000.0):
+        raise UsageError(f"--events-per-second {events_per_second}: choose a value in (0, 2000]")
+    if refine < 0:
+        raise UsageError("--refine takes a number of steps >= 0")
+    device = resolve_device(device)
+
+    with contextlib.ExitStack() as stack:
+        if not isinstance(src, (str, Path)) and not audio_io.is_seekable(src):
+            src = stack.enter_context(audio_io.spool(src))
+        reader = stack.enter_context(audio_io.AudioReader(src))
+        info = reader.info
+        rate = audio_io.analysis_rate(info.sample_rate)
+        all_tags = _check_tags({**info.tags, **(tags or {})})
+        settings = encoder.EncoderSettings(
+            **_settings_kwargs(encoder.EncoderSettings, kbps, events_per_second, refine, device)
+        )
+        hop = int(encoder.hop_samples(rate))  # type: ignore[attr-defined]
+        table = quantize.TABLES["default"]
+        header = container.Header(
+            layout_version=events.LAYOUT_VERSION,
+            encoder_id=encoder.ENCODER_ID,
+            weights_hash=encoder.weights_hash(),
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            n_samples=info.frames,
+            time_rate=rate,
+            hop_samples=hop,
+            table=table,
+            settings=_plain(settings),
+            tags=all_tags,
+            software=f"spev {__version__}",
+            history=[],
+        )
+        blocks = audio_io.resample_blocks(reader.blocks(), info.sample_rate, rate, info.channels)
+        n_events = n_chunks = 0
+        out = stack.enter_context(_output(dst))
+        counter = _CountingWriter(out)
+        writer = container.Writer(counter, header)
+        for ec in encoder.encode_stream(blocks, rate, info.channels, settings, progress=progress):
+            codes = quantize.quantize(ec.vectors, table)
+            chunk = container.Chunk(
+                index=n_chunks,
+                start=int(ec.start),
+                length=int(ec.length),
+                times=np.asarray(ec.times, dtype=np.int64),
+                codes=codes,
+                side=dict(ec.side or {}),
+            )
+            writer.write_chunk(chunk)
+            n_events += len(codes)
+            n_chunks += 1
+        writer.close()
+        counter.flush()
+    if progress is not None:
+        progress(1.0)
+    duration = info.frames / info.sample_rate
+    return EncodeResult(
+        duration_s=duration,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        events=n_events,
+        chunks=n_chunks,
+        bytes=counter.count,
+        kbps=counter.count * 8.0 / duration / 1000.0,
+        tags=all_tags,
+    )
+
+
+def _settings_kwargs(
+    cls: Any, kbps: float | None, eps: float | None, refine: int, device: str
+) -> dict[str, Any]:
+    """Keyword arguments for the encoder's settings class, passing only the fields it has."""
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    wanted: dict[str, Any] = {"refine": refine, "device": device}
+    if kbps is not None:
+        wanted["kbps"] = kbps
+    if eps is not None:
+        wanted["events_per_second"] = eps
+    return {k: v for k, v in wanted.items() if k in names}
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """Settings as a plain msgpack-able dict."""
+    data = (
+        dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else dict(obj)
+    )
+    return {str(k): v for k, v in data.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+# -------------------------------------------------------------------------------------------- decode
+
+
+def decode_file(
+    src: Source,
+    dst: Source,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    rate: int | None = None,
+    bits: str = "16",
+    fmt: str | None = None,
+    device: str = "cpu",
+    ignore_errors: bool = False,
+    progress: Progress | None = None,
+) -> DecodeResult:
+    """Decode a ``.spev`` ``src`` to WAV or FLAC at ``dst``.
+
+    ``start``/``end`` (seconds) pick a time range, found through the file's index (events that start up to
+    ``events.MAX_SUPPORT_S`` plus the room tail before ``start`` are pre-rolled so the range sounds as it does
+    in a full decode).  ``rate`` renders at another rate (default: the original); ``bits`` is ``"16"``,
+    ``"24"`` or ``"32f"``; ``fmt`` is ``"wav"``/``"flac"`` (default: from ``dst``'s suffix, else WAV).
+    ``ignore_errors`` decodes intact chunks and renders silence for damaged ones (listed in
+    :attr:`DecodeResult.lost_chunks`).  Output passes the soft limiter (:func:`audio_io.soft_limit`).
+    Raises :class:`~sparsecodec.errors.FormatError` subclasses for a bad file.
+    """
+    from . import container
+
+    fmt = audio_io.format_for(dst if isinstance(dst, (str, Path)) else None, fmt)
+    if bits not in audio_io.BITS_CHOICES:
+        raise UsageError(f"unknown bit depth {bits!r} (choose 16, 24 or 32f)")
+    if fmt == "flac" and bits == "32f":
+        raise UsageError("FLAC stores integers: use --bits 16 or 24 (or WAV for 32f)")
+    device = resolve_device(device)
+
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(_spev_input(src))
+        reader = container.Reader(f)
+        h = reader.header
+        if h.layout_version != events.LAYOUT_VERSION:
+            from .errors import UnsupportedLayoutError
+
+            raise UnsupportedLayoutError(
+                f"event layout {h.layout_version} is not supported "
+                f"(this decoder renders layout {events.LAYOUT_VERSION})"
+            )
+        try:
+            table = quantize.validate_table(h.table)
+        except quantize.TableError as exc:
+            raise FormatError(f"bad quantisation table: {exc}") from None
+        out_rate = int(rate or h.sample_rate)
+        if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
+            raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
+        total_s = h.n_samples / h.sample_rate
+        t0 = 0.0 if start is None else float(start)
+        t1 = total_s if end is None else min(float(end), total_s)
+        if not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1:
+            raise UsageError(f"empty or invalid time range {t0:g}..{t1:g} s (file lasts {total_s:.3f} s)")
+        first = 0 if t0 == 0 else round(t0 * out_rate)
+        last = round(total_s * out_rate) if end is None or t1 >= total_s else round(t1 * out_rate)
+        n_out = last - first
+        channels = int(h.channels)
+
+        renderer = _make_renderer(device, out_rate, channels, last, first)
+        out = stack.enter_context(_output(dst))
+        writer = audio_io.open_writer(out, fmt, out_rate, channels, n_out, bits)
+        tr = h.time_rate
+        preroll_s = events.MAX_SUPPORT_S + _room_tail_s()
+        lo_tick = max(0, math.floor((t0 - preroll_s) * tr)) if t0 > 0 else 0
+        hi_tick = math.ceil(t1 * tr)
+        n_events = n_chunks = 0
+        lost: list[int] = []
+        for item in _chunks(reader, lo_tick, hi_tick, t0 > 0 or end is not None, ignore_errors):
+            safe_until = (item.start + item.length) / tr
+            if isinstance(item, _Lost):
+                lost.append(item.index)
+                vectors, times_s, side = np.zeros((0, events.N_DIMS)), np.zeros(0), None
+            else:
+                keep = item.times < hi_tick
+                vectors = quantize.dequantize(item.codes[keep], table)
+                times_s = item.times[keep].astype(np.float64) / tr
+                side = item.side or None
+                n_events += int(keep.sum())
+                n_chunks += 1
+            writer.write(renderer.push(vectors, times_s, side, safe_until))
+            if progress is not None and total_s > 0:
+                progress(min(max((safe_until - t0) / (t1 - t0), 0.0), 1.0))
+            if safe_until >= t1:
+                break
+        writer.write(renderer.finish())
+        writer.close()
+    if progress is not None:
+        progress(1.0)
+    return DecodeResult(
+        duration_s=n_out / out_rate,
+        sample_rate=out_rate,
+        channels=channels,
+        frames=n_out,
+        events=n_events,
+        chunks=n_chunks,
+        lost_chunks=lost,
+        format=fmt,
+        bits=bits,
+    )
+
+
+@dataclass
+class _Lost:
+    """A damaged chunk's place (index and time range at ``time_rate``)."""
+
+    index: int
+    start: int
+    length: int
+
+
+def _chunks(reader: Any, lo: int, hi: int, ranged: bool, ignore_errors: bool) -> Iterator[Any]:
+    """Chunks overlapping ``[lo, hi)`` ticks (all when not ``ranged``); damaged ones as :class:`_Lost`."""
+    if ignore_errors:
+        yield from reader.iter_tolerant(lo if ranged else None, hi if ranged else None)
+        return
+    yield from (reader.chunks_for(lo, hi) if ranged else iter(reader))
+
+
+def _room_tail_s() -> float:
+    from . import render_np
+
+    return float(getattr(render_np, "MAX_ROOM_TAIL_S", 0.0))
+
+
+def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sample: int) -> Any:
+    """A StreamRenderer (numpy on CPU, the torch generator on CUDA)."""
+    if device == "cuda":
+        from . import generator
+
+        cls = getattr(generator, "StreamRenderer", None)
+        if cls is None:
+            raise SpevError("--device cuda: this build's torch renderer has no streaming decode yet")
+        return cls(rate, channels, n_total, start_sample=start_sample, device="cuda")
+    from . import render_np
+
+    return render_np.StreamRenderer(rate, channels, n_total, start_sample=start_sample)
+
+
+# ------------------------------------------------------------------------------------- inspect / test
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A ``.spev`` file's summary (``spev inspect``)."""
+
+    path: str
+    duration_s: float
+    sample_rate: int
+    channels: int
+    events: int
+    chunks: int
+    events_per_s: float
+    bytes: int
+    kbps: float
+    layout_version: int
+    encoder_id: str
+    weights_hash: str
+    time_rate: int
+    hop_samples: int
+    software: str
+    tags: dict[str, str]
+    settings: dict[str, Any]
+
+
+def read_info(
+    src: Source, *, name: str | None = None, with_events: bool = False
+) -> tuple[FileInfo, list[Any]]:
+    """Read a ``.spev`` file front to back: its :class:`FileInfo` and, with ``with_events``, its events as
+    ``(time_s, float64[32] physical vector)`` pairs.  Memory grows with the events only when listing them.
+    """
+    from . import container
+
+    listed: list[Any] = []
+    with _spev_input(src) as raw:
+        f = _CountingReader(raw)
+        reader = container.Reader(f)
+        h = reader.header
+        table = quantize.validate_table(h.table) if with_events else None
+        n_events = n_chunks = 0
+        for chunk in reader:
+            n_chunks += 1
+            n_events += len(chunk.times)
+            if with_events:
+                vecs = quantize.dequantize(chunk.codes, table)
+                listed.extend(zip((chunk.times / h.time_rate).tolist(), vecs, strict=True))
+        f.drain()
+        size = f.count
+    duration = h.n_samples / h.sample_rate
+    info = FileInfo(
+        path=name or (str(src) if isinstance(src, (str, Path)) else "<stdin>"),
+        duration_s=duration,
+        sample_rate=h.sample_rate,
+        channels=h.channels,
+        events=n_events,
+        chunks=n_chunks,
+        events_per_s=n_events / duration if duration > 0 else 0.0,
+        bytes=size,
+        kbps=size * 8.0 / duration / 1000.0 if duration > 0 else 0.0,
+        layout_version=h.layout_version,
+        encoder_id=h.encoder_id,
+        weights_hash=h.weights_hash,
+        time_rate=h.time_rate,
+        hop_samples=h.hop_samples,
+        software=h.software,
+        tags=dict(h.tags),
+        settings=dict(h.settings),
+    )
+    return info, listed
+
+
+def verify_file(src: Source) -> int:
+    """Check every CRC and structure of a ``.spev`` file (``spev test``); returns the chunk count.
+
+    Raises a :class:`~sparsecodec.errors.FormatError` subclass on the first problem.
+    """
+    from . import container
+
+    with _spev_input(src) as f:
+        return int(container.Reader(f).verify())

@@ -1,0 +1,51 @@
+"""Shared fixtures: short test signals, a CLI runner with fixed, colourless output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+
+def harmonic_tone(
+    rate: int, seconds: float = 1.5, f0: float = 220.0, channels: int = 1, peak: float = 0.5
+) -> np.ndarray:
+    """A steady tone with harmonics 1..4 (amplitudes 1, 1/2, 1/3, 1/4) and short fades: ``float32[C, n]``."""
+    n = round(seconds * rate)
+    t = np.arange(n) / rate
+    x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 5) if k * f0 < rate / 2)
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.02)
+    x = np.asarray(x) * fade
+    x = peak * x / np.max(np.abs(x))
+    pans = [1.0, 0.8][:channels] if channels <= 2 else [1.0] * channels
+    return np.stack([x * p for p in pans]).astype(np.float32)
+
+
+@pytest.fixture
+def tone() -> Callable[..., np.ndarray]:
+    """:func:`harmonic_tone` as a fixture (test modules do not import conftest)."""
+    return harmonic_tone
+
+
+@pytest.fixture
+def write_audio(tmp_path: Path) -> Callable[..., Path]:
+    """Write ``float32[C, n]`` to ``tmp_path/name`` (format from the suffix); returns the path."""
+
+    def _write(name: str, audio: np.ndarray, rate: int, subtype: str | None = None) -> Path:
+        path = tmp_path / name
+        sf.write(str(path), audio.T, rate, subtype=subtype)
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A CliRunner with NO_COLOR and a fixed width."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    return CliRunner(env={"NO_COLOR": "1", "COLUMNS": "100"})

@@ -23,6 +23,7 @@ import datetime as _dt
 import importlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -137,8 +138,12 @@ class BatchSummary:
 # --------------------------------------------------------------------------------------------- planning
 
 
+# The codec's own temporaries (audio_io.atomic_output): ".NAME.XXXXXXXX.tmp" next to the output NAME.
+_CODEC_TEMP = re.compile(r"^\..+\.(?:spev|wav|flac)\.[A-Za-z0-9_]{4,16}\.tmp$")
+
+
 def _is_temp(name: str) -> bool:
-    return name.startswith(".") and TEMP_MARK in name
+    return name.startswith(".") and (TEMP_MARK in name or _CODEC_TEMP.match(name) is not None)
 
 
 def temp_path(dst: str | Path, tag: str = "") -> Path:
@@ -487,6 +492,15 @@ def _run_local(
             raise SpevError("batch worker processes die at start-up (is the script guarded by __main__?)")
 
 
+def _import_ray() -> Any:
+    """The ``ray`` module, or a one-line :class:`UsageError` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--engine ray needs Ray: pip install 'spev[ray]'") from None
+    return ray
+
+
 def _run_ray(
     todo: Sequence[Job],
     mode: Mode,
@@ -501,10 +515,7 @@ def _run_ray(
     Joins the running Ray instance if this process already has one, else ``ray.init(address)`` (a cluster) or
     a local instance with ``jobs`` CPUs.  Results stream back with ``ray.wait`` as they finish.
     """
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install 'spev[ray]'") from None
+    ray = _import_ray()
     started = False
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
@@ -591,11 +602,8 @@ def run_batch(
     opts = dict(options or {})
     if mode == "decode":
         opts.setdefault("fmt", fmt)
-    if engine == "ray" and not address:
-        with contextlib.suppress(ImportError):
-            import ray  # noqa: F401  (fail early with the one-line message below, before walking the tree)
-        if "ray" not in sys.modules:
-            raise UsageError("--engine ray needs Ray: pip install 'spev[ray]'")
+    if engine == "ray":
+        _import_ray()  # fail early, before walking the tree
     t0 = time.perf_counter()
     all_jobs, failures = plan(src, dst, mode, fmt=fmt)
     dst_p = Path(dst)

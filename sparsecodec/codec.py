@@ -220,8 +220,6 @@ def encode_file(
     file's own metadata (title, artist...).  ``progress`` receives the fraction done in [0, 1].
     Raises :class:`~sparsecodec.errors.InputError` for unreadable audio, ``UsageError`` for bad options.
     """
-    from . import container, encoder  # encoder imports torch
-
     if kbps is not None and not (0.05 <= kbps <= 1000.0):
         raise UsageError(f"--kbps {kbps}: choose a value between 0.05 and 1000")
     if events_per_second is not None and not (0.0 < events_per_second <= 2000.0):
@@ -235,12 +233,14 @@ def encode_file(
             src = stack.enter_context(audio_io.spool(src))
         reader = stack.enter_context(audio_io.AudioReader(src))
         info = reader.info
+        from . import container, encoder  # after the input is known to be good: the encoder is heavy
+
         rate = audio_io.analysis_rate(info.sample_rate)
         all_tags = _check_tags({**info.tags, **(tags or {})})
         settings = encoder.EncoderSettings(
             **_settings_kwargs(encoder.EncoderSettings, kbps, events_per_second, refine, device)
         )
-        hop = int(encoder.hop_samples(rate))  # type: ignore[attr-defined]
+        hop = int(encoder.hop_samples(rate))
         table = quantize.TABLES["default"]
         header = container.Header(
             layout_version=events.LAYOUT_VERSION,
@@ -262,7 +262,11 @@ def encode_file(
         out = stack.enter_context(_output(dst))
         counter = _CountingWriter(out)
         writer = container.Writer(counter, header)
-        for ec in encoder.encode_stream(blocks, rate, info.channels, settings, progress=progress):
+        n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
+        stream = encoder.encode_stream(
+            blocks, rate, info.channels, settings, progress=progress, total_samples=n_analysis
+        )
+        for ec in stream:
             codes = quantize.quantize(ec.vectors, table)
             chunk = container.Chunk(
                 index=n_chunks,
@@ -297,7 +301,7 @@ def _settings_kwargs(
 ) -> dict[str, Any]:
     """Keyword arguments for the encoder's settings class, passing only the fields it has."""
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    wanted: dict[str, Any] = {"refine": refine, "device": device}
+    wanted: dict[str, Any] = {"refine_steps": refine, "device": device}
     if kbps is not None:
         wanted["kbps"] = kbps
     if eps is not None:

@@ -45,36 +45,15 @@ TEMP_MARK = ".spevtmp"
 MAX_MANIFEST_BYTES = 1 << 30
 """A manifest larger than this is not repaired or read back (it is still appended to)."""
 
-# soundfile (libsndfile) format → file-name extensions it reads.  Intersected with what the installed
-# libsndfile offers, so e.g. .mp3 is accepted only where libsndfile ≥ 1.1 is present.
-_SF_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "WAV": ("wav", "wave"),
-    "WAVEX": ("wav",),
-    "FLAC": ("flac",),
-    "OGG": ("ogg", "oga", "opus"),
-    "MP3": ("mp3",),
-    "AIFF": ("aif", "aiff", "aifc"),
-    "AU": ("au", "snd"),
-    "CAF": ("caf",),
-    "W64": ("w64",),
-    "RF64": ("rf64",),
-    "VOC": ("voc",),
-    "IRCAM": ("sf",),
-    "NIST": ("nist",),
-    "PAF": ("paf",),
-    "SVX": ("svx", "8svx"),
-}
-
 DECODE_FORMATS = ("wav", "flac")
 """Output formats of ``spev batch decode``."""
 
 
 def audio_extensions() -> frozenset[str]:
-    """Lower-case extensions (no dot) of the audio files ``spev batch encode`` picks up."""
-    import soundfile
+    """Lower-case extensions (no dot) ``spev batch encode`` picks up: those of ``spev encode -r``."""
+    from .audio_io import AUDIO_SUFFIXES
 
-    available = {name.upper() for name in soundfile.available_formats()}
-    return frozenset(ext for fmt, exts in _SF_EXTENSIONS.items() if fmt in available for ext in exts)
+    return frozenset(suffix.lstrip(".").lower() for suffix in AUDIO_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -412,6 +391,8 @@ def convert_one(
 
             _set_torch_threads(max(1, threads))
             del torch
+        if os.path.isdir(dst):
+            raise OutputExistsError(f"{dst}: is a directory")
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -694,8 +675,13 @@ def print_summary(summary: BatchSummary, file: IO[str] | None = None, max_failur
 
 
 def raise_for_failures(summary: BatchSummary) -> None:
-    """Raise :class:`BatchError` when some file failed (the CLI's exit status 6)."""
+    """Raise when some file failed: :class:`BatchError` (exit status 6), or the file's own error when the run
+    had a single input (the rule of ``spev encode``)."""
     failed = summary.failed
+    if len(summary.results) == 1 and failed:
+        exc = SpevError(f"{failed[0].input}: {failed[0].error}")
+        exc.exit_code = failed[0].code
+        raise exc
     if failed:
         worst = max(r.code for r in failed)
         n = len(summary.results)

@@ -12,20 +12,12 @@ from typing import Any
 
 import click
 
+from ..cli import verbosity_options
 from ..errors import UsageError
+from . import console_for
+from .encode import REFINE_DEFAULT_STEPS
 
 _HELP_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _verbosity(ctx: click.Context) -> tuple[bool, bool]:
-    root = ctx.find_root()
-    return bool(root.meta.get("spev.quiet")), bool(root.meta.get("spev.verbose"))
-
-
-def _verbosity_callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    if value:
-        ctx.find_root().meta[f"spev.{param.name}"] = True
-    return value
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,26 +49,10 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "-f", "--force", is_flag=True, help="Redo files whose output exists (default: skip)."
             ),
-            click.option(
-                "-q",
-                "--quiet",
-                is_flag=True,
-                expose_value=False,
-                callback=_verbosity_callback,
-                help="No summary.",
-            ),
-            click.option(
-                "-v",
-                "--verbose",
-                is_flag=True,
-                expose_value=False,
-                callback=_verbosity_callback,
-                help="A line per file.",
-            ),
         ]
     ):
         f = deco(f)
-    return f
+    return verbosity_options(f)
 
 
 def _run(
@@ -84,15 +60,16 @@ def _run(
 ) -> None:
     from .. import batch as batch_mod
 
-    quiet, verbose = _verbosity(ctx)
+    console = console_for(ctx)
     if common["address"] and common["engine"] != "ray":
         raise UsageError("--address needs --engine ray")
     fmt = options.pop("fmt", "wav")
 
     def on_result(r: batch_mod.FileResult) -> None:
-        if verbose and not quiet:
-            extra = f" ({r.error})" if r.error else ""
-            click.echo(f"{r.status:7s} {r.input} -> {r.output}{extra}", err=True)
+        if r.status == "failed":
+            console.error(f"{r.input}: {r.error}")
+        else:
+            console.detail(f"{r.status}: {r.input} -> {r.output}")
 
     summary = batch_mod.run_batch(
         src,
@@ -106,7 +83,7 @@ def _run(
         options=options,
         on_result=on_result,
     )
-    if not quiet:
+    if not console.quiet:
         batch_mod.print_summary(summary)
     batch_mod.raise_for_failures(summary)
 
@@ -131,7 +108,15 @@ def batch() -> None:
 @click.option(
     "--events-per-second", type=click.FloatRange(min=0, min_open=True), default=None, help="Event budget."
 )
-@click.option("--refine", type=click.IntRange(min=0), default=0, show_default=True, help="Joint-fit steps.")
+@click.option(
+    "--refine",
+    type=click.IntRange(min=0),
+    is_flag=False,
+    flag_value=REFINE_DEFAULT_STEPS,
+    default=0,
+    metavar="[STEPS]",
+    help=f"Jointly refine each window's events (default {REFINE_DEFAULT_STEPS} steps when given).",
+)
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag written into every file.")
 @click.pass_context
 def encode(

@@ -130,9 +130,14 @@ def istft(spec: np.ndarray, res: Resolution, n_samples: int) -> np.ndarray:
     return out[..., half : half + n_samples]
 
 
-def onset_flux(power_o: np.ndarray) -> np.ndarray:
-    """SuperFlux onset strength of a power spectrogram ``float[frames, bins]`` → ``float[frames]`` (dB)."""
-    db = 10.0 * np.log10(np.maximum(power_o, POWER_FLOOR))
+def onset_flux(power_o: np.ndarray, range_db: float = 60.0) -> np.ndarray:
+    """SuperFlux onset strength of a power spectrogram ``float[frames, bins]`` → ``float[frames]`` (dB).
+
+    Bins are floored ``range_db`` below the loudest bin, so near-silent flicker left by subtraction
+    does not look like onsets.
+    """
+    floor = max(POWER_FLOOR, float(power_o.max(initial=0.0)) * 10.0 ** (-range_db / 10.0))
+    db = 10.0 * np.log10(np.maximum(power_o, floor))
     prev = ndimage.maximum_filter1d(db, size=3, axis=1)
     flux = np.zeros(db.shape[0], np.float64)
     flux[1:] = np.maximum(db[1:] - prev[:-1], 0.0).mean(axis=1)
@@ -180,22 +185,28 @@ class Analyzer:
 
     # -- public -------------------------------------------------------------------------------------
     def propose(
-        self, residual: np.ndarray, sample_rate: int, max_events: int
+        self,
+        residual: np.ndarray,
+        sample_rate: int,
+        max_events: int,
+        exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Events in a mono residual ``float32[n]`` → ``(vectors float64[K,32], times_s[K], scores[K])``.
 
         At most one event per onset; ``scores`` is the new-energy power the event is expected to explain
-        (largest first).  Times are seconds from the start of ``residual``.
+        (largest first).  Times are seconds from the start of ``residual``.  ``exclude`` (``float[K, 2]``:
+        time_s, pitch) lists pitched events already found: their harmonics are ignored at their onsets, so
+        what they left over is not proposed again and the notes under them are.
         """
         if sample_rate != self.sr:
             raise ValueError(f"analyser built for {self.sr} Hz, got {sample_rate} Hz")
         x = np.asarray(residual, dtype=np.float32).reshape(-1)
         po = np.abs(stft(x, self.res_o)) ** 2
         pa = np.abs(stft(x, self.res_a)) ** 2
-        return self.propose_from_power(po, pa, max_events)
+        return self.propose_from_power(po, pa, max_events, exclude)
 
     def propose_from_power(
-        self, po: np.ndarray, pa: np.ndarray, max_events: int
+        self, po: np.ndarray, pa: np.ndarray, max_events: int, exclude: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`propose`, from residual power spectrograms at the onset and analysis resolutions."""
         empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
@@ -211,6 +222,10 @@ class Analyzer:
         for m in peaks:
             t0, _attack = self._onset_time(fr, int(m))
             new = self._new_energy(fr, t0)
+            if exclude is not None and len(exclude):
+                near = np.abs(exclude[:, 0] - t0) < 0.06
+                for p in exclude[near, 1]:
+                    self._mask_harmonics(new, float(events.pitch_to_hz(p)))
             score = float(new.sum())
             if score < MIN_EVENT_POWER:
                 continue
@@ -279,6 +294,13 @@ class Analyzer:
         before = fr.pa[self._frames_a(t0, -0.5 * win_s - 0.08, -0.5 * win_s)]
         ref = before.mean(axis=0) if before.shape[0] else 0.0
         return np.maximum(after.mean(axis=0) - ref, 0.0).astype(np.float64)
+
+    def _mask_harmonics(self, p: np.ndarray, f0: float, width: int = 2) -> None:
+        """Zero the bins within ±``width`` of the harmonics of ``f0`` in ``p`` (in place)."""
+        k = np.arange(1, int(self.f_max / f0) + 1)
+        c = np.rint(k * f0 / self.bin_hz).astype(np.int64)
+        for d in range(-width, width + 1):
+            p[np.clip(c + d, 0, p.size - 1)] = 0.0
 
     def _f0(self, new: np.ndarray) -> tuple[float, float]:
         """``(f0_hz, harmonicity)`` of a new-energy power spectrum; harmonicity in ``[0, 1]``."""
@@ -353,10 +375,7 @@ class Analyzer:
         """Noise centre/width from the power the harmonics of ``f0`` (if any) do not explain."""
         p = new.copy()
         if f0 is not None:
-            k = np.arange(1, int(self.f_max / f0) + 1)
-            c = np.rint(k * f0 / self.bin_hz).astype(np.int64)
-            for d in range(-2, 3):
-                p[np.clip(c + d, 0, p.size - 1)] = 0.0
+            self._mask_harmonics(p, f0)
         f = self.freqs_a[1:]
         w = p[1:]
         if w.sum() <= 0:

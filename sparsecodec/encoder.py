@@ -1,0 +1,482 @@
+"""The encoder: streaming analysis-by-synthesis from audio blocks to events (see docs/encoder.md).
+
+For each window (≈5.94 s, hop = half a window):
+
+1. the window's STFT ``X`` (per channel) and the power ``P`` of what committed events already explain (the
+   rendered tails of events committed by earlier windows);
+2. rounds: the *initialiser* (:class:`~sparsecodec.analysis.Analyzer`, or the trained proposal network)
+   proposes at most one event per onset from the residual; each proposal is rendered with the real
+   renderer, its ``level`` rescaled so its magnitude matches the residual, its ``pan`` set from the L/R
+   energy of its bins, and it is kept only if it explains enough of the residual; kept events are
+   "subtracted" (their power is added to ``P``).  Later rounds find the notes hidden under earlier ones
+   (polyphony) and correct errors;
+3. optional refinement with the differentiable generator: ``local_steps`` Adam steps on each round's new
+   events, ``refine_steps`` joint steps on all of the window's events;
+4. events starting in the window's first half are committed and yielded as one :class:`EncodedChunk`.
+
+The residual is ``sqrt(max(|X|² − P, 0)) · e^{i∠X}`` ("power subtraction"): the rendered events' seeded
+phases never match the input's, so subtracting waveforms would *add* energy wherever a partial is off by a
+fraction of a period; subtracting power is what audio-domain subtraction does when phases match, and never
+adds energy when they do not.  Everything is deterministic: no RNG is used at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import analysis, events
+from .errors import InputError, UsageError
+
+ENCODER_ID = "spev-analysis-1"
+"""Provenance name of this encoder (the proposal network, when used, appends its name in the settings)."""
+
+BYTES_PER_EVENT = 16.0
+"""Assumed container bytes per event (codes + time after entropy coding) for ``kbps`` → events/s."""
+
+MAX_EVENTS_PER_SECOND = 200.0
+"""Event rate used when neither ``kbps`` nor ``events_per_second`` limits it."""
+
+_REF_HOP_S = 2.0**17 / 44100.0
+_C = events.INDEX
+
+
+def hop_samples(sample_rate: int) -> int:
+    """Chunk hop in samples at ``sample_rate`` (2^17 at 44.1 kHz, ≈2.97 s at any rate)."""
+    return round(_REF_HOP_S * sample_rate)
+
+
+def window_samples(sample_rate: int) -> int:
+    """Analysis window in samples (two hops)."""
+    return 2 * hop_samples(sample_rate)
+
+
+def weights_hash() -> str:
+    """sha256 (hex) of the shipped proposal weights file, or ``"none"`` when there is none."""
+    path = _weights_path()
+    if path is None:
+        return "none"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _weights_path() -> Path | None:
+    folder = Path(__file__).with_name("weights")
+    files = sorted(folder.glob("proposal*.safetensors")) if folder.is_dir() else []
+    return files[0] if files else None
+
+
+@dataclass
+class EncoderSettings:
+    """What the encoder does.  Plain data (written into the file header's ``settings``)."""
+
+    kbps: float | None = 4.0
+    """Target bit rate; sets the event budget via :data:`BYTES_PER_EVENT`.  ``None``: no bit-rate cap."""
+    events_per_second: float | None = None
+    """Cap on events per second (the smaller of this and the ``kbps`` budget applies)."""
+    refine_steps: int = 0
+    """Joint Adam steps on all of a window's events (``--refine``); 0 = off."""
+    local_steps: int = 0
+    """Adam steps on each round's new events (torch generator); 0 = analysis only."""
+    init: str | None = None
+    """``"network"`` or ``"analysis"``; ``None``: the network when one is shipped, else analysis."""
+    seed: int = 0
+    """Seed for anything stochastic (nothing is, today: kept for provenance and the network)."""
+    rounds: int = 6
+    """Analysis rounds per window (each round proposes at most one event per onset)."""
+    floor_db: float = -45.0
+    """Drop events explaining less than this (dB) relative to the strongest event of the window."""
+    lr: float = 0.02
+    """Adam learning rate in unit-interval parameter space."""
+    threads: int = 2
+    """Torch threads for refinement."""
+    device: str = "cpu"
+    """Torch device for refinement."""
+
+    def event_rate(self) -> float:
+        """The event budget in events per second."""
+        rate = MAX_EVENTS_PER_SECOND
+        if self.kbps is not None:
+            if not self.kbps > 0:
+                raise UsageError(f"kbps must be > 0, got {self.kbps}")
+            rate = min(rate, self.kbps * 1000.0 / 8.0 / BYTES_PER_EVENT)
+        if self.events_per_second is not None:
+            if not self.events_per_second > 0:
+                raise UsageError(f"events_per_second must be > 0, got {self.events_per_second}")
+            rate = min(rate, self.events_per_second)
+        return rate
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for the header."""
+        return asdict(self)
+
+
+@dataclass
+class EncodedChunk:
+    """Events of one hop: times are absolute integer samples at the encoder's rate, inside the range."""
+
+    start: int
+    length: int
+    vectors: np.ndarray  # float64[N, 32] physical
+    times: np.ndarray  # int64[N], ascending
+    side: dict[str, Any] = field(default_factory=dict)
+
+
+class Initialiser(Protocol):
+    """Anything that proposes events from a mono residual (the analyser, the proposal network)."""
+
+    def propose(
+        self, residual: np.ndarray, sample_rate: int, max_events: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+Renderer = Callable[..., np.ndarray]
+
+
+def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, Initialiser]:
+    """``(name, initialiser)`` for ``settings.init`` (``None``: the network if one loads, else analysis)."""
+    mode = settings.init
+    if mode not in (None, "network", "analysis"):
+        raise UsageError(f"unknown encoder init {mode!r}: use 'network' or 'analysis'")
+    if mode in (None, "network"):
+        net = _load_network()
+        if net is not None:
+            return "network", net
+        if mode == "network":
+            raise UsageError("init='network' but no proposal network is available")
+    return "analysis", analysis.Analyzer(sample_rate)
+
+
+def _load_network() -> Initialiser | None:
+    try:
+        from . import proposal  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    loader = getattr(proposal, "load_default", None)
+    return loader() if loader is not None else None
+
+
+def _default_renderer() -> Renderer:
+    from . import render_np  # type: ignore[attr-defined,unused-ignore]
+
+    fn: Renderer = render_np.render
+    return fn
+
+
+def encode_stream(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    channels: int,
+    settings: EncoderSettings,
+    progress: Callable[[float], None] | None = None,
+    total_samples: int | None = None,
+) -> Iterator[EncodedChunk]:
+    """Encode ``float32[channels, k]`` blocks (any ``k``) into one :class:`EncodedChunk` per hop.
+
+    Memory stays flat: one window of audio plus the events whose tails reach into it.  The result does not
+    depend on how the input is cut into blocks.  ``progress`` gets the fraction done when ``total_samples``
+    is given, else the seconds encoded so far.
+    """
+    if sample_rate <= 0 or channels <= 0:
+        raise UsageError(f"bad stream: {sample_rate} Hz, {channels} channels")
+    enc = WindowEncoder(sample_rate, channels, settings)
+    hop, win = enc.hop, enc.win
+    buf = np.zeros((channels, win), np.float32)
+    fill = 0  # samples of buf holding audio
+    start = 0  # absolute sample of buf[:, 0]
+    for block in blocks:
+        b = np.asarray(block, dtype=np.float32)
+        if b.ndim != 2 or b.shape[0] != channels:
+            raise InputError(f"audio block of shape {b.shape}, expected ({channels}, k)")
+        if not np.all(np.isfinite(b)):
+            b = np.nan_to_num(b, nan=0.0, posinf=1.0, neginf=-1.0)
+        pos = 0
+        while pos < b.shape[1]:
+            take = min(win - fill, b.shape[1] - pos)
+            buf[:, fill : fill + take] = b[:, pos : pos + take]
+            fill += take
+            pos += take
+            if fill == win:
+                yield enc.process(buf, start, start + hop)
+                buf[:, :hop] = buf[:, hop:]
+                fill -= hop
+                start += hop
+                _report(progress, start, sample_rate, total_samples)
+    end = start + fill
+    while start < end:
+        buf[:, fill:] = 0.0
+        last = end - start <= hop
+        yield enc.process(buf, start, end if last else start + hop, length=end - start if last else hop)
+        if last:
+            break
+        buf[:, :hop] = buf[:, hop:]
+        fill -= hop
+        start += hop
+        _report(progress, start, sample_rate, total_samples)
+    _report(progress, end, sample_rate, total_samples)
+
+
+def _report(progress: Callable[[float], None] | None, done: int, rate: int, total: int | None) -> None:
+    if progress is not None:
+        progress(min(1.0, done / total) if total else done / rate)
+
+
+class WindowEncoder:
+    """Encodes one window at a time, keeping the committed events whose tails reach later windows."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        settings: EncoderSettings,
+        renderer: Renderer | None = None,
+        initialiser: Initialiser | None = None,
+    ) -> None:
+        self.sr = int(sample_rate)
+        self.channels = int(channels)
+        self.settings = settings
+        self.hop = hop_samples(self.sr)
+        self.win = 2 * self.hop
+        self.rate = settings.event_rate()
+        self.render = renderer or _default_renderer()
+        if initialiser is None:
+            self.init_name, self.init = make_initialiser(settings, self.sr)
+        else:
+            self.init_name, self.init = "custom", initialiser
+        self.res = analysis.resolutions(self.sr)[1]
+        self.n_frames = self.res.n_frames(self.win)
+        self.committed_v = np.zeros((0, events.N_DIMS))
+        self.committed_t = np.zeros(0, np.int64)
+
+    # -- one window ---------------------------------------------------------------------------------
+    def process(self, x: np.ndarray, start: int, commit_end: int, length: int | None = None) -> EncodedChunk:
+        """Encode window ``x`` (``float32[C, win]`` from absolute ``start``); commit ``[start, commit_end)``."""
+        sr, res = self.sr, self.res
+        spec = analysis.stft(x, res)  # [C, F, B]
+        mag2 = (np.abs(spec) ** 2).astype(np.float32)
+        model = self._tails_power(start)
+        tails = model.copy() if self.settings.refine_steps > 0 else model
+        budget = max(1, math.ceil(self.rate * self.win / sr))
+        found_v: list[np.ndarray] = []
+        found_t: list[int] = []
+        found_e: list[float] = []
+        best = 0.0
+        for _ in range(max(1, self.settings.rounds)):
+            if len(found_v) >= budget:
+                break
+            resid = self._residual_audio(spec, mag2, model)
+            mono = resid.mean(axis=0)
+            vecs, times, _scores = self._propose(mono, budget - len(found_v), found_v, found_t, start)
+            n_new = 0
+            for v, t in zip(vecs, times, strict=False):
+                ti = start + round(float(t) * sr)
+                if not start <= ti < start + self.win or self._duplicate(v, ti, found_v, found_t):
+                    continue
+                kept = self._fit_and_subtract(np.asarray(v, np.float64), ti, start, mag2, model)
+                if kept is None:
+                    continue
+                v_fit, explained = kept
+                best = max(best, explained)
+                found_v.append(v_fit)
+                found_t.append(ti)
+                found_e.append(explained)
+                n_new += 1
+            if n_new == 0:
+                break
+        if self.settings.refine_steps > 0 and found_v:
+            found_v = list(self._refine(np.stack(found_v), np.asarray(found_t), start, spec, tails))
+        # commit: events that start in [start, commit_end), strongest first within the hop budget
+        floor = best * 10.0 ** (self.settings.floor_db / 10.0)
+        hop_budget = max(1, math.ceil(self.rate * (commit_end - start) / sr))
+        idx = [i for i in range(len(found_v)) if start <= found_t[i] < commit_end and found_e[i] >= floor]
+        idx = sorted(idx, key=lambda i: -found_e[i])[:hop_budget]
+        idx = sorted(idx, key=lambda i: (found_t[i], -found_e[i]))
+        vec = np.stack([found_v[i] for i in idx]) if idx else np.zeros((0, events.N_DIMS))
+        tim = np.asarray([found_t[i] for i in idx], np.int64)
+        self._commit(vec, tim, start + self.hop)
+        return EncodedChunk(
+            start=start,
+            length=int(length if length is not None else commit_end - start),
+            vectors=vec,
+            times=tim,
+            side={},
+        )
+
+    def _propose(
+        self, mono: np.ndarray, k: int, found_v: list[np.ndarray], found_t: list[int], start: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ask the initialiser for up to ``k`` events (the analyser also learns what was found)."""
+        if isinstance(self.init, analysis.Analyzer):
+            ex = [
+                ((t - start) / self.sr, float(v[_C["pitch"]]))
+                for v, t in zip(found_v, found_t, strict=True)
+                if v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
+            ]
+            exclude = np.asarray(ex, np.float64).reshape(-1, 2)
+            return self.init.propose(mono, self.sr, k, exclude=exclude)
+        return self.init.propose(mono, self.sr, k)
+
+    def _duplicate(self, v: np.ndarray, ti: int, found_v: list[np.ndarray], found_t: list[int]) -> bool:
+        """True when a pitched ``v`` repeats a found event's pitch within −50…+200 ms of its onset."""
+        if v[_C["noise_mix"]] >= events.PITCHED_NOISE_MIX:
+            return False
+        for fv, ft in zip(found_v, found_t, strict=True):
+            dt = (ti - ft) / self.sr
+            if (
+                -0.05 < dt < 0.2
+                and fv[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
+                and abs(fv[_C["pitch"]] - v[_C["pitch"]]) < 0.5
+            ):
+                return True
+        return False
+
+    def _commit(self, vec: np.ndarray, tim: np.ndarray, next_start: int) -> None:
+        """Remember committed events; forget those whose support ends before the next window."""
+        v = np.concatenate([self.committed_v, vec])
+        t = np.concatenate([self.committed_t, tim])
+        ends = t + np.ceil(events.support_s(v) * self.sr).astype(np.int64) if len(v) else t
+        keep = ends > next_start
+        self.committed_v, self.committed_t = v[keep], t[keep]
+
+    def _tails_power(self, start: int) -> np.ndarray:
+        """Power spectrogram ``float32[C, F, B]`` of the committed events rendered over this window."""
+        model = np.zeros((self.channels, self.n_frames, self.res.n_bins()), np.float32)
+        if len(self.committed_v) == 0:
+            return model
+        audio = self.render(
+            self.committed_v,
+            self.committed_t / self.sr,
+            self.win,
+            self.sr,
+            channels=self.channels,
+            start_s=start / self.sr,
+        )
+        model += np.abs(analysis.stft(np.asarray(audio, np.float32), self.res)) ** 2
+        return model
+
+    def _residual_audio(self, spec: np.ndarray, mag2: np.ndarray, model: np.ndarray) -> np.ndarray:
+        """Residual audio ``float32[C, win]``: the input's STFT with its power reduced by ``model``."""
+        gain = np.sqrt(np.maximum(1.0 - model / np.maximum(mag2, 1e-20), 0.0))
+        return analysis.istft(spec * gain, self.res, self.win)
+
+    def _pan_gains(self, pan: float) -> np.ndarray:
+        """Equal-power channel gains ``[C]`` for ``pan`` (mono: ``[1]``)."""
+        if self.channels != 2:
+            return np.ones(self.channels)
+        theta = (pan + 1.0) * math.pi / 4.0
+        return np.array([math.cos(theta), math.sin(theta)])
+
+    def _fit_and_subtract(
+        self, v: np.ndarray, ti: int, start: int, mag2: np.ndarray, model: np.ndarray
+    ) -> tuple[np.ndarray, float] | None:
+        """Render ``v`` at ``ti``, set its level and pan from the residual, add its power to ``model``.
+
+        Returns ``(vector, explained power)`` or ``None`` when the event explains too little.
+        """
+        sr = self.sr
+        v = events.clip(v)
+        offset = ti - start
+        n = int(min(math.ceil(float(events.support_s(v[None])[0]) * sr) + 1, self.win - offset))
+        if n <= 0:
+            return None
+        mono = self.render(v[None], np.array([ti / sr]), n, sr, channels=1, start_s=ti / sr)
+        m_lo, e_spec = analysis.stft_segment(np.asarray(mono, np.float32)[0], offset, self.n_frames, self.res)
+        m_hi = m_lo + e_spec.shape[0]
+        e2 = np.abs(e_spec) ** 2  # [M, B]
+        if e_spec.shape[0] == 0 or float(e2.sum()) <= 0:
+            return None
+        r2 = np.maximum(mag2[:, m_lo:m_hi] - model[:, m_lo:m_hi], 0.0)  # [C, M, B]
+        if self.channels == 2:
+            w = e2 / e2.sum()
+            el, er = float((w * r2[0]).sum()), float((w * r2[1]).sum())
+            pan = (4.0 / math.pi) * math.atan2(math.sqrt(er), math.sqrt(el)) - 1.0 if el + er > 0 else 0.0
+            v[_C["pan"]] = float(np.clip(pan, -1.0, 1.0))
+        gains = self._pan_gains(float(v[_C["pan"]]))
+        e_mag, r_mag = np.sqrt(e2), np.sqrt(r2)
+        num = float(sum(gains[c] * (e_mag * r_mag[c]).sum() for c in range(self.channels)))
+        den = float(sum(gains[c] ** 2 * e2.sum() for c in range(self.channels)))
+        g = num / den if den > 0 else 0.0
+        if g <= 1e-4:
+            return None
+        new_level = float(v[_C["level"]]) + 20.0 * math.log10(g)
+        v[_C["level"]] = min(max(new_level, events.LO[0]), events.HI[0])
+        g *= 10.0 ** ((v[_C["level"]] - new_level) / 20.0)  # the clipped level's actual gain
+        contrib = (g * g) * (gains[:, None, None] ** 2) * e2[None]
+        explained = float(np.minimum(r2, contrib).sum())
+        if explained < 0.25 * float(contrib.sum()) or explained <= 0.0:
+            return None
+        model[:, m_lo:m_hi] += contrib.astype(np.float32)
+        return v, explained
+
+    def _adam(
+        self, vec: np.ndarray, tim: np.ndarray, start: int, target: np.ndarray, steps: int
+    ) -> np.ndarray:
+        """Adam on ``vec`` (``float[N, 32]`` at absolute samples ``tim``) so their render matches ``target``.
+
+        ``target`` is the audio the events should explain (``float32[C, win]``, window coordinates); the loss
+        is a multi-resolution log-magnitude + linear-magnitude STFT L1 over the span the events cover.
+        Optimises in the unit interval (:func:`events.to_unit`); times stay fixed.  Returns ``float64[N, 32]``.
+        """
+        import torch
+
+        from . import generator  # type: ignore[attr-defined,unused-ignore]
+
+        if steps <= 0 or len(vec) == 0:
+            return vec
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), self.settings.threads)))
+        sr = self.sr
+        off = tim - start
+        ends = off + np.ceil(events.support_s(vec) * sr).astype(np.int64)
+        a = max(0, int(off.min()) - self.res.n_fft // 2)
+        b = min(self.win, int(ends.max()) + self.res.n_fft // 2)
+        if b - a < self.res.n_fft:
+            return vec
+        seg = torch.from_numpy(np.ascontiguousarray(target[:, a:b], dtype=np.float32))
+        resolutions = analysis.resolutions(sr)
+
+        def mags(x: torch.Tensor) -> list[torch.Tensor]:
+            out = []
+            for r in resolutions:
+                w = torch.from_numpy(r.window)
+                st = torch.stft(x, r.n_fft, r.hop, window=w, center=True, return_complex=True)
+                out.append(st.abs() * r.scale)
+            return out
+
+        with torch.no_grad():
+            tmags = mags(seg)
+        eps = 1e-5
+        trainable = torch.ones(events.N_DIMS, dtype=torch.bool)
+        trainable[_C["reserved"]] = False
+        if self.channels == 1:
+            trainable[_C["pan"]] = False
+        u0 = torch.from_numpy(np.clip(events.to_unit(vec), 0.0, 1.0))
+        param = u0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([param], lr=self.settings.lr)
+        times_s = torch.from_numpy(tim / sr)
+        for _ in range(steps):
+            opt.zero_grad()
+            u = torch.where(trainable, param.clamp(0.0, 1.0), u0)
+            audio = generator.render(
+                events.from_unit(u), times_s, b - a, sr, channels=self.channels, start_s=(start + a) / sr
+            )
+            loss = torch.zeros((), dtype=torch.float64)
+            for mm, tm in zip(mags(audio.to(torch.float32)), tmags, strict=True):
+                loss = loss + (torch.log(mm + eps) - torch.log(tm + eps)).abs().mean()
+                loss = loss + (mm - tm).abs().mean() / (tm.mean() + eps)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            u = torch.where(trainable, param.clamp(0.0, 1.0), u0)
+        return np.asarray(events.clip(events.from_unit(u.detach().numpy().astype(np.float64))))
+
+    def _refine(
+        self, vec: np.ndarray, tim: np.ndarray, start: int, spec: np.ndarray, tails: np.ndarray
+    ) -> np.ndarray:
+        """Joint refinement of all the window's events (``refine_steps``); returns ``float64[N, 32]``."""
+        target = self._residual_audio(spec, (np.abs(spec) ** 2).astype(np.float32), tails)
+        return self._adam(vec, tim, start, target, self.settings.refine_steps)

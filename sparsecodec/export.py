@@ -340,7 +340,7 @@ def build_header(head: Mapping[str, Any], ev: Events, *, source: str) -> Any:
     if not isinstance(settings, Mapping) or not isinstance(history, list):
         raise UsageError("header.settings must be an object and header.history a list")
     entry = {"software": f"spev {__version__}", "command": "import", "source": source, "events": len(ev)}
-    fields = {
+    fields: dict[str, Any] = {
         "layout_version": layout,
         "encoder_id": str(head.get("encoder_id") or "import"),
         "weights_hash": str(head.get("weights_hash") or ""),

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import __version__, audio_io, events, quantize
-from .errors import FormatError, InputError, SpevError, UsageError
+from .errors import InputError, SpevError, UsageError
 
 Source = str | Path | BinaryIO
 Progress = Callable[[float], None]
@@ -78,66 +78,6 @@ class DecodeResult:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-
-class _CountingWriter:
-    """Wrap a binary file object and count the bytes written through it."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self._f.write(data)
-        self.count += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self.count
-
-
-class _CountingReader:
-    """Wrap a binary file object, counting the bytes read (file size for ``inspect``, pipes included)."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self.count = 0
-        self._seekable = audio_io.is_seekable(f)
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self.count += len(data)
-        return data
-
-    def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def seekable(self) -> bool:
-        return self._seekable
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        pos = self._f.seek(offset, whence)
-        self.count = max(self.count, pos)
-        return pos
-
-    def tell(self) -> int:
-        return self._f.tell() if self._seekable else self.count
-
-    def drain(self) -> None:
-        """Read to the end, so :attr:`count` is the stream's size."""
-        if self._seekable:
-            self.count = max(self.count, self._f.seek(0, os.SEEK_END))
-            return
-        while self.read(audio_io.COPY_BYTES):
-            pass
 
 
 @contextlib.contextmanager
@@ -260,8 +200,7 @@ def encode_file(
         blocks = audio_io.resample_blocks(reader.blocks(), info.sample_rate, rate, info.channels)
         n_events = n_chunks = 0
         out = stack.enter_context(_output(dst))
-        counter = _CountingWriter(out)
-        writer = container.Writer(counter, header)
+        writer = container.Writer(out, header)
         n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
         stream = encoder.encode_stream(
             blocks, rate, info.channels, settings, progress=progress, total_samples=n_analysis
@@ -280,7 +219,7 @@ def encode_file(
             n_events += len(codes)
             n_chunks += 1
         writer.close()
-        counter.flush()
+        n_bytes = writer.bytes_written
     if progress is not None:
         progress(1.0)
     duration = info.frames / info.sample_rate
@@ -290,8 +229,8 @@ def encode_file(
         channels=info.channels,
         events=n_events,
         chunks=n_chunks,
-        bytes=counter.count,
-        kbps=counter.count * 8.0 / duration / 1000.0,
+        bytes=n_bytes,
+        kbps=n_bytes * 8.0 / duration / 1000.0,
         tags=all_tags,
     )
 
@@ -355,18 +294,8 @@ def decode_file(
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(_spev_input(src))
         reader = container.Reader(f)
-        h = reader.header
-        if h.layout_version != events.LAYOUT_VERSION:
-            from .errors import UnsupportedLayoutError
-
-            raise UnsupportedLayoutError(
-                f"event layout {h.layout_version} is not supported "
-                f"(this decoder renders layout {events.LAYOUT_VERSION})"
-            )
-        try:
-            table = quantize.validate_table(h.table)
-        except quantize.TableError as exc:
-            raise FormatError(f"bad quantisation table: {exc}") from None
+        h = reader.header  # layout and table already validated by the reader
+        table = h.table
         out_rate = int(rate or h.sample_rate)
         if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
             raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
@@ -384,28 +313,33 @@ def decode_file(
         out = stack.enter_context(_output(dst))
         writer = audio_io.open_writer(out, fmt, out_rate, channels, n_out, bits)
         tr = h.time_rate
-        preroll_s = events.MAX_SUPPORT_S + _room_tail_s()
-        lo_tick = max(0, math.floor((t0 - preroll_s) * tr)) if t0 > 0 else 0
+        preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if t0 > 0 else 0
+        lo_tick = math.floor(t0 * tr)
         hi_tick = math.ceil(t1 * tr)
+        if ignore_errors:
+            chunks: Iterator[Any] = (
+                c
+                for c in reader.iter_tolerant()
+                if c.start + c.length > lo_tick - preroll and c.start < hi_tick
+            )
+        elif t0 > 0 or end is not None:
+            chunks = reader.chunks_for(lo_tick, hi_tick, preroll=preroll)
+        else:
+            chunks = iter(reader)
         n_events = n_chunks = 0
-        lost: list[int] = []
-        for item in _chunks(reader, lo_tick, hi_tick, t0 > 0 or end is not None, ignore_errors):
-            safe_until = (item.start + item.length) / tr
-            if isinstance(item, _Lost):
-                lost.append(item.index)
-                vectors, times_s, side = np.zeros((0, events.N_DIMS)), np.zeros(0), None
-            else:
-                keep = item.times < hi_tick
-                vectors = quantize.dequantize(item.codes[keep], table)
-                times_s = item.times[keep].astype(np.float64) / tr
-                side = item.side or None
-                n_events += int(keep.sum())
-                n_chunks += 1
-            writer.write(renderer.push(vectors, times_s, side, safe_until))
-            if progress is not None and total_s > 0:
+        for chunk in chunks:
+            safe_until = (chunk.start + chunk.length) / tr
+            keep = chunk.times < hi_tick
+            vectors = quantize.dequantize(chunk.codes[keep], table)
+            times_s = chunk.times[keep].astype(np.float64) / tr
+            n_events += int(keep.sum())
+            n_chunks += 1
+            writer.write(renderer.push(vectors, times_s, chunk.side or None, safe_until))
+            if progress is not None:
                 progress(min(max((safe_until - t0) / (t1 - t0), 0.0), 1.0))
-            if safe_until >= t1:
+            if chunk.start >= hi_tick:
                 break
+        lost = sorted(set(reader.lost)) if ignore_errors else []
         writer.write(renderer.finish())
         writer.close()
     if progress is not None:
@@ -421,23 +355,6 @@ def decode_file(
         format=fmt,
         bits=bits,
     )
-
-
-@dataclass
-class _Lost:
-    """A damaged chunk's place (index and time range at ``time_rate``)."""
-
-    index: int
-    start: int
-    length: int
-
-
-def _chunks(reader: Any, lo: int, hi: int, ranged: bool, ignore_errors: bool) -> Iterator[Any]:
-    """Chunks overlapping ``[lo, hi)`` ticks (all when not ``ranged``); damaged ones as :class:`_Lost`."""
-    if ignore_errors:
-        yield from reader.iter_tolerant(lo if ranged else None, hi if ranged else None)
-        return
-    yield from (reader.chunks_for(lo, hi) if ranged else iter(reader))
 
 
 def _room_tail_s() -> float:
@@ -495,20 +412,20 @@ def read_info(
     from . import container
 
     listed: list[Any] = []
-    with _spev_input(src) as raw:
-        f = _CountingReader(raw)
+    with _spev_input(src) as f:
         reader = container.Reader(f)
         h = reader.header
-        table = quantize.validate_table(h.table) if with_events else None
-        n_events = n_chunks = 0
-        for chunk in reader:
-            n_chunks += 1
-            n_events += len(chunk.times)
-            if with_events:
-                vecs = quantize.dequantize(chunk.codes, table)
+        if with_events:
+            n_events = n_chunks = 0
+            for chunk in reader:
+                n_chunks += 1  # noqa: SIM113
+                n_events += len(chunk.times)
+                vecs = quantize.dequantize(chunk.codes, h.table)
                 listed.extend(zip((chunk.times / h.time_rate).tolist(), vecs, strict=True))
-        f.drain()
-        size = f.count
+        else:
+            summary = container.summary(reader)
+            n_events, n_chunks = summary.n_events, summary.n_chunks
+        size = int(reader.file_bytes or 0)
     duration = h.n_samples / h.sample_rate
     info = FileInfo(
         path=name or (str(src) if isinstance(src, (str, Path)) else "<stdin>"),
@@ -540,4 +457,4 @@ def verify_file(src: Source) -> int:
     from . import container
 
     with _spev_input(src) as f:
-        return int(container.Reader(f).verify())
+        return int(container.Reader(f).verify().n_chunks)

@@ -360,7 +360,7 @@ def decode_file(
 def _room_tail_s() -> float:
     from . import render_np
 
-    return float(getattr(render_np, "MAX_ROOM_TAIL_S", 0.0))
+    return float(getattr(render_np, "ROOM_TAIL_S", 0.0))
 
 
 def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sample: int) -> Any:

@@ -43,6 +43,44 @@ def write_audio(tmp_path: Path) -> Callable[..., Path]:
     return _write
 
 
+def make_spev(
+    path: Path, *, seconds: float = 4.0, rate: int = 22050, channels: int = 1, per_chunk: int = 5
+) -> Path:
+    """Write a small valid ``.spev`` of random prior events (no encoder needed); returns ``path``."""
+    from sparsecodec import container, events, quantize
+
+    rng = np.random.default_rng(7)
+    hop = rate  # one-second chunks
+    n = round(seconds * rate)
+    header = container.Header(
+        layout_version=events.LAYOUT_VERSION,
+        encoder_id="test-fixture",
+        weights_hash="none",
+        sample_rate=rate,
+        channels=channels,
+        n_samples=n,
+        time_rate=rate,
+        hop_samples=hop,
+        tags={"title": "Fixture [bold]not markup[/bold]"},
+    )
+    chunks = []
+    for i, start in enumerate(range(0, n, hop)):
+        length = min(hop, n - start)
+        times = np.sort(rng.integers(start, start + length, per_chunk)).astype(np.int64)
+        vectors = events.sample_prior(rng, per_chunk)
+        codes = quantize.quantize(vectors)
+        chunks.append(container.Chunk(i, start, length, times, codes, {}))
+    with open(path, "wb") as f:
+        container.write_file(f, header, chunks)
+    return path
+
+
+@pytest.fixture
+def spev_file(tmp_path: Path) -> Path:
+    """A valid 4 s mono ``.spev`` (22050 Hz, 4 chunks of 5 events) made without the encoder."""
+    return make_spev(tmp_path / "fixture.spev")
+
+
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A CliRunner with NO_COLOR and a fixed width."""

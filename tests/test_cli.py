@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,93 @@ def test_internal_error_and_interrupt(
     result = runner.invoke(cli, ["encode", str(src), str(tmp_path / "o.spev")], catch_exceptions=False)
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+
+
+# ----------------------------------------------------------------------------------- inspect / test
+
+
+def test_inspect_text_json_events(runner: CliRunner, spev_file: Path) -> None:
+    result = runner.invoke(cli, ["inspect", str(spev_file)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "4.000 s" in out and "22050 Hz" in out and "20 (5.0/s) in 4 chunks" in out
+    assert "kbps" in out and "test-fixture" in out and "[bold]not markup[/bold]" in out
+    result = runner.invoke(cli, ["inspect", "--json", "--events", str(spev_file)], catch_exceptions=False)
+    doc = json.loads(result.stdout)
+    assert doc["events"] == 20 and doc["channels"] == 1 and doc["sample_rate"] == 22050
+    assert doc["bytes"] == spev_file.stat().st_size
+    assert abs(doc["kbps"] - doc["bytes"] * 8 / 4.0 / 1000) < 1e-9
+    assert len(doc["event_list"]) == 20 and set(doc["event_list"][0]) >= {"time_s", "level", "pitch", "pan"}
+    times = [e["time_s"] for e in doc["event_list"]]
+    assert times == sorted(times) and times[0] >= 0 and times[-1] < 4.0
+    result = runner.invoke(cli, ["inspect", "--events", str(spev_file)], catch_exceptions=False)
+    assert "time_s\tlevel\tpitch" in result.stdout and result.stdout.count("\n") > 20
+    result = runner.invoke(cli, ["inspect", "--json", str(spev_file), str(spev_file)], catch_exceptions=False)
+    assert [d["events"] for d in json.loads(result.stdout)] == [20, 20]
+
+
+def test_inspect_from_stdin(runner: CliRunner, spev_file: Path) -> None:
+    result = runner.invoke(
+        cli, ["inspect", "--json", "-"], input=spev_file.read_bytes(), catch_exceptions=False
+    )
+    assert result.exit_code == 0 and json.loads(result.stdout)["bytes"] == spev_file.stat().st_size
+
+
+def _damaged(spev_file: Path, tmp_path: Path) -> dict[str, Path]:
+    data = bytearray(spev_file.read_bytes())
+    out: dict[str, Path] = {}
+
+    def put(name: str, content: bytes) -> None:
+        out[name] = tmp_path / f"{name}.spev"
+        out[name].write_bytes(content)
+
+    put("truncated", bytes(data[: len(data) * 2 // 3]))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    put("bitflip", bytes(flipped))
+    put("magic", b"RIFF" + bytes(data[4:]))
+    newer = bytearray(data)
+    newer[4] = 99
+    put("newer", bytes(newer))
+    oversized = bytearray(data)
+    oversized[5:9] = (0xFFFFFFF0).to_bytes(4, "little")
+    put("oversized", bytes(oversized))
+    return out
+
+
+def test_damaged_files_each_have_their_own_error(runner: CliRunner, spev_file: Path, tmp_path: Path) -> None:
+    expect = {
+        "truncated": "ends",
+        "bitflip": "CRC",
+        "magic": "bad magic",
+        "newer": "newer",
+        "oversized": "max",
+    }
+    messages = set()
+    for name, path in _damaged(spev_file, tmp_path).items():
+        for command in ("test", "decode"):
+            args = [command, str(path)] + ([str(tmp_path / f"{name}.wav")] if command == "decode" else [])
+            result = runner.invoke(cli, args, catch_exceptions=False)
+            assert result.exit_code == 4, (name, command, result.stderr)
+            line = result.stderr.strip()
+            assert "\n" not in line and line.startswith("spev: error: ") and str(path) in line, line
+            assert expect[name].lower() in line.lower(), (name, line)
+            assert not (tmp_path / f"{name}.wav").exists()
+        messages.add(line.split(": ", 3)[-1])
+    assert len(messages) == len(expect)
+
+
+def test_test_command_and_batch_exit_code(runner: CliRunner, spev_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["test", str(spev_file)], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout == f"{spev_file}: ok (4 chunks)\n"
+    bad = _damaged(spev_file, tmp_path)["bitflip"]
+    result = runner.invoke(cli, ["test", str(spev_file), str(bad), str(spev_file)], catch_exceptions=False)
+    assert result.exit_code == 6 and result.stdout.count(": ok") == 2
+    assert f"spev: error: {bad}" in result.stderr and "1 of 3 inputs failed" in result.stderr
+
+
+def test_inspect_and_test_do_not_import_torch(spev_file: Path) -> None:
+    for args in (["inspect", "--json", str(spev_file)], ["test", str(spev_file)]):
+        proc = run_no_torch(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert "EXIT 0" in proc.stderr

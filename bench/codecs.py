@@ -1,0 +1,264 @@
+"""The codecs the benchmark compares, each run end to end through its command-line tools.
+
+Every codec turns a WAV file into a coded file and back into a WAV (any rate, any channel count: the harness
+resamples with soxr and aligns).  Wall times include process start-up; they are measured with the commands
+limited to 2 threads (``OMP_NUM_THREADS=2`` etc., and ``taskset`` on 2 CPUs where there are more) and peak
+memory is the command's own max RSS (GNU ``/usr/bin/time -f %M``).
+
+Decoder delay: ``opusdec`` removes Opus' pre-skip itself, so Opus is scored as decoded; ``lame --decode``
+output carries the encoder delay / padding, which the harness removes by cross-correlation
+(:func:`bench.metrics.align`; MP3 is the only row with ``shift_to_align``).  spev must come out sample-aligned
+and is scored as decoded (no shift: a timing bias must cost it); for every row the cross-correlation lag is
+still measured and reported as ``lag_ms`` (negative: the decode is early).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from sparsecodec.errors import SpevError
+
+THREADS = 2
+MAX_EXPORT_BYTES = 256 << 20
+"""Bound on a ``spev export --format json`` output read back."""
+
+
+class CodecError(SpevError):
+    """A codec command failed or timed out (recorded per clip; the run goes on)."""
+
+
+@dataclass
+class CodecResult:
+    """What one encode + decode of one clip produced.  Times in s, memory in MB (None: not measured)."""
+
+    decoded: Path
+    n_bytes: int | None
+    encode_s: float | None = None
+    decode_s: float | None = None
+    encode_rss_mb: float | None = None
+    decode_rss_mb: float | None = None
+    coded: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def limited_env() -> dict[str, str]:
+    """The environment with thread pools capped at :data:`THREADS`."""
+    env = dict(os.environ)
+    for var in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMBA_NUM_THREADS",
+    ):
+        env[var] = str(THREADS)
+    return env
+
+
+def _taskset_prefix() -> list[str]:
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return []
+    taskset = shutil.which("taskset")
+    if taskset is None or len(cpus) <= THREADS:
+        return []
+    return [taskset, "-c", ",".join(str(c) for c in cpus[:THREADS])]
+
+
+def run_timed(cmd: list[str], timeout_s: float, stdout: Path | None = None) -> tuple[float, float | None]:
+    """Run ``cmd`` on 2 threads; return ``(wall_s, peak_rss_mb)``.  Raises :class:`CodecError` on a non-zero
+    exit (with the tail of stderr) or after ``timeout_s`` (the process group is killed).
+
+    Peak memory comes from GNU ``/usr/bin/time -f %M`` (None when it is missing): ``os.wait4`` on our own
+    child would report this Python process's RSS, which a forked child inherits as its high-water mark.
+    """
+    gnu_time = shutil.which("time", path="/usr/bin")
+    with tempfile.TemporaryDirectory() as tmp, open(stdout or os.devnull, "wb") as out:
+        err_path, rss_path = Path(tmp) / "stderr", Path(tmp) / "rss"
+        wrap = [gnu_time, "-q", "-f", "%M", "-o", str(rss_path)] if gnu_time else []
+        with open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [*_taskset_prefix(), *wrap, *cmd],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=limited_env(),
+                start_new_session=True,
+            )
+            timed_out = threading.Event()
+
+            def _kill() -> None:
+                timed_out.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout_s, _kill)
+            timer.start()
+            try:
+                code = proc.wait()
+            finally:
+                timer.cancel()
+            wall = time.perf_counter() - t0
+        if timed_out.is_set():
+            raise CodecError(f"timed out after {timeout_s:.0f} s: {' '.join(cmd[:3])} ...")
+        if code != 0:
+            tail = err_path.read_bytes()[-600:].decode("utf-8", "replace").strip()
+            raise CodecError(f"exit {code}: {' '.join(cmd[:3])} ...: {tail}")
+        rss_mb = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            rss_mb = int(rss_path.read_text().split()[-1]) / 1024.0  # KiB -> MiB
+    return wall, rss_mb
+
+
+class Codec(ABC):
+    """One row family of the table: ``name`` labels the row, ``family`` groups rows in the plot."""
+
+    name: str = "codec"
+    family: str = "other"
+    nominal_kbps: float | None = None
+    shift_to_align: bool = False
+    """Remove a decoder delay by cross-correlation before scoring (only for codecs known to add one)."""
+
+    @abstractmethod
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        """Encode and decode ``src`` (WAV) inside ``workdir``."""
+
+    def available(self) -> str | None:
+        """``None`` when the codec can run here, else why not."""
+        return None
+
+
+def _need(*tools: str) -> str | None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    return f"missing {', '.join(missing)} (run bench/setup.sh)" if missing else None
+
+
+class OpusCodec(Codec):
+    """``opusenc --bitrate K`` then ``opusdec`` (48 kHz output, pre-skip removed by opusdec)."""
+
+    family = "opus"
+
+    def __init__(self, kbps: float) -> None:
+        self.nominal_kbps = kbps
+        self.name = f"opus-{kbps:g}"
+
+    def available(self) -> str | None:
+        return _need("opusenc", "opusdec")
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        coded, dec = workdir / "coded.opus", workdir / "decoded.wav"
+        cmd = ["opusenc", "--quiet", "--bitrate", f"{self.nominal_kbps:g}", str(src), str(coded)]
+        enc_s, enc_mb = run_timed(cmd, timeout_s)
+        dec_s, dec_mb = run_timed(["opusdec", "--quiet", str(coded), str(dec)], timeout_s)
+        return CodecResult(dec, coded.stat().st_size, enc_s, dec_s, enc_mb, dec_mb, coded)
+
+
+class Mp3Codec(Codec):
+    """``lame -b K`` (CBR) then ``lame --decode``; the decoded delay is removed by alignment."""
+
+    family = "mp3"
+    shift_to_align = True
+
+    def __init__(self, kbps: float) -> None:
+        self.nominal_kbps = kbps
+        self.name = f"mp3-{kbps:g}"
+
+    def available(self) -> str | None:
+        return _need("lame")
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        coded, dec = workdir / "coded.mp3", workdir / "decoded.wav"
+        enc_s, enc_mb = run_timed(
+            ["lame", "--quiet", "-b", f"{self.nominal_kbps:g}", str(src), str(coded)], timeout_s
+        )
+        dec_s, dec_mb = run_timed(["lame", "--quiet", "--decode", str(coded), str(dec)], timeout_s)
+        return CodecResult(dec, coded.stat().st_size, enc_s, dec_s, enc_mb, dec_mb, coded)
+
+
+def spev_command() -> list[str]:
+    """The ``spev`` CLI: the installed script, else ``python -m sparsecodec.cli``."""
+    exe = shutil.which("spev")
+    return [exe] if exe else [sys.executable, "-m", "sparsecodec.cli"]
+
+
+class SpevCodec(Codec):
+    """``spev encode [--kbps K] [--refine N]``, ``spev decode``; ``spev export --format json`` untimed."""
+
+    family = "spev"
+
+    def __init__(
+        self, name: str, kbps: float | None = None, refine: int = 0, extra_args: tuple[str, ...] = ()
+    ):
+        self.name, self.nominal_kbps, self.refine, self.extra_args = name, kbps, refine, extra_args
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        spev = spev_command()
+        coded, dec, exp = workdir / "coded.spev", workdir / "decoded.wav", workdir / "events.json"
+        args = [*spev, "encode", str(src), str(coded), *self.extra_args]
+        if self.nominal_kbps is not None:
+            args += ["--kbps", f"{self.nominal_kbps:g}"]
+        if self.refine:
+            args += ["--refine", str(self.refine)]
+        enc_s, enc_mb = run_timed(args, timeout_s)
+        dec_s, dec_mb = run_timed([*spev, "decode", str(coded), str(dec)], timeout_s)
+        res = CodecResult(dec, coded.stat().st_size, enc_s, dec_s, enc_mb, dec_mb, coded)
+        try:
+            run_timed([*spev, "export", str(coded), "--format", "json"], timeout_s, stdout=exp)
+            if exp.stat().st_size > MAX_EXPORT_BYTES:
+                raise CodecError(f"export JSON larger than {MAX_EXPORT_BYTES} bytes")
+            res.extra["export"] = json.loads(exp.read_text())
+        except (CodecError, ValueError, OSError) as e:
+            res.extra["export_error"] = str(e)
+        return res
+
+
+class CeilingCodec(Codec):
+    """The band-limit ceiling: resample to ``rate`` and back with soxr, no coding (no bytes, no times)."""
+
+    family = "ceiling"
+
+    def __init__(self, rate: int = 22050) -> None:
+        self.rate = rate
+        self.name = f"ceiling-{rate // 1000 if rate % 1000 == 0 else rate / 1000:g}k"
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        from bench.metrics import resample
+
+        audio, sr = sf.read(str(src), dtype="float32", always_2d=True)
+        low = resample(audio.T, sr, self.rate)
+        back = resample(low, self.rate, sr)
+        dec = workdir / "decoded.wav"
+        sf.write(str(dec), np.clip(back.T, -1, 1), sr, subtype="FLOAT")
+        return CodecResult(dec, None)
+
+
+def default_codecs(quick: bool = False) -> list[Codec]:
+    """The rows: spev (default, --refine, --kbps 2/4/8), Opus 6/12, MP3 8, the 22.05 kHz ceiling."""
+    spev: list[Codec] = [SpevCodec("spev")]
+    if not quick:
+        spev += [
+            SpevCodec("spev-refine", refine=100),
+            SpevCodec("spev-2k", kbps=2),
+            SpevCodec("spev-4k", kbps=4),
+            SpevCodec("spev-8k", kbps=8),
+        ]
+    return [*spev, OpusCodec(6), OpusCodec(12), Mp3Codec(8), CeilingCodec(22050)]

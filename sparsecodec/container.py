@@ -386,19 +386,23 @@ def _decode_body(
     bits = np.unpackbits(packed)
     if bits[n_bits:].any():
         raise FormatError(f"chunk {index}: nonzero padding bits")
-    planes = bits[:n_bits].reshape(-1, n) if n else np.zeros((0, 0), np.uint8)
-    cols: list[np.ndarray] = []
-    row = 0
-    for b in col_bits:
-        weights = np.left_shift(np.int64(1), np.arange(b - 1, -1, -1, dtype=np.int64))
-        cols.append(weights @ planes[row : row + b].astype(np.int64) if b else np.zeros(n, np.int64))
-        row += b
-    times = start + np.cumsum(cols[0]) if n else np.zeros(0, np.int64)
-    if n and times[-1] >= start + length:
-        raise FormatError(f"chunk {index}: event time {int(times[-1])} outside [{start}, {start + length})")
+    times = np.zeros(0, np.int64)
     codes = np.zeros((n, events.N_DIMS), dtype=np.uint16)
-    for d, col in zip(np.flatnonzero(widths), cols[1:], strict=True):
-        codes[:, d] = col
+    if n:
+        planes = bits[:n_bits].reshape(-1, n).astype(np.int64)
+        cols: list[np.ndarray] = []
+        row = 0
+        for b in col_bits:
+            weights = np.left_shift(np.int64(1), np.arange(b - 1, -1, -1, dtype=np.int64))
+            cols.append(weights @ planes[row : row + b])
+            row += b
+        times = start + np.cumsum(cols[0])
+        if times[-1] >= start + length:
+            raise FormatError(
+                f"chunk {index}: event time {int(times[-1])} outside [{start}, {start + length})"
+            )
+        for d, col in zip(np.flatnonzero(widths), cols[1:], strict=True):
+            codes[:, d] = col
     side: dict[str, Any] = {}
     if side_len:
         side = _side(_unpack_msgpack(body[5 + n_packed :], f"chunk {index} side data"))
@@ -858,9 +862,10 @@ class Reader:
             n_events += len(chunk.times)
         if self._src.read(1):
             raise FormatError("data after the end-of-stream trailer")
+        end = self._src.pos
         if self._src.seekable and self.index() is None:
             raise FormatError(f"index unusable: {self.index_error}")
-        self.file_bytes = self._src.pos
+        self.file_bytes = end
         return _summary(self.header, n_chunks, n_events, self.file_bytes)
 
     def iter_tolerant(self) -> Iterator[Chunk]:

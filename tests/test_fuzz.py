@@ -1,0 +1,181 @@
+"""Fuzzing the .spev reader: damaged input may only ever raise FormatError subclasses.
+
+Three levels: raw byte mutations and truncations (caught by CRCs, sync markers, lengths), chunk payloads
+mutated *behind a recomputed CRC* (exercises the value checks), and arbitrary header maps behind a valid
+CRC.  Each read runs under tracemalloc with a memory cap (no huge allocation).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import struct
+import tracemalloc
+import zlib
+from typing import Any
+
+import msgpack
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sparsecodec import container as C
+from sparsecodec import errors, events, quantize
+
+HOP = 4000
+MEMORY_CAP = 48 << 20
+
+
+@functools.cache
+def sample() -> tuple[bytes, list[int]]:
+    """A small valid file (3 chunks, side data, a silent chunk) and its chunk offsets."""
+    rng = np.random.default_rng(3)
+    header = C.Header(
+        layout_version=events.LAYOUT_VERSION,
+        encoder_id="fuzz",
+        weights_hash="f" * 8,
+        sample_rate=16000,
+        channels=2,
+        n_samples=3 * HOP,
+        time_rate=16000,
+        hop_samples=HOP,
+        tags={"a": "b"},
+    )
+    chunks = []
+    for i, n in enumerate((5, 0, 7)):
+        times = np.sort(rng.integers(i * HOP, (i + 1) * HOP, n)).astype(np.int64)
+        codes = quantize.quantize(events.sample_prior(rng, n))
+        chunks.append(C.Chunk(i, i * HOP, HOP, times, codes, {"room": [0.5, 0.25]} if i == 2 else {}))
+    bio = io.BytesIO()
+    C.write_file(bio, header, chunks)
+    data = bio.getvalue()
+    entries = C.Reader(io.BytesIO(data)).index()
+    assert entries is not None
+    return data, [e.offset for e in entries]
+
+
+def read_everything(data: bytes) -> None:
+    """Every reading path over ``data``; only FormatError may escape, memory stays bounded."""
+    tracemalloc.start()
+    try:
+        for path in range(5):
+            try:
+                r = C.Reader(io.BytesIO(data))
+                if path == 0:
+                    list(r)
+                elif path == 1:
+                    r.verify()
+                elif path == 2:
+                    list(r.iter_tolerant())
+                    assert len(r.lost) <= C.MAX_CHUNKS
+                elif path == 3:
+                    list(r.chunks_for(HOP, 2 * HOP, preroll=0))
+                    C.summary(r)
+                else:
+                    list(C.Reader(io.BufferedReader(_Pipe(data))).iter_tolerant())
+            except errors.FormatError:
+                pass
+        assert tracemalloc.get_traced_memory()[1] < MEMORY_CAP
+    finally:
+        tracemalloc.stop()
+
+
+class _Pipe(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self._f = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._f.readinto(b)
+
+
+def mutate(data: bytes, ops: list[tuple[int, int, int]]) -> bytes:
+    """Apply (kind, position fraction ×1e6, value) operations: 0 flip a bit, 1 insert, 2 delete, 3 cut."""
+    buf = bytearray(data)
+    for kind, where, value in ops:
+        if not buf:
+            break
+        pos = where * len(buf) // 1_000_000
+        if kind == 0:
+            buf[pos] ^= 1 << (value % 8)
+        elif kind == 1:
+            buf[pos:pos] = bytes([value % 256]) * (1 + value % 5)
+        elif kind == 2:
+            del buf[pos : pos + 1 + value % 16]
+        else:
+            del buf[pos:]
+    return bytes(buf)
+
+
+OPS = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 999_999), st.integers(0, 255)), min_size=1, max_size=4
+)
+
+
+def fuzz_settings(n: int) -> settings:
+    """~200 examples in all, no deadline, derandomised (CI runs are reproducible)."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        derandomize=True,
+        database=None,
+    )
+
+
+@fuzz_settings(100)
+@given(ops=OPS)
+def test_byte_mutations_raise_only_format_errors(ops: list[tuple[int, int, int]]) -> None:
+    read_everything(mutate(sample()[0], ops))
+
+
+@fuzz_settings(60)
+@given(which=st.integers(0, 2), ops=OPS, stored=st.booleans())
+def test_chunk_payloads_behind_valid_crc(which: int, ops: list[tuple[int, int, int]], stored: bool) -> None:
+    """Mutate one chunk's payload (optionally its uncompressed body) and re-checksum it."""
+    data, offs = sample()
+    off = offs[which]
+    (n,) = struct.unpack_from("<I", data, off + 4)
+    payload = data[off + 8 : off + 8 + n]
+    if stored:  # re-store the body uncompressed so mutations reach the bit planes and side data
+        chunk = C.decode_chunk_payload(payload, C._widths(quantize.default_table()))
+        raw, _ = C._encode_body(chunk, C._widths(quantize.default_table()))
+        fixed = bytearray(payload[:25])
+        struct.pack_into("<IB", fixed, 20, len(raw), C.METHOD_STORED)
+        payload = bytes(fixed) + raw
+    payload = mutate(payload, ops)
+    head = C.CHUNK_SYNC + struct.pack("<I", len(payload))
+    frame = head + payload + struct.pack("<I", zlib.crc32(head + payload) & 0xFFFFFFFF)
+    read_everything(data[:off] + frame + data[off + 8 + n + 4 :])
+
+
+def _values() -> st.SearchStrategy[Any]:
+    leaf = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**64 - 1),
+        st.floats(),
+        st.text(max_size=8),
+        st.binary(max_size=8),
+    )
+    return st.recursive(
+        leaf,
+        lambda kids: st.one_of(
+            st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=4), kids, max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+
+@fuzz_settings(40)
+@given(replace=st.dictionaries(st.sampled_from(C._HEADER_KEYS), _values(), min_size=1, max_size=3))
+def test_header_fields_behind_valid_crc(replace: dict[str, Any]) -> None:
+    data, offs = sample()
+    d = C.Reader(io.BytesIO(data)).header.to_dict()
+    d.update(replace)
+    hb = msgpack.packb(d)
+    head = C.MAGIC + struct.pack("<BBII", 1, 0, len(hb), len(hb)) + hb
+    read_everything(head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + data[offs[0] :])

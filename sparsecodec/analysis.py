@@ -156,6 +156,15 @@ def pick_onsets(flux: np.ndarray, frame_s: float, delta: float = 0.3) -> np.ndar
 
 
 @dataclass
+class _Templates:
+    """Onset-envelope templates: ``curves[a, i]`` = smoothed power at ``d = d0 + i / sr`` after the onset."""
+
+    attacks: np.ndarray  # float[A] seconds
+    curves: np.ndarray  # float[A, L]
+    d0: float
+
+
+@dataclass
 class _Frames:
     """Residual power spectrograms of one signal at both resolutions (mono, amplitude² units)."""
 
@@ -181,6 +190,7 @@ class Analyzer:
         fh = f0[:, None] * harm[None, :]
         self.cand_valid = fh < min(self.f_max, 8000.0)
         self.cand_bins = np.clip(np.rint(fh / self.bin_hz).astype(np.int64), 0, self.res_a.n_bins() - 1)
+        self._tpl: _Templates | None = None
         self.cand_weight = np.where(self.cand_valid, (f0[:, None] + 27.0) / (fh + 320.0), 0.0)
 
     # -- public -------------------------------------------------------------------------------------
@@ -218,9 +228,9 @@ class Analyzer:
         peaks = pick_onsets(flux, frame_s)
         if peaks.size == 0:
             return empty
-        cands: list[tuple[float, float, np.ndarray]] = []
+        cands: list[tuple[float, float, float, np.ndarray]] = []
         for m in peaks:
-            t0, _attack = self._onset_time(fr, int(m))
+            t0, attack = self._onset_time(fr, int(m))
             new = self._new_energy(fr, t0)
             if exclude is not None and len(exclude):
                 near = np.abs(exclude[:, 0] - t0) < 0.06
@@ -229,17 +239,17 @@ class Analyzer:
             score = float(new.sum())
             if score < MIN_EVENT_POWER:
                 continue
-            cands.append((score, t0, new))
+            cands.append((score, t0, attack, new))
         cands.sort(key=lambda c: -c[0])
-        kept: list[tuple[float, float, np.ndarray]] = []
+        kept: list[tuple[float, float, float, np.ndarray]] = []
         for c in cands:  # merge near-duplicate onsets, strongest first
             if all(abs(c[1] - k[1]) >= MIN_ONSET_GAP_S for k in kept):
                 kept.append(c)
             if len(kept) >= max_events:
                 break
         vecs, times, scores = [], [], []
-        for score, t0, new in kept:
-            v = self._estimate(fr, t0, new)
+        for score, t0, attack, new in kept:
+            v = self._estimate(fr, t0, attack, new)
             vecs.append(v)
             times.append(max(t0, 0.0))
             scores.append(score)
@@ -252,31 +262,56 @@ class Analyzer:
         return np.asarray(m) * self.res_o.hop / self.sr
 
     def _onset_time(self, fr: _Frames, m: int) -> tuple[float, float]:
-        """Refine a flux-peak frame to an onset time and attack (s) from the new-energy envelope."""
-        po = fr.po
+        """Refine a flux-peak frame to ``(onset time, attack)`` in seconds.
+
+        The new-energy envelope around the peak (power above the pre-onset mean, onset resolution) is
+        matched against templates: a raised-cosine ramp of each candidate attack, squared and smoothed by
+        the squared analysis window, at onset times on a 0.5 ms grid.  Least squares with a free scale over
+        the frames up to the envelope's peak (before the decay matters).
+        """
+        po, hop = fr.po, self.res_o.hop
         lo_b, hi_b = max(0, m - 8), max(0, m - 3)
         before = po[lo_b:hi_b].mean(axis=0) if hi_b > lo_b else np.zeros(po.shape[1], np.float32)
-        end = min(po.shape[0], m + int(0.4 * self.sr / self.res_o.hop) + 1)
         start = max(0, m - 6)
-        env = np.maximum(po[start:end] - before, 0.0).sum(axis=1)
-        if env.size == 0 or env.max() <= 0:
+        end = min(po.shape[0], m + int(0.3 * self.sr / hop) + 1)
+        env = np.maximum(po[start:end] - before, 0.0).sum(axis=1).astype(np.float64)
+        if env.size < 2 or env.max() <= 0:
             return float(self._t_o(m)), 0.005
         pk = int(np.argmax(env))
-        half = 0.5 * env[pk]
-        i = pk
-        while i > 0 and env[i - 1] > half:
-            i -= 1
-        # linear interpolation of the 50 % crossing between frames i-1 and i
-        if i > 0:
-            frac = (half - env[i - 1]) / max(env[i] - env[i - 1], 1e-30)
-            t50 = float(self._t_o(start + i - 1 + frac))
-        else:
-            t50 = float(self._t_o(start))
-        t_pk = float(self._t_o(start + pk))
-        win_s = self.res_o.n_fft / self.sr
-        attack = max(0.001, (t_pk - t50 - 0.5 * win_s) / 0.4)
-        t0 = t50 - 0.6 * attack if attack > 0.5 * win_s else t50
-        return t0, min(attack, 2.0)
+        use = env[: pk + 2]
+        centres = (np.arange(use.size) + start) * hop / self.sr  # s
+        t_pk = float(centres[min(pk, use.size - 1)])
+        tpl = self._templates()
+        # candidate onsets: from 60 ms before the peak frame to the peak frame
+        t0s = t_pk - np.arange(0.0, 0.3, 0.0005)
+        d = centres[None, :] - t0s[:, None]  # [T, M] seconds from onset to frame centre
+        idx = np.clip(np.rint((d - tpl.d0) * self.sr).astype(np.int64), 0, tpl.curves.shape[1] - 1)
+        pred = tpl.curves[:, idx]  # [A, T, M]
+        num = (pred * use).sum(axis=-1)
+        den = (pred * pred).sum(axis=-1)
+        scale = num / np.maximum(den, 1e-30)
+        err = (use * use).sum() - scale * num
+        err = np.where(scale > 0, err, np.inf)
+        ia, it = np.unravel_index(int(np.argmin(err)), err.shape)
+        return float(t0s[it]), float(tpl.attacks[ia])
+
+    def _templates(self) -> _Templates:
+        """Envelope templates for :meth:`_onset_time` (built once per analyser)."""
+        if self._tpl is None:
+            sr = self.sr
+            w2 = self.res_o.window.astype(np.float64) ** 2
+            half = self.res_o.n_fft // 2
+            attacks = np.geomspace(0.001, 0.3, 16)
+            length = int(0.35 * sr)
+            t = np.arange(length) / sr
+            curves = []
+            for att in attacks:
+                ramp = np.where(t < att, 0.5 - 0.5 * np.cos(np.pi * np.minimum(t / att, 1.0)), 1.0) ** 2
+                # curves[a, i] = sum_j w²[j] r(d - half + j) with d = i/sr - half/sr (frame centre - onset)
+                sig = np.concatenate([np.zeros(2 * half), ramp, np.ones(half)])
+                curves.append(np.convolve(sig, w2[::-1], mode="valid")[: length + half])
+            self._tpl = _Templates(np.asarray(attacks), np.stack(curves), -half / sr)
+        return self._tpl
 
     def _frames_a(self, t0: float, a: float, b: float) -> slice:
         """Analysis frames whose centres lie in ``[t0 + a, t0 + b)`` seconds."""
@@ -334,20 +369,23 @@ class Analyzer:
             f0_ref = float(e[order][np.searchsorted(cw, 0.5 * cw[-1])])
             if abs(12 * math.log2(f0_ref / f0)) < 0.5:
                 f0 = f0_ref
-        # harmonicity: share of the new energy within ±2 bins of the harmonics
+        # harmonicity: share of the new energy within ±1 bin of the harmonics, beyond the share that
+        # evenly spread energy would have (low f0s cover many bins)
+        top = int(self.f_max / self.bin_hz)
         k_all = np.arange(1, int(self.f_max / f0) + 1)
-        mask = np.zeros(new.size, bool)
+        mask = np.zeros(top, bool)
         centres = np.rint(k_all * f0 / self.bin_hz).astype(np.int64)
-        for d in range(-2, 3):
-            mask[np.clip(centres + d, 0, new.size - 1)] = True
-        total = float(new.sum())
-        harm = float(new[mask].sum()) / total if total > 0 else 0.0
-        return f0, harm
+        for d in (-1, 0, 1):
+            mask[np.clip(centres + d, 0, top - 1)] = True
+        band = new[:top]
+        total = float(band.sum())
+        cover = float(mask.mean())
+        harm = float(band[mask].sum()) / total if total > 0 else 0.0
+        return f0, max(0.0, (harm - cover) / max(1.0 - cover, 1e-6))
 
-    def _estimate(self, fr: _Frames, t0: float, new: np.ndarray) -> np.ndarray:
+    def _estimate(self, fr: _Frames, t0: float, attack: float, new: np.ndarray) -> np.ndarray:
         """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``."""
         v = events.defaults(1)[0]
-        _, attack = self._onset_time(fr, round(t0 * self.sr / self.res_o.hop))
         v[_C["attack"]] = attack
         f0, harm = self._f0(new)
         total = float(new.sum())

@@ -143,7 +143,7 @@ def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, 
     mode = settings.init
     if mode not in (None, "network", "analysis"):
         raise UsageError(f"unknown encoder init {mode!r}: use 'network' or 'analysis'")
-    if mode in (None, "network"):
+    if mode == "network" or (mode is None and _weights_path() is not None):
         net = _load_network()
         if net is not None:
             return "network", net
@@ -252,12 +252,17 @@ class WindowEncoder:
         self.n_frames = self.res.n_frames(self.win)
         self.committed_v = np.zeros((0, events.N_DIMS))
         self.committed_t = np.zeros(0, np.int64)
+        self._peak_db = 0.0
 
     # -- one window ---------------------------------------------------------------------------------
     def process(self, x: np.ndarray, start: int, commit_end: int, length: int | None = None) -> EncodedChunk:
-        """Encode window ``x`` (``float32[C, win]`` from absolute ``start``); commit ``[start, commit_end)``."""
+        """Encode window ``x`` (``float32[C, win]``, absolute ``start``); commit ``[start, commit_end)``.
+
+        ``length`` is the chunk length (default ``commit_end - start``).
+        """
         sr, res = self.sr, self.res
         spec = analysis.stft(x, res)  # [C, F, B]
+        self._peak_db = 20.0 * math.log10(max(float(np.abs(x).max()), 1e-9))
         mag2 = (np.abs(spec) ** 2).astype(np.float32)
         model = self._tails_power(start)
         tails = model.copy() if self.settings.refine_steps > 0 else model
@@ -322,15 +327,19 @@ class WindowEncoder:
         return self.init.propose(mono, self.sr, k)
 
     def _duplicate(self, v: np.ndarray, ti: int, found_v: list[np.ndarray], found_t: list[int]) -> bool:
-        """True when a pitched ``v`` repeats a found event's pitch within −50…+200 ms of its onset."""
-        if v[_C["noise_mix"]] >= events.PITCHED_NOISE_MIX:
-            return False
+        """True when ``v`` repeats a found event: same pitch within −50…+200 ms of its onset (pitched), or
+        a noise band centred within an octave within ±50 ms (unpitched)."""
+        pitched = v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
         for fv, ft in zip(found_v, found_t, strict=True):
             dt = (ti - ft) / self.sr
+            if pitched != (fv[_C["noise_mix"]] < events.PITCHED_NOISE_MIX):
+                continue
+            if pitched and -0.05 < dt < 0.2 and abs(fv[_C["pitch"]] - v[_C["pitch"]]) < 0.5:
+                return True
             if (
-                -0.05 < dt < 0.2
-                and fv[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
-                and abs(fv[_C["pitch"]] - v[_C["pitch"]]) < 0.5
+                not pitched
+                and abs(dt) < 0.05
+                and abs(math.log2(fv[_C["noise_centre"]] / v[_C["noise_centre"]])) < 1.0
             ):
                 return True
         return False
@@ -401,7 +410,7 @@ class WindowEncoder:
         num = float(sum(gains[c] * (e_mag * r_mag[c]).sum() for c in range(self.channels)))
         den = float(sum(gains[c] ** 2 * e2.sum() for c in range(self.channels)))
         g = num / den if den > 0 else 0.0
-        if g <= 1e-4:
+        if g <= 1e-4 or float(v[_C["level"]]) + 20.0 * math.log10(g) > self._peak_db + 6.0:
             return None
         new_level = float(v[_C["level"]]) + 20.0 * math.log10(g)
         v[_C["level"]] = min(max(new_level, events.LO[0]), events.HI[0])
@@ -420,7 +429,7 @@ class WindowEncoder:
 
         ``target`` is the audio the events should explain (``float32[C, win]``, window coordinates); the loss
         is a multi-resolution log-magnitude + linear-magnitude STFT L1 over the span the events cover.
-        Optimises in the unit interval (:func:`events.to_unit`); times stay fixed.  Returns ``float64[N, 32]``.
+        Optimises in the unit interval (:func:`events.to_unit`), times fixed.  Returns ``float64[N, 32]``.
         """
         import torch
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
-from sparsecodec import __version__, codec
+from sparsecodec import __version__, audio_io, codec
 from sparsecodec.cli import COMMANDS, cli
 from sparsecodec.commands import plan_jobs
 from sparsecodec.errors import InputError, UsageError
@@ -258,3 +262,124 @@ def test_inspect_and_test_do_not_import_torch(spev_file: Path) -> None:
         proc = run_no_torch(*args)
         assert proc.returncode == 0, proc.stderr
         assert "EXIT 0" in proc.stderr
+
+
+# ------------------------------------------------------------------------------- real conversions
+
+
+def spev_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sparsecodec.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])}
+
+
+def test_decode_pipe_equals_file_decode(spev_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "file.wav"
+    proc = subprocess.run(
+        spev_cmd("decode", str(spev_file), str(out)), env=_env(), capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open(spev_file, "rb") as f:
+        piped = subprocess.run(
+            spev_cmd("decode", "-", "-"), stdin=f, env=_env(), capture_output=True, timeout=60
+        )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == out.read_bytes()
+    assert int.from_bytes(piped.stdout[4:8], "little") == len(piped.stdout) - 8
+    y, rate = sf.read(io.BytesIO(piped.stdout))
+    assert rate == 22050 and len(y) == 4 * 22050 and np.abs(y).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_encode_decode_pipeline(tmp_path: Path, tone: Callable[..., np.ndarray]) -> None:
+    """cat a.wav | spev encode - - | spev decode - - > b.wav, and the piped .spev equals a file encode."""
+    rate = 8000
+    wav = tmp_path / "a.wav"
+    sf.write(str(wav), tone(rate, 1.0).T, rate)
+    assert (
+        subprocess.run(
+            spev_cmd("encode", str(wav), str(tmp_path / "a.spev")), env=_env(), timeout=120
+        ).returncode
+        == 0
+    )
+    with open(wav, "rb") as f:
+        enc = subprocess.Popen(spev_cmd("encode", "-", "-"), stdin=f, stdout=subprocess.PIPE, env=_env())
+        dec = subprocess.run(
+            spev_cmd("decode", "-", "-"), stdin=enc.stdout, capture_output=True, env=_env(), timeout=120
+        )
+        assert enc.stdout is not None
+        enc.stdout.close()
+        assert enc.wait(timeout=120) == 0
+    assert dec.returncode == 0, dec.stderr
+    y, sr = sf.read(io.BytesIO(dec.stdout), always_2d=True)
+    assert sr == rate and y.shape == (rate, 1)
+    with open(wav, "rb") as f:
+        piped_spev = subprocess.run(
+            spev_cmd("encode", "-", "-"), stdin=f, capture_output=True, env=_env(), timeout=120
+        )
+    assert piped_spev.stdout == (tmp_path / "a.spev").read_bytes()  # deterministic, pipe or file
+
+
+def test_start_end_and_format_options(runner: CliRunner, spev_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "clip.flac"
+    result = runner.invoke(
+        cli,
+        ["decode", str(spev_file), str(out), "--start", "1", "--end", "2.5", "--bits", "24"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.stderr
+    info = sf.info(str(out))
+    assert info.format == "FLAC" and info.subtype == "PCM_24" and info.frames == round(1.5 * 22050)
+    result = runner.invoke(cli, ["decode", str(spev_file), str(tmp_path / "x.mp4")], catch_exceptions=False)
+    assert result.exit_code == 2 and "unknown output type" in result.stderr
+    result = runner.invoke(
+        cli, ["decode", str(spev_file), str(tmp_path / "r.wav"), "--rate", "8000"], catch_exceptions=False
+    )
+    assert result.exit_code == 0 and sf.info(str(tmp_path / "r.wav")).frames == 4 * 8000
+    result = runner.invoke(
+        cli, ["decode", str(spev_file), str(tmp_path / "e.wav"), "--start", "5"], catch_exceptions=False
+    )
+    assert result.exit_code == 2 and "time range" in result.stderr
+
+
+def test_batch_with_a_corrupt_input(runner: CliRunner, spev_file: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    good_a = src / "a.spev"
+    good_a.write_bytes(spev_file.read_bytes())
+    (src / "sub" / "c.spev").write_bytes(spev_file.read_bytes())
+    (src / "b.spev").write_bytes(b"SPEV" + bytes(100))  # corrupt
+    out = tmp_path / "out"
+    result = runner.invoke(cli, ["decode", "-r", str(src), "-d", str(out)], catch_exceptions=False)
+    assert result.exit_code == 6, result.stderr
+    assert (out / "src" / "a.wav").exists() and (out / "src" / "sub" / "c.wav").exists()
+    assert not (out / "src" / "b.wav").exists()
+    assert sorted(p.name for p in (out / "src").iterdir()) == ["a.wav", "sub"]  # no temporaries
+    errors = [line for line in result.stderr.splitlines() if line.startswith("spev: error:")]
+    assert any(str(src / "b.spev") in line for line in errors)
+    assert "2 done, 0 skipped, 1 failed (of 3)" in result.stderr
+    # encode: an unreadable input among good ones
+    wav = tmp_path / "w.wav"
+    sf.write(str(wav), np.zeros(800, np.float32), 8000)
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    encoded: list[str] = []
+
+    def fake_encode(src: object, dst: object, **kw: object) -> codec.EncodeResult:
+        with audio_io.AudioReader(str(src)):
+            pass
+        encoded.append(str(src))
+        Path(str(dst)).write_bytes(b"ok")
+        return codec.EncodeResult(0.1, 8000, 1, 0, 1, 2, 0.16)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codec, "encode_file", fake_encode)
+        result = runner.invoke(
+            cli,
+            ["encode", str(tmp_path / "bad.wav"), str(wav), "-d", str(tmp_path / "enc")],
+            catch_exceptions=False,
+        )
+    assert result.exit_code == 6 and encoded == [str(wav)]
+    assert (tmp_path / "enc" / "w.spev").exists() and not (tmp_path / "enc" / "bad.spev").exists()
+    assert "cannot read audio" in result.stderr

@@ -116,12 +116,16 @@ OPS = st.lists(
 
 
 def fuzz_settings(n: int) -> settings:
-    """~200 examples in all, no deadline, derandomised (CI runs are reproducible)."""
+    """~200 examples in all, no deadline, derandomised (CI runs are reproducible).
+
+    ``SPEV_FUZZ_SCALE=k`` runs k times as many random (not derandomised) examples, for a longer local hunt.
+    """
+    scale = int(os.environ.get("SPEV_FUZZ_SCALE", "1"))
     return settings(
-        max_examples=n,
+        max_examples=n * scale,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
-        derandomize=True,
+        derandomize=scale == 1,
         database=None,
     )
 

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import __version__, audio_io, events, quantize
-from .errors import InputError, SpevError, UsageError
+from .errors import InputError, UsageError
 
 Source = str | Path | BinaryIO
 Progress = Callable[[float], None]
@@ -364,14 +365,14 @@ def _room_tail_s() -> float:
 
 
 def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sample: int) -> Any:
-    """A StreamRenderer (numpy on CPU, the torch generator on CUDA)."""
+    """A StreamRenderer: numpy on CPU; the torch generator's on CUDA when it offers one."""
     if device == "cuda":
         from . import generator
 
         cls = getattr(generator, "StreamRenderer", None)
-        if cls is None:
-            raise SpevError("--device cuda: this build's torch renderer has no streaming decode yet")
-        return cls(rate, channels, n_total, start_sample=start_sample, device="cuda")
+        if cls is not None:
+            return cls(rate, channels, n_total, start_sample=start_sample, device="cuda")
+        warnings.warn("the torch renderer has no streaming decode yet: decoding on the CPU", stacklevel=3)
     from . import render_np
 
     return render_np.StreamRenderer(rate, channels, n_total, start_sample=start_sample)

@@ -384,9 +384,10 @@ def read_events(src: str | Path) -> tuple[Any, Events]:
     return header, Events(vectors, times_s, duration, sides)
 
 
-def to_chunks(ev: Events, header: Any) -> list[Any]:
+def to_chunks(ev: Events, header: Any, *, keep_empty: bool = False) -> list[Any]:
     """Quantise ``ev`` with ``header.table`` and cut it into chunks of ``header.hop_samples`` (at
-    ``header.time_rate``).  Events outside ``[0, length)`` are dropped; times are rounded to samples."""
+    ``header.time_rate``).  Events outside ``[0, length)`` are dropped; times are rounded to samples.
+    Hops without events get no chunk unless ``keep_empty`` (the format allows gaps between chunks)."""
     from .container import Chunk
 
     table = quantize.validate_table(header.table)
@@ -402,14 +403,16 @@ def to_chunks(ev: Events, header: Any) -> list[Any]:
     codes = quantize.quantize(ev.vectors[inside][order], table)
     n_chunks = max(1, -(-length // hop))
     bounds = np.searchsorted(ticks, np.arange(n_chunks + 1) * hop, side="left")
-    chunks = []
+    chunks: list[Any] = []
     for i in range(n_chunks):
         a, b = int(bounds[i]), int(bounds[i + 1]) if i + 1 < n_chunks else len(ticks)
+        if a == b and not keep_empty:
+            continue
         start = i * hop
         side = ev.side_at(start / rate)
         chunks.append(
             Chunk(
-                index=i,
+                index=len(chunks),
                 start=start,
                 length=max(min(hop, length - start), 1),
                 times=ticks[a:b].copy(),

@@ -27,8 +27,10 @@ from . import events
 from .edit import Events, read_events
 from .errors import InputError, UsageError
 
-MAX_TSNE = 4000
+MAX_TSNE = 3000
 """Above this many events the timeline's y axis is the first principal component (t-SNE is too slow)."""
+EXACT_TSNE = 600
+"""Up to this many events t-SNE runs its exact method (faster than Barnes-Hut at this size)."""
 MIN_TSNE = 5
 """Below this many events t-SNE is not meaningful; the first principal component is used."""
 COLOUR_SEED = 12345
@@ -50,7 +52,13 @@ def embed_1d(unit: np.ndarray, *, seed: int = 0) -> np.ndarray:
 
         perplexity = float(min(30.0, max(1.0, (n - 1) / 3.0)))
         y = TSNE(
-            n_components=1, perplexity=perplexity, init="pca", random_state=seed, learning_rate="auto"
+            n_components=1,
+            perplexity=perplexity,
+            init="pca",
+            random_state=seed,
+            learning_rate="auto",
+            max_iter=500,
+            method="exact" if n <= EXACT_TSNE else "barnes_hut",
         ).fit_transform(x)[:, 0]
     else:
         centred = x - x.mean(axis=0)

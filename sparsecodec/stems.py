@@ -10,9 +10,8 @@ Groupings (``group=``):
   versus percussion/breath.  Their sum is the full decode (before the limiter).
 - ``"pitch"``: one full-length stem per MIDI note (``note_060_C4.wav``...) plus ``noise.wav``.
 
-Rendering uses :mod:`render_np` (no torch).  A lone event is rendered with ordinal 0 among events that
-start at its time, so when several events share one start sample their noise may differ from the full
-decode's (their partials do not).
+Rendering uses :mod:`render_np` (no torch).  Each event keeps the noise seed it has in the full decode
+(``dsp.event_seeds`` over all events), so the stems of a grouping add up to the full decode.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ def note_name(midi: float) -> str:
 def _room_tail_s() -> float:
     from . import render_np
 
-    return float(getattr(render_np, "MAX_ROOM_TAIL_S", 0.0))
+    return float(getattr(render_np, "ROOM_TAIL_S", 0.0))
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int, bits: str, force: bool) -> None:
@@ -64,7 +63,9 @@ def _segments(ev: Events) -> list[tuple[float, float, dict]]:
     return list(zip(starts, ends, sides, strict=True))
 
 
-def _render_full(ev: Events, mask: np.ndarray, rate: int, channels: int, n_out: int) -> np.ndarray:
+def _render_full(
+    ev: Events, seeds: np.ndarray, mask: np.ndarray, rate: int, channels: int, n_out: int
+) -> np.ndarray:
     """Full-length ``float32[C, n_out]`` of the events in ``mask``, each chunk with its own side data."""
     from . import render_np
 
@@ -73,7 +74,7 @@ def _render_full(ev: Events, mask: np.ndarray, rate: int, channels: int, n_out: 
     for start, end, side in _segments(ev):
         sel = mask & (ev.times_s >= start) & (ev.times_s < end)
         safe = min(end, n_out / rate)
-        parts.append(renderer.push(ev.vectors[sel], ev.times_s[sel], side or None, safe))
+        parts.append(renderer.push(ev.vectors[sel], ev.times_s[sel], side or None, safe, seeds=seeds[sel]))
         if end >= n_out / rate:
             break
     parts.append(renderer.finish())
@@ -117,6 +118,9 @@ def decode_stems(
     order = np.argsort(ev.times_s, kind="stable")
     ev = ev.replace(vectors=ev.vectors[order], times_s=ev.times_s[order])
     pitched = events.is_pitched(ev.vectors)
+    from .dsp import event_seeds
+
+    seeds = event_seeds(ev.times_s)
     written: list[Path] = []
 
     if group == "event":
@@ -133,7 +137,14 @@ def decode_stems(
             length = support[i] + (tail if side.get("room") else 0.0)
             n = max(math.ceil(length * out_rate), 1)
             audio = render_np.render(
-                ev.vectors[i : i + 1], ev.times_s[i : i + 1], n, out_rate, side or None, channels, start_s=t
+                ev.vectors[i : i + 1],
+                ev.times_s[i : i + 1],
+                n,
+                out_rate,
+                side or None,
+                channels,
+                start_s=t,
+                seeds=seeds[i : i + 1],
             )
             label = note_name(ev.vectors[i, events.INDEX["pitch"]]) if pitched[i] else "noise"
             path = outdir / f"{i:05d}_{t:09.3f}s_{label}.wav"
@@ -170,7 +181,7 @@ def decode_stems(
         ]
         groups.append(("noise", ~pitched))
     for k, (name, mask) in enumerate(groups):
-        audio = _render_full(ev, mask, out_rate, channels, n_out)
+        audio = _render_full(ev, seeds, mask, out_rate, channels, n_out)
         path = outdir / f"{name}.wav"
         _write_wav(path, audio, out_rate, bits, force)
         written.append(path)

@@ -1,0 +1,152 @@
+"""Write the .spev golden files (format version 1, layout 1) and their expected events.
+
+    python formats/make_golden.py            # write missing goldens only (released ones are frozen)
+    python formats/make_golden.py --check    # regenerate in memory, compare with the stored files
+    python formats/make_golden.py --audio    # add reference decodes NAME.wav (decoder owner's hook)
+
+Each golden ``NAME.spev`` comes with ``NAME.events.json``: the header fields, every chunk's times, codes
+and side data, and the SHA-256 of the file.  Events are drawn from ``events.sample_prior`` with fixed seeds
+and quantised with the default table; ``tests/test_golden.py`` never regenerates them, so later changes to
+the prior cannot alter a frozen golden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsecodec import container, events, quantize
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+
+AUDIO_TOLERANCE = {"max_abs": 1e-3, "snr_db": 50.0}
+"""Tolerance for reference decodes (float32 WAV), checked by tests/test_golden.py when a WAV exists."""
+
+# name: (sample_rate, channels, n_chunks, events per chunk, seed, side data every other chunk)
+SPECS: dict[str, tuple[int, int, int, tuple[int, ...], int, bool]] = {
+    "mono": (44100, 1, 3, (6, 0, 9), 1, False),
+    "stereo_room": (48000, 2, 3, (8, 5, 3), 2, True),
+    "mono_room": (22050, 1, 2, (4, 7), 3, True),
+    "empty": (44100, 1, 0, (), 4, False),
+}
+
+
+def build(name: str) -> tuple[container.Header, list[container.Chunk]]:
+    """The fixed header and chunks of golden ``name``."""
+    rate, channels, n_chunks, per_chunk, seed, side = SPECS[name]
+    hop = 2**17 if rate > 30000 else 2**16
+    rng = np.random.default_rng(seed)
+    header = container.Header(
+        layout_version=1,
+        encoder_id="golden",
+        weights_hash="0" * 16,
+        sample_rate=rate,
+        channels=channels,
+        n_samples=max(n_chunks * hop - 1234, 0),
+        time_rate=rate,
+        hop_samples=hop,
+        table=quantize.default_table(),
+        settings={"analysis_rate": rate, "kbps": 3.0},
+        tags={"title": f"golden {name}", "comment": "format 1 / layout 1, frozen"},
+        software="spev golden",
+        history=[],
+    )
+    chunks = []
+    for i in range(n_chunks):
+        n = per_chunk[i]
+        times = np.sort(rng.integers(i * hop, (i + 1) * hop, n)).astype(np.int64)
+        codes = quantize.quantize(events.sample_prior(rng, n))
+        room = {"room": [float(np.float32(0.25 + 0.5 * i)), 0.5]} if side and i % 2 == 0 else {}
+        chunks.append(container.Chunk(i, i * hop, hop, times, codes, room))
+    return header, chunks
+
+
+def expected_json(header: container.Header, chunks: list[container.Chunk], data: bytes) -> dict[str, Any]:
+    """The ``NAME.events.json`` content."""
+    return {
+        "format_version": container.FORMAT_VERSION,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "header": header.to_dict(),
+        "chunks": [
+            {
+                "index": c.index,
+                "start": c.start,
+                "length": c.length,
+                "times": [int(t) for t in c.times],
+                "codes": np.asarray(c.codes).astype(int).tolist(),
+                "side": c.side,
+            }
+            for c in chunks
+        ],
+        "audio": None,
+    }
+
+
+def dumps(obj: Any) -> str:
+    """JSON with one line per list of numbers (codes rows, times) and one key per line elsewhere."""
+    text = json.dumps(obj, indent=1, ensure_ascii=False)
+    number_list = re.compile(r"\[\s*([-+0-9.eE]+(?:\s*,\s*[-+0-9.eE]+)*)\s*\]")
+    return (
+        number_list.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+        + "\n"
+    )
+
+
+def encode(header: container.Header, chunks: list[container.Chunk]) -> bytes:
+    bio = io.BytesIO()
+    container.write_file(bio, header, chunks)
+    return bio.getvalue()
+
+
+def write_audio(name: str) -> None:
+    """Decode ``NAME.spev`` to a float32 WAV reference and record it in the JSON (decoder owner's hook)."""
+    from sparsecodec import codec  # imported late: needs the decoder
+
+    spev = GOLDEN_DIR / f"{name}.spev"
+    wav = GOLDEN_DIR / f"{name}.wav"
+    codec.decode_file(spev, wav, bits="32f")
+    meta_path = GOLDEN_DIR / f"{name}.events.json"
+    meta = json.loads(meta_path.read_text())
+    meta["audio"] = {"file": wav.name, **AUDIO_TOLERANCE}
+    meta_path.write_text(dumps(meta))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="compare regenerated goldens with the stored ones")
+    ap.add_argument("--audio", action="store_true", help="write reference decodes for goldens without one")
+    args = ap.parse_args(argv)
+    GOLDEN_DIR.mkdir(exist_ok=True)
+    bad = 0
+    for name in SPECS:
+        header, chunks = build(name)
+        data = encode(header, chunks)
+        spev = GOLDEN_DIR / f"{name}.spev"
+        meta = GOLDEN_DIR / f"{name}.events.json"
+        if args.check:
+            same = spev.exists() and spev.read_bytes() == data
+            print(f"{name}: {'ok' if same else 'DIFFERS'}")
+            bad += not same
+            continue
+        if spev.exists():
+            print(f"{name}: exists (frozen), left alone")
+        else:
+            spev.write_bytes(data)
+            meta.write_text(dumps(expected_json(header, chunks, data)))
+            print(f"{name}: wrote {len(data)} bytes")
+        if args.audio and json.loads(meta.read_text()).get("audio") is None:
+            write_audio(name)
+            print(f"{name}: wrote reference audio")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

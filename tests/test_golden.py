@@ -1,0 +1,77 @@
+"""Golden .spev files (format 1, layout 1; frozen): exact events, byte-identical re-writing, audio hook."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sparsecodec import container as C
+
+GOLDEN = Path(__file__).resolve().parent.parent / "formats" / "golden"
+NAMES = sorted(p.name.removesuffix(".events.json") for p in GOLDEN.glob("*.events.json"))
+
+
+def load(name: str) -> tuple[bytes, dict[str, Any]]:
+    return (GOLDEN / f"{name}.spev").read_bytes(), json.loads((GOLDEN / f"{name}.events.json").read_text())
+
+
+def test_goldens_exist() -> None:
+    assert {"mono", "stereo_room", "mono_room", "empty"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_events_are_exact(name: str) -> None:
+    data, meta = load(name)
+    assert hashlib.sha256(data).hexdigest() == meta["sha256"]
+    assert data[4] == meta["format_version"] == C.FORMAT_VERSION
+    r = C.Reader(io.BytesIO(data))
+    assert r.header.to_dict() == meta["header"]
+    chunks = list(r)
+    assert len(chunks) == len(meta["chunks"])
+    for got, want in zip(chunks, meta["chunks"], strict=True):
+        assert (got.index, got.start, got.length) == (want["index"], want["start"], want["length"])
+        np.testing.assert_array_equal(got.times, np.array(want["times"], dtype=np.int64))
+        codes = np.array(want["codes"], dtype=np.uint16).reshape(-1, 32)
+        assert got.codes.dtype == np.uint16 and got.codes.tobytes() == codes.tobytes()  # byte for byte
+        assert got.side == want["side"]
+    assert C.Reader(io.BytesIO(data)).verify().n_events == sum(len(c["times"]) for c in meta["chunks"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_rewrites_to_identical_bytes(name: str) -> None:
+    data, _ = load(name)
+    r = C.Reader(io.BytesIO(data))
+    out = io.BytesIO()
+    C.write_file(out, r.header, list(r))
+    assert out.getvalue() == data
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_audio(name: str) -> None:
+    """Decoder owner's hook: ``formats/make_golden.py --audio`` writes ``NAME.wav`` + tolerance."""
+    _, meta = load(name)
+    audio = meta.get("audio")
+    if not audio:
+        pytest.skip("no reference decode yet (run formats/make_golden.py --audio)")
+    import soundfile as sf
+
+    from sparsecodec import codec
+
+    ref, rate = sf.read(str(GOLDEN / audio["file"]), dtype="float32", always_2d=True)
+    out = io.BytesIO()
+    codec.decode_file(GOLDEN / f"{name}.spev", out, bits="32f", fmt="wav")
+    out.seek(0)
+    got, got_rate = sf.read(out, dtype="float32", always_2d=True)
+    assert got_rate == rate and got.shape == ref.shape
+    err = got - ref
+    assert float(np.abs(err).max(initial=0.0)) <= audio["max_abs"]
+    signal = float(np.sum(ref.astype(np.float64) ** 2))
+    if signal > 0:
+        snr = 10 * np.log10(signal / max(float(np.sum(err.astype(np.float64) ** 2)), 1e-30))
+        assert snr >= audio["snr_db"]

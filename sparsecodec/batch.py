@@ -386,17 +386,14 @@ def convert_one(
     result = FileResult(src, dst, "failed")
     try:
         fn = _resolve(impl or _CODEC_FUNCS[mode])
-        if mode == "encode":
-            import torch  # the encoder's threads: set before the first encode in this process
-
-            _set_torch_threads(max(1, threads))
-            del torch
+        _set_torch_threads(max(1, threads))  # if torch is loaded; before that, OMP_NUM_THREADS rules
         if os.path.isdir(dst):
             raise OutputExistsError(f"{dst}: is a directory")
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         res = fn(src, str(tmp), **options)
+        _set_torch_threads(max(1, threads))  # the codec may have imported torch just now
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dst)

@@ -337,8 +337,11 @@ class Analyzer:
         for d in range(-width, width + 1):
             p[np.clip(c + d, 0, p.size - 1)] = 0.0
 
-    def _f0(self, new: np.ndarray) -> tuple[float, float]:
-        """``(f0_hz, harmonicity)`` of a new-energy power spectrum; harmonicity in ``[0, 1]``."""
+    def _f0(self, new: np.ndarray, second: bool = False) -> tuple[float, float]:
+        """``(f0_hz, harmonicity)`` of a new-energy power spectrum; harmonicity in ``[0, 1]``.
+
+        When one f0 explains too little, a second f0 is sought on the rest (``second`` marks that call).
+        """
         mag = np.sqrt(new)
         y = ndimage.maximum_filter1d(np.sqrt(mag), size=3)
         sal = (self.cand_weight * y[self.cand_bins]).sum(axis=1)
@@ -381,7 +384,20 @@ class Analyzer:
         total = float(band.sum())
         cover = float(mask.mean())
         harm = float(band[mask].sum()) / total if total > 0 else 0.0
-        return f0, max(0.0, (harm - cover) / max(1.0 - cover, 1e-6))
+        score = max(0.0, (harm - cover) / max(1.0 - cover, 1e-6))
+        if second or score >= 0.55 or total <= 0:
+            return f0, score
+        # a chord: the best f0 explains one note; count it pitched when two f0s explain the onset together
+        rest = new.copy()
+        self._mask_harmonics(rest, f0, width=1)
+        f0b, _ = self._f0(rest, second=True)
+        k_b = np.arange(1, int(self.f_max / f0b) + 1)
+        for d in (-1, 0, 1):
+            mask[np.clip(np.rint(k_b * f0b / self.bin_hz).astype(np.int64) + d, 0, top - 1)] = True
+        cover2 = float(mask.mean())
+        harm2 = float(band[mask].sum()) / total
+        score2 = max(0.0, (harm2 - cover2) / max(1.0 - cover2, 1e-6))
+        return f0, score if score2 < 0.7 else max(score, 0.56)
 
     def _estimate(self, fr: _Frames, t0: float, attack: float, new: np.ndarray) -> np.ndarray:
         """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``."""

@@ -43,6 +43,9 @@ BYTES_PER_EVENT = 16.0
 MAX_EVENTS_PER_SECOND = 200.0
 """Event rate used when neither ``kbps`` nor ``events_per_second`` limits it."""
 
+MIN_EXPLAINED = 0.5
+"""A proposal is kept only when at least this share of its (calibrated) power lands on residual power."""
+
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
 
@@ -417,7 +420,7 @@ class WindowEncoder:
         g *= 10.0 ** ((v[_C["level"]] - new_level) / 20.0)  # the clipped level's actual gain
         contrib = (g * g) * (gains[:, None, None] ** 2) * e2[None]
         explained = float(np.minimum(r2, contrib).sum())
-        if explained < 0.25 * float(contrib.sum()) or explained <= 0.0:
+        if explained < MIN_EXPLAINED * float(contrib.sum()) or explained <= 0.0:
             return None
         model[:, m_lo:m_hi] += contrib.astype(np.float32)
         return v, explained

@@ -1,0 +1,204 @@
+"""The encoder: analysis kernels, recovery of known events, determinism, streaming, silence, stereo, rate."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsecodec import analysis, encoder, events, render_np
+
+SR = 22050
+C = events.INDEX
+
+
+def _notes(rng: np.random.Generator, pitches: list[float], times: list[float]) -> np.ndarray:
+    """Pitched, prior-like notes with short attacks and little noise."""
+    n = len(pitches)
+    v = events.sample_prior(rng, n)
+    v[:, C["pitch"]] = pitches
+    v[:, C["level"]] = rng.uniform(-24.0, -12.0, n)
+    v[:, C["attack"]] = rng.uniform(0.002, 0.012, n)
+    v[:, C["noise_mix"]] = rng.uniform(0.0, 0.1, n)
+    v[:, C["t60_low"]] = rng.uniform(1.0, 4.0, n)
+    v[:, C["duration"]] = rng.uniform(0.3, 0.8, n)
+    for name in ("glide", "vibrato_depth", "pitch_drop", "jitter", "detune", "wet", "pan"):
+        v[:, C[name]] = 0.0
+    v[:, C["inharmonicity"]] = -7.0
+    return events.clip(v)
+
+
+def _encode(x: np.ndarray, settings: encoder.EncoderSettings | None = None, block: int | None = None):
+    s = settings or encoder.EncoderSettings(init="analysis")
+    blocks = [x] if block is None else [x[:, i : i + block] for i in range(0, x.shape[1], block)]
+    chunks = list(encoder.encode_stream(iter(blocks), SR, x.shape[0], s))
+    vec = np.concatenate([c.vectors for c in chunks]) if chunks else np.zeros((0, 32))
+    tim = np.concatenate([c.times for c in chunks]) if chunks else np.zeros(0, np.int64)
+    return chunks, vec, tim
+
+
+def test_stft_istft_round_trip_and_scale() -> None:
+    res = analysis.resolutions(SR)[1]
+    t = np.arange(SR) / SR
+    x = (0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    spec = analysis.stft(x, res)
+    assert abs(np.abs(spec[10]).max() - 0.5) < 0.02  # amplitude-scaled: a sine of 0.5 peaks at ≈0.5
+    back = analysis.istft(spec, res, x.size)
+    np.testing.assert_allclose(back, x, atol=1e-4)
+    m_lo, seg = analysis.stft_segment(x[5000:9000], 5000, res.n_frames(x.size), res)
+    full = analysis.stft(np.pad(x[5000:9000], (5000, x.size - 9000)), res)
+    np.testing.assert_allclose(seg, full[m_lo : m_lo + seg.shape[0]], atol=1e-5)
+    assert np.abs(full[:m_lo]).max() < 1e-6
+
+
+def test_analyser_finds_pitch_and_onset_of_one_note() -> None:
+    v = _notes(np.random.default_rng(0), [57.3], [0.0])
+    x = render_np.render(v, np.array([0.5]), SR * 2, SR)[0]
+    vec, tim, score = analysis.Analyzer(SR).propose(x, SR, 5)
+    pitched = events.is_pitched(vec)
+    assert pitched.any()
+    i = int(np.argmax(np.where(pitched, score, -1)))
+    assert abs(vec[i, C["pitch"]] - 57.3) < 0.25
+    assert abs(tim[i] - 0.5) < 0.01
+
+
+def test_synthetic_mix_is_recovered() -> None:
+    rng = np.random.default_rng(11)
+    pitches = [48.0, 55.5, 62.0, 67.2, 72.0, 79.0]
+    times = np.round(np.array([0.2, 0.75, 1.3, 1.9, 2.45, 3.0]) * SR) / SR
+    v = _notes(rng, pitches, list(times))
+    x = render_np.render(v, times, SR * 4, SR)
+    _, vec, tim = _encode(x)
+    pitched = events.is_pitched(vec)
+    for p, t in zip(pitches, times, strict=True):
+        ok = pitched & (np.abs(tim / SR - t) < 0.010) & (np.abs(vec[:, C["pitch"]] - p) < 0.25)
+        assert ok.any(), f"note {p} at {t:.3f} s not found"
+
+
+def test_polyphony_two_notes_at_one_onset() -> None:
+    v = _notes(np.random.default_rng(5), [52.0, 59.0], [0.0, 0.0])
+    v[:, C["level"]] = [-14.0, -17.0]
+    t = np.array([0.4, 0.4])
+    x = render_np.render(v, t, SR * 2, SR)
+    _, vec, tim = _encode(x)
+    found = vec[events.is_pitched(vec) & (np.abs(tim / SR - 0.4) < 0.02), C["pitch"]]
+    for p in (52.0, 59.0):
+        assert np.any(np.abs(found - p) < 0.25), (p, found)
+
+
+def test_deterministic_and_block_size_independent() -> None:
+    rng = np.random.default_rng(3)
+    times = np.round(np.arange(0.3, 15.0, 0.9) * SR) / SR
+    pitches = list(rng.uniform(50.0, 80.0, times.size))
+    x = render_np.render(_notes(rng, pitches, list(times)), times, SR * 15, SR)
+    chunks_a, va, ta = _encode(x)
+    _, vb, tb = _encode(x)
+    _, vc, tc = _encode(x, block=3001)
+    np.testing.assert_array_equal(va, vb)
+    np.testing.assert_array_equal(ta, tb)
+    np.testing.assert_array_equal(va, vc)
+    np.testing.assert_array_equal(ta, tc)
+    # chunks tile the input; times ascend inside their chunk
+    hop = encoder.hop_samples(SR)
+    assert [c.start for c in chunks_a] == list(range(0, x.shape[1], hop))
+    assert sum(c.length for c in chunks_a) == x.shape[1]
+    for c in chunks_a:
+        assert np.all((c.times >= c.start) & (c.times < c.start + c.length))
+        assert np.all(np.diff(c.times) >= 0)
+    assert len(va) >= 0.8 * times.size
+
+
+def test_silence_costs_nothing() -> None:
+    x = np.zeros((1, SR * 7), np.float32)
+    chunks, vec, _ = _encode(x)
+    assert len(vec) == 0
+    assert sum(c.length for c in chunks) == x.shape[1]
+    assert list(encoder.encode_stream(iter([]), SR, 1, encoder.EncoderSettings())) == []
+
+
+def test_stereo_gives_one_stream_with_pan() -> None:
+    v = _notes(np.random.default_rng(9), [60.0, 67.0], [0.0, 0.0])
+    v[:, C["pan"]] = [-0.8, 0.7]
+    t = np.array([0.3, 1.2])
+    x = render_np.render(v, t, SR * 2, SR, channels=2)
+    _, vec, tim = _encode(x)
+    for p, pan, tt in ((60.0, -0.8, 0.3), (67.0, 0.7, 1.2)):
+        i = np.nonzero(events.is_pitched(vec) & (np.abs(vec[:, C["pitch"]] - p) < 0.3))[0]
+        assert i.size, p
+        j = i[np.argmin(np.abs(tim[i] / SR - tt))]
+        assert abs(vec[j, C["pan"]] - pan) < 0.2
+
+
+def test_rate_control_caps_events_per_chunk() -> None:
+    rng = np.random.default_rng(4)
+    times = np.round(np.arange(0.1, 5.9, 0.25) * SR) / SR
+    x = render_np.render(_notes(rng, list(rng.uniform(50, 80, times.size)), list(times)), times, SR * 6, SR)
+    s = encoder.EncoderSettings(kbps=None, events_per_second=1.0, init="analysis")
+    chunks, _, _ = _encode(x, s)
+    for c in chunks:
+        assert len(c.times) <= int(np.ceil(c.length / SR))
+    assert encoder.EncoderSettings(kbps=4.0).event_rate() == pytest.approx(4000 / 8 / encoder.BYTES_PER_EVENT)
+
+
+def test_weights_hash_and_id() -> None:
+    h = encoder.weights_hash()
+    assert h == "none" or len(h) == 64
+    assert encoder.ENCODER_ID.startswith("spev-")
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs fluidsynth")
+def test_fluidsynth_phrase_note_f1(tmp_path: Path) -> None:
+    mido = pytest.importorskip("mido")
+    mir_eval = pytest.importorskip("mir_eval")
+    sf2 = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+    if not sf2.is_file():
+        pytest.skip("needs timgm6mb-soundfont")
+    import soundfile as sf
+
+    rng = np.random.default_rng(7)
+    notes, t = [], 0.3
+    for _ in range(10):
+        p, d = int(rng.integers(48, 80)), float(rng.uniform(0.3, 0.6))
+        notes.append((t, t + d, p))
+        t += float(rng.uniform(0.35, 0.6))
+    mid = mido.MidiFile(ticks_per_beat=480)  # 120 bpm: 960 ticks per second
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    msgs = sorted(
+        [(on, mido.Message("note_on", note=p, velocity=90)) for on, _, p in notes]
+        + [(off, mido.Message("note_off", note=p, velocity=0)) for _, off, p in notes],
+        key=lambda m: m[0],
+    )
+    last = 0
+    for when, msg in msgs:
+        tick = round(when * 960)
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    mid.save(tmp_path / "a.mid")
+    wav = tmp_path / "a.wav"
+    subprocess.run(
+        ["fluidsynth", "-ni", "-q", "-F", str(wav), "-r", str(SR), str(sf2), str(tmp_path / "a.mid")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    assert rate == SR
+    _, vec, tim = _encode(np.ascontiguousarray(audio.T))
+    keep = events.is_pitched(vec) & (vec[:, C["level"]] > vec[:, C["level"]].max() - 40.0)
+    est_t = tim[keep] / SR
+    ref_i = np.array([[a, b] for a, b, _ in notes])
+    ref_p = events.pitch_to_hz(np.array([p for *_, p in notes], dtype=float))
+    _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        ref_i,
+        ref_p,
+        np.stack([est_t, est_t + 0.1], axis=1),
+        events.pitch_to_hz(vec[keep, C["pitch"]]),
+        onset_tolerance=0.05,
+        pitch_tolerance=50.0,
+        offset_ratio=None,
+    )
+    assert f1 >= 0.6

@@ -460,6 +460,8 @@ def decode_chunk_payload(payload: bytes, widths: np.ndarray) -> Chunk:
     if len(payload) < _CHUNK_FIXED.size:
         raise FormatError("chunk payload shorter than its fixed fields")
     index, start, length, n, raw_len, method = _CHUNK_FIXED.unpack_from(payload)
+    if index >= MAX_CHUNKS:
+        raise LimitError(f"chunk index {index} (max {MAX_CHUNKS - 1})")
     if n > MAX_EVENTS_PER_CHUNK:
         raise LimitError(f"chunk {index} claims {n} events (max {MAX_EVENTS_PER_CHUNK})")
     if raw_len > MAX_CHUNK_RAW_BYTES:

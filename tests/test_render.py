@@ -1,0 +1,230 @@
+"""The numpy decoder (render_np): every dimension does what docs/events.md says, measured on rendered audio."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparsecodec import dsp, events, render_np
+from sparsecodec.errors import SpevError
+
+SR = 22050
+C = events.INDEX
+
+
+def tone(**kw: float) -> np.ndarray:
+    """One default event with a few dims set; a sustained, almost pure first partial unless overridden."""
+    v = events.defaults(1)
+    base = {"tilt": -40.0, "t60_low": 60.0, "t60_high": 60.0, "duration": 8.0, "release": 4.0, "level": -12.0}
+    for name, value in {**base, **kw}.items():
+        v[0, C[name]] = value
+    return v
+
+
+def peak_hz(x: np.ndarray, sr: int) -> float:
+    """Frequency of the strongest spectral peak (Hann, ×8 zero-padding, parabolic interpolation)."""
+    n = len(x)
+    spec = np.abs(np.fft.rfft(x * np.hanning(n), 8 * n))
+    i = int(np.argmax(spec[1:-1])) + 1
+    a, b, c = np.log(spec[i - 1 : i + 2] + 1e-30)
+    return (i + 0.5 * (a - c) / (a - 2 * b + c)) * sr / (8 * n)
+
+
+def rms_db(x: np.ndarray) -> float:
+    return 20 * math.log10(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-30)
+
+
+def centroid(x: np.ndarray, sr: int) -> float:
+    p = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / sr)
+    return float((p * f).sum() / p.sum())
+
+
+@pytest.mark.parametrize("pitch", [28.0, 45.3, 60.0, 77.7, 96.0, 110.0])
+def test_pitch_within_10_cents(pitch: float) -> None:
+    a = render_np.render(tone(pitch=pitch), [0.0], SR, SR)[0]
+    est = events.hz_to_pitch(peak_hz(a[2000:], SR))
+    assert abs(est - pitch) * 100 < 10
+
+
+@pytest.mark.parametrize("level", [-40.0, -12.0, 0.0])
+def test_level_is_sine_equivalent_peak(level: float) -> None:
+    a = render_np.render(tone(level=level), [0.0], SR, SR)[0]
+    assert abs(20 * math.log10(np.abs(a[2000:]).max()) - level) < 0.5
+    assert abs(rms_db(a[2000:6000]) - (level - 3.01)) < 0.5
+    # a rich tone and a pure-noise event carry the same power for the same level
+    rich = render_np.render(tone(level=level, tilt=-3.0, env1=6.0), [0.0], SR, SR)[0]
+    assert abs(rms_db(rich[2000:6000]) - (level - 3.01)) < 0.5
+    noise = tone(level=level, noise_mix=1.0, noise_decay=30.0, noise_centre=1000.0, noise_width=1.5)
+    n = render_np.render(noise, [0.0], SR, SR)[0]
+    assert abs(rms_db(n[2000:6000]) - (level - 3.01)) < 0.5
+
+
+def measured_t60(x: np.ndarray, sr: int, t0: float, t1: float) -> float:
+    """T60 from a straight-line fit of the 20 ms RMS envelope (dB) between t0 and t1 seconds."""
+    w = int(0.02 * sr)
+    frames = x[: len(x) // w * w].reshape(-1, w)
+    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-30)
+    t = (np.arange(len(db)) + 0.5) * w / sr
+    sel = (t > t0) & (t < t1)
+    slope = np.polyfit(t[sel], db[sel], 1)[0]
+    return -60.0 / slope
+
+
+def test_t60_low_and_high() -> None:
+    low = tone(pitch=float(events.hz_to_pitch(100.0)), t60_low=0.8, t60_high=0.8)
+    a = render_np.render(low, [0.0], SR, SR)[0]
+    assert abs(measured_t60(a, SR, 0.05, 0.6) / 0.8 - 1) < 0.1
+    high = tone(pitch=float(events.hz_to_pitch(8000.0)), t60_low=5.0, t60_high=0.3)
+    a = render_np.render(high, [0.0], SR // 2, SR)[0]
+    assert abs(measured_t60(a, SR, 0.03, 0.3) / 0.3 - 1) < 0.1
+    # in between, log-log interpolation: 894 Hz is half-way in log f -> geometric mean of the T60s
+    mid = tone(pitch=float(events.hz_to_pitch(math.sqrt(100 * 8000))), t60_low=2.0, t60_high=0.5)
+    a = render_np.render(mid, [0.0], SR, SR)[0]
+    assert abs(measured_t60(a, SR, 0.05, 0.8) / 1.0 - 1) < 0.1
+
+
+def test_release_after_duration() -> None:
+    a = render_np.render(tone(duration=0.3, release=0.4), [0.0], SR, SR)[0]
+    assert abs(measured_t60(a, SR, 0.35, 0.6) / 0.4 - 1) < 0.1
+    assert rms_db(a[int(0.1 * SR) : int(0.25 * SR)]) > rms_db(a[int(0.5 * SR) : int(0.6 * SR)]) + 15
+
+
+def rise_time(x: np.ndarray, sr: int) -> float:
+    """Seconds from 10 % to 90 % of the peak of the 2 ms RMS envelope."""
+    w = int(0.002 * sr)
+    env = np.sqrt(np.mean(x[: len(x) // w * w].reshape(-1, w) ** 2, axis=1))
+    top = env.max()
+    return (np.argmax(env >= 0.9 * top) - np.argmax(env >= 0.1 * top)) * w / sr
+
+
+def test_attack_sets_onset_sharpness() -> None:
+    sharp = render_np.render(tone(attack=0.001), [0.1], SR // 2, SR)[0]
+    slow = render_np.render(tone(attack=0.2), [0.1], SR // 2, SR)[0]
+    assert rise_time(sharp, SR) < 0.012
+    # raised cosine: 10 %..90 % takes 0.59 of the attack
+    assert abs(rise_time(slow, SR) - 0.59 * 0.2) < 0.02
+    # nothing before the onset (beyond the half-frame the window allows)
+    assert np.abs(sharp[: int(0.1 * SR) - dsp.frame_size(SR) // 2]).max() == 0.0
+
+
+def flatness(x: np.ndarray) -> float:
+    mag = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.exp(np.mean(np.log(mag + 1e-12))) / np.mean(mag))
+
+
+def test_noise_dims_move_the_spectrum() -> None:
+    def noise(**kw: float) -> np.ndarray:
+        v = tone(noise_mix=1.0, noise_decay=30.0, **kw)
+        return render_np.render(v, [0.0], SR // 2, SR)[0][1000:]
+
+    lo = centroid(noise(noise_centre=500.0, noise_width=1.0), SR)
+    hi = centroid(noise(noise_centre=4000.0, noise_width=1.0), SR)
+    assert 350 < lo < 700 and 3000 < hi < 5000
+    # wider band -> more spread
+    narrow, wide = noise(noise_width=0.3), noise(noise_width=6.0)
+    spread = [np.mean(np.abs(np.fft.rfft(x)) > 0.1 * np.abs(np.fft.rfft(x)).max()) for x in (narrow, wide)]
+    assert spread[1] > 3 * spread[0]
+    # noise_mix 0 = partials only (pure tone), 0.5 = noisy
+    pure = render_np.render(tone(noise_mix=0.0), [0.0], SR // 2, SR)[0][1000:]
+    mixed = render_np.render(tone(noise_mix=0.5, noise_decay=30.0), [0.0], SR // 2, SR)[0][1000:]
+    flat = [flatness(x) for x in (pure, mixed)]
+    assert flat[1] > 10 * flat[0]
+    # noise decay: a short noise_decay dies away
+    short = render_np.render(tone(noise_mix=1.0, noise_decay=0.1), [0.0], SR // 2, SR)[0]
+    assert abs(measured_t60(short, SR, 0.02, 0.09) / 0.1 - 1) < 0.15
+
+
+def test_pan_is_equal_power() -> None:
+    for pan in (-1.0, -0.3, 0.0, 0.6):
+        st = render_np.render(tone(pan=pan), [0.0], SR // 2, SR, channels=2)
+        mono = render_np.render(tone(pan=pan), [0.0], SR // 2, SR, channels=1)
+        a = math.pi / 4 * (pan + 1)
+        np.testing.assert_allclose(st[0], math.cos(a) * mono[0], atol=1e-5)
+        np.testing.assert_allclose(st[1], math.sin(a) * mono[0], atol=1e-5)
+
+
+def high_fraction(x: np.ndarray, sr: int, cut: float = 11000.0) -> float:
+    p = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    return float(p[np.fft.rfftfreq(len(x), 1 / sr) > cut].sum() / p.sum())
+
+
+def test_full_band_at_44k() -> None:
+    sr = 44100
+    v = tone(noise_mix=1.0, noise_centre=15000.0, noise_width=1.0, noise_decay=30.0)
+    hiss = render_np.render(v, [0.0], sr // 4, sr)[0]
+    assert high_fraction(hiss, sr) > 0.8
+    mag = np.abs(np.fft.rfft(hiss * np.hanning(len(hiss))))
+    assert mag[np.fft.rfftfreq(len(hiss), 1 / sr) > 20500].max() < 1e-2 * mag.max()  # nothing above 20 kHz
+    bright = render_np.render(tone(pitch=84.0, tilt=0.0, cutoff=20000.0), [0.0], sr // 4, sr)
+    dull = render_np.render(tone(pitch=84.0, tilt=0.0, cutoff=2000.0), [0.0], sr // 4, sr)
+    assert high_fraction(bright[0], sr) > 0.2
+    assert high_fraction(dull[0], sr) < 1e-6
+
+
+def test_deterministic_and_seeded() -> None:
+    v = events.sample_prior(np.random.default_rng(3), 12)
+    t = np.sort(np.random.default_rng(4).uniform(0, 1, 12))
+    a = render_np.render(v, t, SR * 2, SR, side={"room": [0.5, 1.0]}, channels=2)
+    b = render_np.render(v, t, SR * 2, SR, side={"room": [0.5, 1.0]}, channels=2)
+    assert np.array_equal(a, b)
+    c = render_np.render(v, t, SR * 2, SR, side={"room": [0.5, 1.0]}, channels=2, seeds=np.arange(12) + 99)
+    assert not np.array_equal(a, c)
+
+
+def test_stream_chunks_equal_one_shot() -> None:
+    rng = np.random.default_rng(5)
+    v = events.sample_prior(rng, 40)
+    t = np.sort(rng.uniform(0, 3.5, 40))
+    n = 4 * SR
+    side = {"room": [0.7, 0.5]}
+    full = render_np.render(v, t, n, SR, side=side, channels=2)
+    for start in (0, 30_000):
+        stream = render_np.StreamRenderer(SR, 2, n, start_sample=start)
+        got = []
+        edges = [0.0, 0.37, 1.1, 1.1, 2.9, 3.5]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            sel = (t >= lo) & (t < hi)
+            got.append(stream.push(v[sel], t[sel], side, safe_until_s=hi))
+        sel = t >= edges[-1]
+        got.append(stream.push(v[sel], t[sel], side, safe_until_s=math.inf))
+        got.append(stream.finish())
+        out = np.concatenate(got, axis=1)
+        assert out.shape == (2, n - start)
+        np.testing.assert_allclose(out, full[:, start:], atol=2e-6)
+    # render with start_s is the same slice
+    part = render_np.render(v, t, SR, SR, side=side, channels=2, start_s=2.0)
+    np.testing.assert_allclose(part, full[:, 2 * SR : 3 * SR], atol=2e-6)
+
+
+def test_room_adds_a_tail_only_with_side_data() -> None:
+    v = tone(duration=0.1, release=0.05, wet=1.0)
+    dry = render_np.render(v, [0.0], SR, SR)[0]
+    wet = render_np.render(v, [0.0], SR, SR, side={"room": [0.8, 0.5]})[0]
+    tail = slice(int(0.3 * SR), int(0.6 * SR))
+    assert np.abs(dry[tail]).max() < 1e-6
+    assert rms_db(wet[tail]) > -12 - 40
+    assert rms_db(wet[int(0.95 * SR) :]) < rms_db(wet[tail]) - 20  # it decays (rt60 0.8 s)
+
+
+def test_support_bounds_the_event() -> None:
+    v = tone(t60_low=60.0, duration=8.0, release=4.0)
+    a = render_np.render(v, [0.0], int((events.MAX_SUPPORT_S + 0.5) * SR), SR)[0]
+    assert np.abs(a[int((events.MAX_SUPPORT_S + 0.02) * SR) :]).max() == 0.0
+
+
+def test_extremes_are_finite_and_bad_input_raises() -> None:
+    v = np.stack([events.LO, events.HI, events.DEFAULT])
+    for sr in (8000, 22050, 48000):
+        a = render_np.render(v, [0.0, 0.01, 0.02], sr // 2, sr, side={"room": [100.0, 9.0]}, channels=2)
+        assert np.isfinite(a).all()
+    with pytest.raises(SpevError):
+        render_np.render(np.full((1, 32), np.nan), [0.0], 100, SR)
+    with pytest.raises(SpevError):
+        render_np.render(events.defaults(2), [0.0], 100, SR)
+
+
+def test_frame_size() -> None:
+    assert [dsp.frame_size(r) for r in (8000, 22050, 44100, 48000)] == [128, 256, 512, 512]

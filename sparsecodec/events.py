@@ -37,7 +37,7 @@ PITCH_DROP_TIME_S = 0.03
 MAX_PARTIALS = 64
 """Maximum number of partials per event (fewer when they would exceed the cutoff or Nyquist)."""
 
-Scale = Literal["lin", "log"]
+Scale = Literal["lin", "log", "sym"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ class Dim:
     """One dimension of the event vector.
 
     ``lo``/``hi`` bound the physical value; ``scale`` says whether the unit-interval form and the
-    quantiser are linear in the value or in its logarithm.  ``bits`` is the default quantisation width
-    (0 means the dimension is not transmitted and decodes to ``default``).
+    quantiser are linear in the value (``lin``), in its logarithm (``log``), or linear on a grid symmetric
+    about zero so that 0 is exact (``sym``: signed dimensions whose neutral value is 0).  ``bits`` is the
+    default quantisation width (0 means the dimension is not transmitted and decodes to ``default``).
     """
 
     index: int
@@ -82,7 +83,7 @@ DIMS: tuple[Dim, ...] = (
        "Peak level of the event's summed partials and noise, before pan and room."),
     _d(1, "pitch", "MIDI", 12.0, 120.0, "lin", 60.0, 12, "level & pitch",
        "Fundamental as a continuous MIDI note number (69 = A4 = 440 Hz)."),
-    _d(2, "glide", "semitones/s", -24.0, 24.0, "lin", 0.0, 6, "level & pitch",
+    _d(2, "glide", "semitones/s", -24.0, 24.0, "sym", 0.0, 6, "level & pitch",
        "Linear pitch slope after the onset."),
     _d(3, "vibrato_rate", "Hz", 0.0, 12.0, "lin", 5.0, 4, "level & pitch",
        "Vibrato frequency."),
@@ -92,15 +93,15 @@ DIMS: tuple[Dim, ...] = (
        "Stiff-string inharmonicity: partial k sits at k*f0*sqrt(1 + B k^2)."),
     _d(6, "tilt", "dB/octave", -40.0, 12.0, "lin", -6.0, 6, "harmonic timbre",
        "Spectral slope of partial amplitudes over log2 of the partial index."),
-    _d(7, "env1", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre",
+    _d(7, "env1", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre",
        "Cosine spectral-envelope coefficient 1 over u = log2(k)/6 (k = partial index)."),
-    _d(8, "env2", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 2."),
-    _d(9, "env3", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 3."),
-    _d(10, "env4", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 4."),
-    _d(11, "env5", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 5."),
-    _d(12, "env6", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 6."),
-    _d(13, "env7", "dB", -20.0, 20.0, "lin", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 7."),
-    _d(14, "odd_even", "dB", -40.0, 20.0, "lin", 0.0, 5, "harmonic timbre",
+    _d(8, "env2", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 2."),
+    _d(9, "env3", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 3."),
+    _d(10, "env4", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 4."),
+    _d(11, "env5", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 5."),
+    _d(12, "env6", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 6."),
+    _d(13, "env7", "dB", -20.0, 20.0, "sym", 0.0, 5, "harmonic timbre", "Cosine envelope coefficient 7."),
+    _d(14, "odd_even", "dB", -40.0, 20.0, "sym", 0.0, 5, "harmonic timbre",
        "Gain of even partials relative to odd ones (-40: clarinet-like, odd only)."),
     _d(15, "detune", "cents", 0.0, 40.0, "lin", 0.0, 4, "harmonic timbre",
        "Ensemble detuning: each partial is a pair of equal partials this far apart (slow beating)."),
@@ -128,11 +129,11 @@ DIMS: tuple[Dim, ...] = (
        "Rise time of the noise part."),
     _d(27, "wet", "ratio", 0.0, 1.0, "lin", 0.0, 4, "room & place",
        "Send level to the chunk's room (reverb); the dry part is kept at full level."),
-    _d(28, "pan", "position", -1.0, 1.0, "lin", 0.0, 5, "room & place",
+    _d(28, "pan", "position", -1.0, 1.0, "sym", 0.0, 5, "room & place",
        "Stereo position, equal-power: -1 left, 0 centre, +1 right (ignored for mono output)."),
     _d(29, "jitter", "cents", 0.0, 50.0, "lin", 0.0, 4, "level & pitch",
        "Slow random pitch wander (seeded from the event), standard deviation."),
-    _d(30, "pitch_drop", "semitones", -12.0, 24.0, "lin", 0.0, 5, "level & pitch",
+    _d(30, "pitch_drop", "semitones", -12.0, 24.0, "sym", 0.0, 5, "level & pitch",
        "Initial pitch offset that decays exponentially with a 30 ms time constant (drums, plucks)."),
     _d(31, "reserved", "-", 0.0, 0.0, "lin", 0.0, 0, "reserved",
        "Reserved for a future layout; always 0 in layout 1 and not transmitted."),

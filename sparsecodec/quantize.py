@@ -4,6 +4,9 @@ A table is one entry per dimension — ``bits``, ``lo``, ``hi``, ``scale`` (``li
 written into every file's header, so a decoder uses the table the encoder used and never guesses.
 A value maps to the unit interval (linear, or linear in its logarithm), then to the nearest of
 ``2**bits`` evenly spaced levels; ``bits == 0`` means "not transmitted, decodes to ``default``".
+Scale ``sym`` (signed dimensions whose neutral value is 0: glide, pan, envelope coefficients, ...) uses a grid
+symmetric about zero, ``value = (code - K) / K * M`` with ``K = 2**(bits-1) - 1`` and ``M = max(|lo|, |hi|)``,
+so 0 is exact (code ``K``); values are clipped to ``lo..hi``.
 
 Accuracy of the default table (half a step, the worst case): level 0.19 dB, pitch 1.3 cents,
 log-time dims about 6 % (6 bits over 7.6 decades of range are coarser; see docs/events.md).
@@ -57,17 +60,20 @@ def validate_table(table: Any) -> list[dict[str, Any]]:
             raise TableError(f"table entry {i} is {name!r}, layout says {events.DIMS[i].name!r}")
         if not 0 <= bits <= MAX_BITS:
             raise TableError(f"table entry {name!r}: bits {bits} outside 0..{MAX_BITS}")
-        if scale not in ("lin", "log"):
+        if scale not in ("lin", "log", "sym"):
             raise TableError(f"table entry {name!r}: unknown scale {scale!r}")
         if not all(math.isfinite(x) for x in (lo, hi, default)) or (bits and not hi > lo):
             raise TableError(f"table entry {name!r}: bad range")
         if scale == "log" and bits and lo <= 0:
             raise TableError(f"table entry {name!r}: log scale needs lo > 0")
+        if scale == "sym" and bits and (bits < 2 or not lo <= 0.0 <= hi):
+            raise TableError(f"table entry {name!r}: sym scale needs 2+ bits and lo <= 0 <= hi")
         out.append({"name": name, "bits": bits, "lo": lo, "hi": hi, "scale": scale, "default": default})
     return out
 
 
 def _arrays(table: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-dimension bits, log flags, mapped lo/hi and defaults of a table (``sym`` handled by callers)."""
     bits = np.array([e["bits"] for e in table], dtype=np.int64)
     is_log = np.array([e["scale"] == "log" for e in table], dtype=bool)
     lo = np.array([e["lo"] for e in table], dtype=np.float64)
@@ -88,6 +94,11 @@ def quantize(vectors: np.ndarray, table: list[dict[str, Any]] | None = None) -> 
     unit = np.clip((mapped - lo_m) / span, 0.0, 1.0)
     levels = (1 << bits) - 1
     codes = np.rint(np.nan_to_num(unit, nan=0.0) * levels)
+    is_sym, k, m = _sym(table)
+    if is_sym.any():
+        clipped = np.nan_to_num(np.clip(v, lo_m, hi_m), nan=0.0)
+        sym_codes = np.clip(np.rint(clipped / m * k) + k, 0, 2 * k)
+        codes = np.where(is_sym, sym_codes, codes)
     return np.where(bits > 0, codes, 0).astype(np.uint16)
 
 
@@ -100,7 +111,19 @@ def dequantize(codes: np.ndarray, table: list[dict[str, Any]] | None = None) -> 
     unit = np.minimum(c, levels) / levels
     mapped = lo_m + unit * (hi_m - lo_m)
     value = np.where(is_log, np.exp(mapped), mapped)
+    is_sym, k, m = _sym(table)
+    if is_sym.any():
+        sym_value = np.clip((np.minimum(c, 2 * k) - k) / k * m, lo_m, hi_m)
+        value = np.where(is_sym, sym_value, value)
     return np.where(bits > 0, value, default)
+
+
+def _sym(table: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``sym`` dims: a mask, ``K = 2**(bits-1) - 1`` (the zero code) and ``M = max(|lo|, |hi|)``."""
+    is_sym = np.array([e["scale"] == "sym" and e["bits"] >= 2 for e in table], dtype=bool)
+    k = np.array([max((1 << max(e["bits"] - 1, 0)) - 1, 1) for e in table], dtype=np.float64)
+    m = np.array([max(abs(e["lo"]), abs(e["hi"]), 1e-300) for e in table], dtype=np.float64)
+    return is_sym, k, m
 
 
 def bits_per_event(table: list[dict[str, Any]] | None = None) -> int:

@@ -85,3 +85,15 @@ def test_validate_table_rejects_bad_tables(mutate) -> None:  # type: ignore[no-u
 def test_no_torch_import() -> None:
     code = "import sys, sparsecodec.events, sparsecodec.quantize; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_neutral_values_are_exact() -> None:
+    """Signed dims whose neutral value is 0 (glide, pan, envelope, ...) decode to exactly 0."""
+    v = events.defaults(1)
+    w = quantize.dequantize(quantize.quantize(v))[0]
+    for d in events.DIMS:
+        if d.scale == "sym" or d.default == d.lo:
+            assert w[d.index] == d.default, d.name
+    pan = events.INDEX["pan"]
+    v[0, pan] = -1.0
+    assert quantize.dequantize(quantize.quantize(v))[0, pan] == -1.0

@@ -13,9 +13,7 @@ from . import console_for
 @click.command()
 @click.argument("src", metavar="IN.spev")
 @click.option("-o", "--output", metavar="FILE.png", default=None, help="Picture to write (default: IN.png).")
-@click.option(
-    "--source", metavar="AUDIO", default=None, help="Add this audio's spectrogram, events overlaid."
-)
+@click.option("--source", metavar="AUDIO", default=None, help="Add this audio's spectrogram.")
 @click.option("--dpi", type=click.IntRange(20, 600), default=100, show_default=True, help="Resolution.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @verbosity_options

@@ -161,6 +161,18 @@ def test_local_pool_kill_resume_rerun(src_tree: Path, tmp_path: Path) -> None:
 
     _rerun_changes_nothing(src_tree, dst, jobs=2)
 
+    # decode one sub-tree back to FLAC (numpy renderer; lengths as the originals')
+    wav = tmp_path / "flac"
+    s = batch.run_batch(dst / "d2", wav, "decode", jobs=2, fmt="flac")
+    assert s.count("ok") == 16 and s.exit_code == 0
+    for r in s.results:
+        original = src_tree / "d2" / Path(r.output).name
+        info = sf.info(r.output)
+        assert info.format == "FLAC" and r.duration == pytest.approx(info.duration)
+        assert info.duration == pytest.approx(
+            sf.info(next(original.parent.glob(original.stem + ".*"))).duration
+        )
+
 
 # ------------------------------------------------------------------------------------- end to end: Ray
 

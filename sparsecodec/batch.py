@@ -510,12 +510,16 @@ def _run_ray(
         while queue or inflight:
             while queue and len(inflight) < 2 * parallel:
                 job = queue.pop()
-                inflight[task.remote(mode, job.src, job.dst, options, 1, impl)] = job
+                # absolute paths: a task may run on another node, in another working directory
+                src_abs, dst_abs = os.path.abspath(job.src), os.path.abspath(job.dst)
+                inflight[task.remote(mode, src_abs, dst_abs, options, 1, impl)] = job
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 job = inflight.pop(ref)
                 try:
-                    on_result(ray.get(ref))
+                    result = ray.get(ref)
+                    result.input, result.output = job.src, job.dst  # the manifest speaks the driver's paths
+                    on_result(result)
                 except Exception as exc:  # the task's worker or node died (after Ray's retries)
                     on_result(FileResult(job.src, job.dst, "failed", _one_line(exc), 1, time=_utc_now()))
         return parallel
@@ -562,6 +566,7 @@ def run_batch(
     fmt: str = "wav",
     options: dict[str, Any] | None = None,
     on_result: OnResult | None = None,
+    on_plan: Callable[[int], None] | None = None,
     impl: str | None = None,
 ) -> BatchSummary:
     """Convert every file under ``src`` into the mirrored tree under ``dst``; per-file errors never raise.
@@ -569,7 +574,8 @@ def run_batch(
     ``mode`` ``"encode"`` (audio → .spev) or ``"decode"`` (.spev → ``fmt``).  ``options`` go to
     ``codec.encode_file`` / ``codec.decode_file`` (e.g. ``{"kbps": 3}``).  Existing outputs are skipped unless
     ``force``.  ``jobs``: worker processes (default: CPUs) or, with Ray, tasks in flight (default: the
-    cluster's CPUs).  ``on_result`` is called in this process for every file as it finishes.
+    cluster's CPUs).  ``on_plan`` gets the number of files once the tree is walked; ``on_result`` is
+    called in this process for every file as it finishes.
     Returns a :class:`BatchSummary`; its ``exit_code`` is :class:`BatchError`'s when some file failed.
     Raises :class:`SpevError` for run-level problems (missing ``src``, bad options, ``dst`` locked, no Ray).
     """
@@ -584,6 +590,8 @@ def run_batch(
         _import_ray()  # fail early, before walking the tree
     t0 = time.perf_counter()
     all_jobs, failures = plan(src, dst, mode, fmt=fmt)
+    if on_plan is not None:
+        on_plan(len(all_jobs) + len(failures))
     dst_p = Path(dst)
     try:
         dst_p.mkdir(parents=True, exist_ok=True)

@@ -65,24 +65,35 @@ def _run(
         raise UsageError("--address needs --engine ray")
     fmt = options.pop("fmt", "wav")
 
-    def on_result(r: batch_mod.FileResult) -> None:
-        if r.status == "failed":
-            console.error(f"{r.input}: {r.error}")
-        else:
-            console.detail(f"{r.status}: {r.input} -> {r.output}")
+    total = [0, 0]  # files planned, files done
 
-    summary = batch_mod.run_batch(
-        src,
-        dst,
-        "encode" if mode == "encode" else "decode",
-        jobs=common["jobs"],
-        engine=common["engine"],
-        address=common["address"],
-        force=common["force"],
-        fmt=fmt,
-        options=options,
-        on_result=on_result,
-    )
+    with console.progress(f"spev batch {mode}") as progress:
+
+        def on_plan(n: int) -> None:
+            total[0] = n
+
+        def on_result(r: batch_mod.FileResult) -> None:
+            total[1] += 1
+            if r.status == "failed":
+                console.error(f"{r.input}: {r.error}")
+            else:
+                console.detail(f"{r.status}: {r.input} -> {r.output}")
+            if progress is not None and total[0]:
+                progress(total[1] / total[0])
+
+        summary = batch_mod.run_batch(
+            src,
+            dst,
+            "encode" if mode == "encode" else "decode",
+            jobs=common["jobs"],
+            engine=common["engine"],
+            address=common["address"],
+            force=common["force"],
+            fmt=fmt,
+            options=options,
+            on_result=on_result,
+            on_plan=on_plan,
+        )
     if not console.quiet:
         batch_mod.print_summary(summary)
     batch_mod.raise_for_failures(summary)

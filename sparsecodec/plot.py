@@ -70,12 +70,20 @@ def embed_1d(unit: np.ndarray, *, seed: int = 0) -> np.ndarray:
 
 
 def colours(unit: np.ndarray, *, seed: int = COLOUR_SEED) -> np.ndarray:
-    """RGB ``float64[N, 3]`` in [0.1, 0.9] from a seeded random projection of unit-space vectors."""
+    """RGB ``float64[N, 3]`` in [0.1, 0.9] from a seeded random projection of unit-space vectors.
+
+    Each channel is standardised over the file's events before a logistic squashing, so colours use the
+    whole range (similar vectors → similar colours within one picture).
+    """
     rng = np.random.default_rng(seed)
     proj = rng.normal(0.0, 1.0, (events.N_DIMS, 3)) / math.sqrt(events.N_DIMS)
     z = (np.asarray(unit, dtype=np.float64) - 0.5) @ proj
-    scale = 3.0 * float(np.std(z)) if z.size and np.std(z) > 0 else 1.0
-    return 0.1 + 0.8 / (1.0 + np.exp(-z / scale * 3.0))
+    if len(z) > 1:
+        std = z.std(axis=0)
+        z = (z - z.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
+    else:
+        z = np.zeros_like(z)
+    return 0.1 + 0.8 / (1.0 + np.exp(-1.8 * z))
 
 
 def _note_lengths(vectors: np.ndarray) -> np.ndarray:

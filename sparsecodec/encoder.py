@@ -46,6 +46,10 @@ MAX_EVENTS_PER_SECOND = 200.0
 MIN_EXPLAINED = 0.5
 """A proposal is kept only when at least this share of its (calibrated) power lands on residual power."""
 
+CALIBRATION_SPAN_S = 1.0
+"""Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
+events are then rendered together over their full support."""
+
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
 
@@ -280,6 +284,7 @@ class WindowEncoder:
             resid = self._residual_audio(spec, mag2, model)
             mono = resid.mean(axis=0)
             vecs, times, _scores = self._propose(mono, budget - len(found_v), found_v, found_t, start)
+            model_before = model.copy()
             n_new = 0
             for v, t in zip(vecs, times, strict=False):
                 ti = start + round(float(t) * sr)
@@ -296,6 +301,14 @@ class WindowEncoder:
                 n_new += 1
             if n_new == 0:
                 break
+            # the round's events: local refinement, then their exact (full-support) power replaces the
+            # calibration renders' (which covered only CALIBRATION_SPAN_S of each event)
+            new_v, new_t = np.stack(found_v[-n_new:]), np.asarray(found_t[-n_new:], np.int64)
+            if self.settings.local_steps > 0:
+                new_v = self._adam(new_v, new_t, start, resid, self.settings.local_steps)
+                found_v[-n_new:] = list(new_v)
+            model = model_before
+            model += self._events_power(new_v, new_t, start)
         if self.settings.refine_steps > 0 and found_v:
             found_v = list(self._refine(np.stack(found_v), np.asarray(found_t), start, spec, tails))
         # commit: events that start in [start, commit_end), strongest first within the hop budget
@@ -371,6 +384,19 @@ class WindowEncoder:
         model += np.abs(analysis.stft(np.asarray(audio, np.float32), self.res)) ** 2
         return model
 
+    def _events_power(self, vec: np.ndarray, tim: np.ndarray, start: int) -> np.ndarray:
+        """Power spectrogram ``float32[C, F, B]`` of ``vec`` at absolute samples ``tim``, over this window."""
+        out = np.zeros((self.channels, self.n_frames, self.res.n_bins()), np.float32)
+        off = tim - start
+        a = int(off.min())
+        b = int(min(self.win, (off + np.ceil(events.support_s(vec) * self.sr)).max() + 1))
+        audio = self.render(
+            vec, tim / self.sr, b - a, self.sr, channels=self.channels, start_s=(start + a) / self.sr
+        )
+        m_lo, seg = analysis.stft_segment(np.asarray(audio, np.float32), a, self.n_frames, self.res)
+        out[:, m_lo : m_lo + seg.shape[-2]] = np.abs(seg) ** 2
+        return out
+
     def _residual_audio(self, spec: np.ndarray, mag2: np.ndarray, model: np.ndarray) -> np.ndarray:
         """Residual audio ``float32[C, win]``: the input's STFT with its power reduced by ``model``."""
         gain = np.sqrt(np.maximum(1.0 - model / np.maximum(mag2, 1e-20), 0.0))
@@ -393,7 +419,8 @@ class WindowEncoder:
         sr = self.sr
         v = events.clip(v)
         offset = ti - start
-        n = int(min(math.ceil(float(events.support_s(v[None])[0]) * sr) + 1, self.win - offset))
+        support = min(float(events.support_s(v[None])[0]), CALIBRATION_SPAN_S)
+        n = int(min(math.ceil(support * sr) + 1, self.win - offset))
         if n <= 0:
             return None
         mono = self.render(v[None], np.array([ti / sr]), n, sr, channels=1, start_s=ti / sr)

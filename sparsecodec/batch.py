@@ -679,12 +679,18 @@ def print_summary(summary: BatchSummary, file: IO[str] | None = None, max_failur
         console.print(Text(f"manifest: {summary.manifest}"))
 
 
+def failure_line(r: FileResult) -> str:
+    """``input: error`` (without naming the input twice when the error already does)."""
+    error = r.error or "failed"
+    return error if r.input in error else f"{r.input}: {error}"
+
+
 def raise_for_failures(summary: BatchSummary) -> None:
     """Raise when some file failed: :class:`BatchError` (exit status 6), or the file's own error when the run
     had a single input (the rule of ``spev encode``)."""
     failed = summary.failed
     if len(summary.results) == 1 and failed:
-        exc = SpevError(f"{failed[0].input}: {failed[0].error}")
+        exc = SpevError(failure_line(failed[0]))
         exc.exit_code = failed[0].code
         raise exc
     if failed:

@@ -297,3 +297,11 @@ def test_cli_options(tmp_path: Path) -> None:
     empty = runner.invoke(command, ["decode", str(tmp_path), str(tmp_path / "o"), "-j", "1"])
     assert empty.exit_code == 0, empty.output  # nothing to do is not an error
     assert (tmp_path / "o" / batch.MANIFEST_NAME).exists()
+    res = runner.invoke(command, ["encode", str(tmp_path / "missing"), str(tmp_path / "o")])
+    assert isinstance(res.exception, InputError)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    res = runner.invoke(command, ["encode", "-q", str(bad), str(tmp_path / "o1"), "-j", "1"])
+    # a single input: that input's own error (3, unreadable audio), not BatchError
+    assert isinstance(res.exception, Exception) and getattr(res.exception, "exit_code", None) == 3
+    assert str(bad) in str(res.exception)

@@ -24,7 +24,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     """SRC DST and the options every batch command takes."""
     for deco in reversed(
         [
-            click.argument("src", type=click.Path(exists=True, file_okay=True, dir_okay=True)),
+            click.argument("src", type=click.Path()),  # a missing SRC is an InputError (3), not a usage error
             click.argument("dst", type=click.Path(file_okay=False, dir_okay=True)),
             click.option(
                 "-j",
@@ -74,8 +74,8 @@ def _run(
 
         def on_result(r: batch_mod.FileResult) -> None:
             total[1] += 1
-            if r.status == "failed":
-                console.error(f"{r.input}: {r.error}")
+            if r.status == "failed" and total[0] > 1:  # a single input's error is the run's error
+                console.error(batch_mod.failure_line(r))
             else:
                 console.detail(f"{r.status}: {r.input} -> {r.output}")
             if progress is not None and total[0]:

@@ -98,8 +98,7 @@ def test_transpose_octave_moves_pitch_12_semitones(runner: CliRunner, one_note: 
     after = peak_hz(render_file(out)[int(0.4 * RATE) : int(1.0 * RATE)], RATE)
     shift = 12 * np.log2(after / before)
     assert abs(shift - 12.0) <= 0.1, (before, after)
-    # (absolute pitch drifts with the default table's glide quantisation: 0 st/s is not a level)
-    assert abs(events.hz_to_pitch(before) - 57.0) < 0.5
+    assert abs(events.hz_to_pitch(before) - 57.0) < 0.1
 
 
 def test_gain_minus_6_db(runner: CliRunner, one_note: Path, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ def plot_rate_quality(summary: Sequence[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     cats = [c for c in ("music", "speech", "notes", "long") if any(s["category"] == c for s in summary)]
     fig, axes = plt.subplots(1, max(1, len(cats)), figsize=(4.2 * max(1, len(cats)), 3.8), squeeze=False)
@@ -45,6 +46,9 @@ def plot_rate_quality(summary: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("true kbps")
         ax.set_ylabel("ViSQOL v3 (MOS-LQO)")
         ax.set_xscale("log")
+        ax.set_xticks([1, 2, 4, 8, 16, 32])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

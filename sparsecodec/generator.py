@@ -50,12 +50,15 @@ def render(
     channels: int = 1,
     start_s: float = 0.0,
     seeds: Any = None,
+    phase_gradient: bool = False,
 ) -> torch.Tensor:
     """Render ``vectors`` ``[N, 32]`` (or ``[B, N, 32]``) at absolute onsets ``times_s`` ``[N]`` (``[B, N]``)
     to audio ``[channels, n_samples]`` (``[B, channels, n_samples]``) starting at ``start_s``.
 
     Differentiable w.r.t. ``vectors``; runs on the vectors' device; output dtype = the vectors' dtype.
     Events are clamped to the layout's ranges.  ``seeds``: optional ``int[N]`` (``[B, N]``).
+    ``phase_gradient``: by default the running phase is detached, so frequency gradients flow only through
+    the spectral kernel's position (smooth for magnitude losses); True keeps the exact waveform gradient.
     """
     if vectors.ndim == 2:
         out = render(
@@ -67,6 +70,7 @@ def render(
             channels,
             start_s,
             None if seeds is None else np.asarray(seeds)[None],
+            phase_gradient,
         )
         return out[0]
     if vectors.ndim != 3 or vectors.shape[-1] != events.N_DIMS:
@@ -138,6 +142,8 @@ def render(
     jph = conv(dsp.seeded_phases(offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT))
     sph = conv(dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT))
     amp, phase, freq = dsp.partial_values(v, sel, jph, sph, support_t, sample_rate, torch, conv)
+    if not phase_gradient:
+        phase = phase.detach()
     x = freq * (n / sample_rate)
     fl = torch.floor(x.detach())
     taps = conv(np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1, dtype=np.float64))[:, None]

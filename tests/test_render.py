@@ -1,7 +1,8 @@
-"""The numpy decoder (render_np): every dimension does what docs/events.md says, measured on rendered audio."""
+"""The numpy decoder (render_np): every dimension does what docs/events.md says, measured on audio."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -185,7 +186,7 @@ def test_stream_chunks_equal_one_shot() -> None:
         stream = render_np.StreamRenderer(SR, 2, n, start_sample=start)
         got = []
         edges = [0.0, 0.37, 1.1, 1.1, 2.9, 3.5]
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             sel = (t >= lo) & (t < hi)
             got.append(stream.push(v[sel], t[sel], side, safe_until_s=hi))
         sel = t >= edges[-1]

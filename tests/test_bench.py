@@ -98,8 +98,13 @@ def test_align_recovers_a_delay_and_fits_length() -> None:
     assert mono.shape == x.shape
 
 
-def test_visqol_identical_is_best() -> None:
+def _need_visqol() -> None:
     pytest.importorskip("visqol")
+    pytest.importorskip("numba")  # without its JIT visqol-python is ~8x slower: too slow for the suite
+
+
+def test_visqol_identical_is_best() -> None:
+    _need_visqol()
     x = rich_signal(3.0, channels=1)
     noisy = x + 0.03 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
     best = metrics.visqol(x, x, SR, "audio")
@@ -160,7 +165,7 @@ def _tiny_devset(root: Path) -> list[Clip]:
     shutil.which("opusenc") is None or shutil.which("opusdec") is None, reason="opus-tools not installed"
 )
 def test_harness_ranks_codecs(tmp_path: Path) -> None:
-    pytest.importorskip("visqol")
+    _need_visqol()
     clips = _tiny_devset(tmp_path)
     codecs: list[Codec] = [
         OpusCodec(6),

@@ -505,10 +505,12 @@ def _run_ray(
     inflight: dict[Any, Job] = {}
     try:
         parallel = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # --jobs caps the tasks running at once; by default keep the cluster's CPUs busy with a queue of 2x
+        cap = jobs or 2 * parallel
         task = ray.remote(num_cpus=1)(convert_one)
         queue = list(reversed(todo))
         while queue or inflight:
-            while queue and len(inflight) < 2 * parallel:
+            while queue and len(inflight) < cap:
                 job = queue.pop()
                 # absolute paths: a task may run on another node, in another working directory
                 src_abs, dst_abs = os.path.abspath(job.src), os.path.abspath(job.dst)

@@ -425,49 +425,65 @@ def _run_local(
     impl: str | None,
     on_result: OnResult,
 ) -> None:
-    """Run ``todo`` on a pool of ``jobs`` spawned processes, at most ``2 * jobs`` files in flight."""
+    """Run ``todo`` on a pool of ``jobs`` spawned processes, at most ``2 * jobs`` files in flight.
+
+    When a worker dies (killed for memory, a crash in native code) the pool breaks and every file then in
+    flight becomes a suspect: suspects are retried one at a time in a fresh pool, so only a file that kills
+    its worker on its own is recorded as failed.
+    """
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
     queue = list(reversed(todo))
-    dead_pools = 0  # pools in a row that broke before finishing any file
-    while queue:
-        completed = 0
+    suspects: list[Job] = []
+    first = True
+    while queue or suspects:
         pool = ProcessPoolExecutor(
             max_workers=jobs, mp_context=ctx, initializer=_limit_threads, initargs=(threads,)
         )
-        inflight: dict[Future[FileResult], Job] = {}
-        broken = False
+        inflight: dict[Future[FileResult], tuple[Job, bool]] = {}  # future -> (job, run alone?)
         try:
-            while queue or inflight:
-                while queue and len(inflight) < 2 * jobs and not broken:
+            if first:  # a pool that cannot start at all is a run-level error, not N failed files
+                first = False
+                try:
+                    pool.submit(os.getpid).result()
+                except BrokenProcessPool:
+                    raise SpevError(
+                        "batch worker processes cannot start (from a script: guard it with "
+                        "if __name__ == '__main__')"
+                    ) from None
+            broken = False
+            while inflight or (not broken and (queue or suspects)):
+                if not broken and suspects and not inflight:
+                    job = suspects.pop()
+                    inflight[pool.submit(convert_one, mode, job.src, job.dst, options, threads, impl)] = (
+                        job,
+                        True,
+                    )
+                while not broken and not suspects and queue and len(inflight) < 2 * jobs:
                     job = queue.pop()
-                    inflight[pool.submit(convert_one, mode, job.src, job.dst, options, threads, impl)] = job
-                if not inflight:
-                    break
+                    fut = pool.submit(convert_one, mode, job.src, job.dst, options, threads, impl)
+                    inflight[fut] = (job, False)
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    job = inflight.pop(fut)
+                    job, alone = inflight.pop(fut)
                     try:
                         result = fut.result()
-                        completed += 1
-                        on_result(result)
                     except BrokenProcessPool:
                         broken = True
-                        on_result(
-                            FileResult(job.src, job.dst, "failed", "worker process died (out of memory?)", 1)
-                        )
-                if broken and not inflight:
-                    break
+                        if alone:
+                            error = "its worker process died (killed for memory? a crash?)"
+                            on_result(FileResult(job.src, job.dst, "failed", error, 1, time=_utc_now()))
+                        else:
+                            suspects.append(job)
+                        continue
+                    on_result(result)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        dead_pools = dead_pools + 1 if broken and not completed else 0
-        if dead_pools >= 2:
-            raise SpevError("batch worker processes die at start-up (is the script guarded by __main__?)")
 
 
 def _import_ray() -> Any:

@@ -269,6 +269,27 @@ def test_convert_one_reports_errors_and_leaves_nothing(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p != bad]
 
 
+def crashy_codec(src: str, dst: str, **_: object) -> dict[str, float]:
+    """A stand-in codec for the worker-death test: copies, or kills its process for 'crash*' inputs."""
+    if Path(src).name.startswith("crash"):
+        os._exit(9)
+    Path(dst).write_bytes(Path(src).read_bytes())
+    return {"duration": 0.5}
+
+
+def test_dead_worker_fails_only_its_own_file(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    for name in ("a0.wav", "a1.wav", "a2.wav", "crash.wav", "a3.wav", "a4.wav", "a5.wav"):
+        _touch(src / name)
+    s = batch.run_batch(src, tmp_path / "out", "encode", jobs=2, impl=f"{__name__}:crashy_codec")
+    assert sorted(Path(r.input).name for r in s.results if r.status == "ok") == [
+        f"a{i}.wav" for i in range(6)
+    ]
+    assert [(Path(r.input).name, r.code) for r in s.failed] == [("crash.wav", 1)]
+    assert "died" in (s.failed[0].error or "")
+    assert not _temps(tmp_path / "out")
+
+
 def test_dst_lock_refuses_a_second_run(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()

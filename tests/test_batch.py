@@ -326,3 +326,12 @@ def test_cli_options(tmp_path: Path) -> None:
     # a single input: that input's own error (3, unreadable audio), not BatchError
     assert isinstance(res.exception, Exception) and getattr(res.exception, "exit_code", None) == 3
     assert str(bad) in str(res.exception)
+
+
+def test_no_torch_or_ray_at_start_up() -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from sparsecodec.commands.batch import command; "
+        "r = CliRunner().invoke(command, ['encode', '--help']); assert r.exit_code == 0, r.output; "
+        "import sparsecodec.batch; bad = {'torch', 'ray'} & set(sys.modules); assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

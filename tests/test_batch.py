@@ -290,6 +290,20 @@ def test_dead_worker_fails_only_its_own_file(tmp_path: Path) -> None:
     assert not _temps(tmp_path / "out")
 
 
+def test_skip_and_force(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in", tmp_path / "out"
+    for name in ("a.wav", "s/b.wav"):
+        _touch(src / name)
+    impl = f"{__name__}:crashy_codec"
+    counts = []
+    for force in (False, False, True):
+        s = batch.run_batch(src, dst, "encode", jobs=1, force=force, impl=impl)
+        counts.append((s.count("ok"), s.count("skipped")))
+    assert counts == [(2, 0), (0, 2), (2, 0)]
+    rows = batch.read_manifest(dst / batch.MANIFEST_NAME)
+    assert [r["status"] for r in rows] == ["ok", "ok", "skipped", "skipped", "ok", "ok"]
+
+
 def test_dst_lock_refuses_a_second_run(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()

@@ -50,6 +50,11 @@ CALIBRATION_SPAN_S = 1.0
 """Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
 events are then rendered together over their full support."""
 
+_STEP_SCALE = np.ones(events.N_DIMS)
+"""Per-dimension scale of Adam steps in the unit interval: fine where a unit step is large physically."""
+_STEP_SCALE[events.INDEX["pitch"]] = 0.02  # 0.02 * lr 0.02 * 108 semitones ≈ 0.04 semitone per step
+_STEP_SCALE[events.INDEX["level"]] = 0.1  # ≈ 0.2 dB per step
+
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
 
@@ -494,12 +499,13 @@ class WindowEncoder:
         if self.channels == 1:
             trainable[_C["pan"]] = False
         u0 = torch.from_numpy(np.clip(events.to_unit(vec), 0.0, 1.0))
-        param = u0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([param], lr=self.settings.lr)
+        scale = torch.from_numpy(_STEP_SCALE)
+        delta = torch.zeros_like(u0, requires_grad=True)
+        opt = torch.optim.Adam([delta], lr=self.settings.lr)
         times_s = torch.from_numpy(tim / sr)
         for _ in range(steps):
             opt.zero_grad()
-            u = torch.where(trainable, param.clamp(0.0, 1.0), u0)
+            u = torch.where(trainable, (u0 + scale * delta).clamp(0.0, 1.0), u0)
             audio = generator.render(
                 events.from_unit(u), times_s, b - a, sr, channels=self.channels, start_s=(start + a) / sr
             )
@@ -510,7 +516,7 @@ class WindowEncoder:
             loss.backward()
             opt.step()
         with torch.no_grad():
-            u = torch.where(trainable, param.clamp(0.0, 1.0), u0)
+            u = torch.where(trainable, (u0 + scale * delta).clamp(0.0, 1.0), u0)
         return np.asarray(events.clip(events.from_unit(u.detach().numpy().astype(np.float64))))
 
     def _refine(

@@ -13,7 +13,8 @@ driver process, one ``write`` per line).  Fields: ``input``, ``output``, ``statu
 ``duration`` (audio seconds or ``null``), ``kbps`` (of the ``.spev`` file or ``null``), ``seconds`` (wall time
 spent on the file), ``time`` (UTC, ISO 8601).
 
-No torch import here: worker processes import the codec (and torch, to set its thread count) on first use.
+No torch import here: worker processes import the codec on first use; their math-library threads are capped
+through ``OMP_NUM_THREADS`` (set before torch loads) and ``torch.set_num_threads`` once it has.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ def main() -> None:
     side = {"room": [1.2, 0.5]} if args.room else None
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     stream = render_np.StreamRenderer(sr, args.channels, n_total)
     got = 0
     peak = 0.0
@@ -55,11 +56,14 @@ def main() -> None:
     block = stream.finish()
     got += block.shape[1]
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     assert got == n_total, (got, n_total)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(
         f"decoded {args.seconds:.0f} s, {n_events} events, {args.channels} ch @ {sr} Hz in {elapsed:.2f} s: "
-        f"{args.seconds / elapsed:.1f}x real time; peak RSS {rss_mb:.0f} MB; output peak {peak:.2f}"
+        f"{args.seconds / elapsed:.1f}x real time (wall); {cpu:.2f} CPU-s = {args.seconds / cpu:.1f}x "
+        f"real time per CPU-second (robust on a shared machine); peak RSS {rss_mb:.0f} MB; "
+        f"output peak {peak:.2f}"
     )
 
 

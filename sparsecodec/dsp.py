@@ -23,8 +23,12 @@ import numpy as np
 from . import events
 from .errors import UsageError
 
-KERNEL_HALF_WIDTH = 4
-"""Each partial writes ``2 * KERNEL_HALF_WIDTH`` bins per frame (truncation error ≈ -45 dB of the partial)."""
+KERNEL_HALF_WIDTH = 3
+"""Each partial writes ``2 * KERNEL_HALF_WIDTH`` bins per frame, ``floor(x)-2 .. floor(x)+3`` around its
+position ``x`` (the whole main lobe).  The kernel is faded to 0 over the last :data:`KERNEL_FADE` bins so
+it stays continuous when ``x`` crosses a bin (smooth gradients); reconstruction error of a steady sinusoid
+≈ -44.6 dB of its amplitude (measured; -43 dB with 8 plain taps)."""
+KERNEL_FADE = 0.5
 KERNEL_TABLE_RES = 1024
 """Fractional-bin resolution of the numpy kernel table (nearest entry; error < -70 dB)."""
 PARTIAL_FLOOR = 1e-4
@@ -93,12 +97,26 @@ def hann_kernel(d: Any, n: int, xp: Any) -> Any:
     return 0.5 * e(d) + 0.25 * e(d - 1.0) + 0.25 * e(d + 1.0)
 
 
+def synthesis_kernel(d: Any, n: int, xp: Any) -> Any:
+    """:func:`hann_kernel` faded to 0 at ``|d| = KERNEL_HALF_WIDTH`` (raised cosine over KERNEL_FADE bins)."""
+    a = ((xp.abs(d) - (KERNEL_HALF_WIDTH - KERNEL_FADE)) * (1.0 / KERNEL_FADE)).clip(0.0, 1.0)
+    return hann_kernel(d, n, xp) * (0.5 + 0.5 * xp.cos(math.pi * a))
+
+
 @functools.lru_cache(maxsize=8)
 def kernel_table(n: int) -> np.ndarray:
-    """``float64[2L, R+1]``: ``K(j - r/R)`` for taps ``j = -L+1..L`` and fractional offsets ``r/R``."""
+    """``float64[2L, R+1]``: :func:`synthesis_kernel` at ``j - r/R``, taps ``j = -L+1..L``, fractions r/R."""
     j = np.arange(-KERNEL_HALF_WIDTH + 1, KERNEL_HALF_WIDTH + 1, dtype=np.float64)[:, None]
     frac = np.arange(KERNEL_TABLE_RES + 1, dtype=np.float64)[None, :] / KERNEL_TABLE_RES
-    out = hann_kernel(j - frac, n, np)
+    out = synthesis_kernel(j - frac, n, np)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def kernel_table_t(n: int) -> np.ndarray:
+    """:func:`kernel_table` transposed, ``float32[R+1, 2L]`` (C-contiguous rows: one gather per partial)."""
+    out = np.ascontiguousarray(kernel_table(n).T, dtype=np.float32)
     out.setflags(write=False)
     return out
 

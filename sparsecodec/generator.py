@@ -147,7 +147,7 @@ def render(
     x = freq * (n / sample_rate)
     fl = torch.floor(x.detach())
     taps = conv(np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1, dtype=np.float64))[:, None]
-    kern = dsp.hann_kernel(taps - (x - fl)[None, :], n, torch)  # [2L, M]
+    kern = dsp.synthesis_kernel(taps - (x - fl)[None, :], n, torch)  # [2L, M]
     bins = fl.long()[None, :] + taps.long()
     half = 0.5 * amp
     re = half * torch.cos(phase) * kern

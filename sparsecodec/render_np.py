@@ -59,14 +59,21 @@ def parse_room(side: dict[str, Any] | None) -> tuple[float, float] | None:
 
 @dataclass
 class Contributions:
-    """Flat spectral contributions of a batch of events, relative to frame ``m_lo``.
+    """Spectral contributions of a batch of events, relative to frame ``m_lo``.
 
-    ``idx``: int64[M] flat index ``(frame - m_lo) * (N/2+1) + bin``; ``val``: complex128[M]; ``ev``: int64[M].
+    Each of ``M`` sources (a partial in one frame, or one noise cell) has a complex coefficient
+    ``re + i·im`` (float64[M]) and event ``ev`` (int64[M]); it is spread over ``K`` bins with real weights
+    ``kern`` (float64[M, K], None for K = 1) at flat indices ``idx`` (int64[M, K]):
+    ``(frame - m_lo) * (N/2+1) + bin``.
     """
 
     idx: np.ndarray
-    val: np.ndarray
+    kern: np.ndarray | None
+    re: np.ndarray
+    im: np.ndarray
     ev: np.ndarray
+    im_kern: np.ndarray | None = None
+    """Weights for ``im`` where they differ from ``kern`` (conjugate fold-back below bin 0)."""
 
 
 def partial_contributions(
@@ -77,10 +84,11 @@ def partial_contributions(
     sample_rate: int,
     m_lo: int,
     m_hi: int,
-) -> Contributions:
+) -> list[Contributions]:
     """Spectral values of all partials of events ``v`` over frames ``[m_lo, m_hi)``."""
     n = dsp.frame_size(sample_rate)
     nb = n // 2 + 1
+    half = dsp.KERNEL_HALF_WIDTH
     sel = dsp.select_partials(v, times_s, support, sample_rate, m_lo, m_hi)
     jph = dsp.seeded_phases(offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT)
     sph = dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT)
@@ -89,21 +97,27 @@ def partial_contributions(
     ok = np.abs(amp) > dsp.PARTIAL_FLOOR * peak[sel.e]
     e, amp, phase, freq = sel.e[ok], amp[ok], phase[ok], freq[ok]
     frame = sel.plan.frame[sel.ef[ok]]
-    coef = (0.5 * amp) * np.exp(1j * phase)
     x = freq * (n / sample_rate)
     fl = np.floor(x)
-    ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.int64)
-    kern = dsp.kernel_table(n)[:, ridx]  # [2L, M]
-    taps = np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1)[:, None]
-    bins = fl.astype(np.int64)[None, :] + taps
-    val = coef[None, :] * kern
-    val = np.where(bins < 0, np.conj(val), val)
-    val = np.where(bins == 0, 2.0 * val.real, val)
-    bins = np.abs(bins)
-    val = np.where(bins < nb, val, 0.0)
-    bins = np.minimum(bins, nb - 1)
-    idx = (frame - m_lo)[None, :] * nb + bins
-    return Contributions(idx.ravel(), val.ravel(), np.broadcast_to(e, bins.shape).ravel())
+    ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.intp)
+    kern = dsp.kernel_table_t(n)[ridx]  # [M, 2L]
+    fli = fl.astype(np.int64)
+    taps = np.arange(-half + 1, half + 1)[None, :]
+    idx = ((frame - m_lo) * nb + fli)[:, None] + taps
+    half_amp = 0.5 * amp
+    re, im = half_amp * np.cos(phase), half_amp * np.sin(phase)
+    edge = (fli < half - 1) | (fli + half >= nb)
+    if not edge.any():
+        return [Contributions(idx, kern, re, im, e)]
+    # near DC / Nyquist: taps below bin 0 fold back as conjugates, bin 0 is real, above N/2 dropped
+    out = [Contributions(idx[~edge], kern[~edge], re[~edge], im[~edge], e[~edge])]
+    bins = fli[edge][:, None] + taps
+    k_e = np.where(bins == 0, 2.0 * kern[edge], kern[edge])
+    k_e = np.where(bins < nb, k_e, 0.0).astype(np.float32)
+    i_e = idx[edge] + np.minimum(np.abs(bins), nb - 1) - bins
+    sign = np.where(bins < 0, -1.0, np.where(bins == 0, 0.0, 1.0)).astype(np.float32)
+    out.append(Contributions(i_e, k_e, re[edge], im[edge], e[edge], k_e * sign))
+    return out
 
 
 def noise_contributions(
@@ -120,8 +134,9 @@ def noise_contributions(
     sel = dsp.select_noise(v, times_s, support, sample_rate, m_lo, m_hi)
     mag = dsp.noise_values(v, sel, support, sample_rate, np, np.asarray)
     tidx = dsp.noise_index(offsets, sel, nb)
-    val = mag * dsp.noise_table()[tidx]
-    return Contributions((sel.plan.frame[sel.row] - m_lo) * nb + sel.b, val, sel.e)
+    z = dsp.noise_table()[tidx]
+    idx = (sel.plan.frame[sel.row] - m_lo) * nb + sel.b
+    return Contributions(idx, None, mag * z.real, mag * z.imag, sel.e)
 
 
 class StreamRenderer:
@@ -187,7 +202,7 @@ class StreamRenderer:
     def _slot(self, name: str, rows: int) -> np.ndarray:
         acc = self._acc.get(name)
         if acc is None or acc.shape[0] < rows:
-            new = np.zeros((max(rows, int(1.25 * self._rows)), self._nb), dtype=np.complex64)
+            new = np.zeros((max(rows, int(1.25 * self._rows)), self._nb), dtype=np.float32)
             if acc is not None:
                 new[: acc.shape[0]] = acc
             self._acc[name] = acc = new
@@ -212,30 +227,30 @@ class StreamRenderer:
         if room is not None and np.any(wet > 0):
             gains.append((f"wet{room}", wet))
             self._wet.setdefault(room, np.zeros(0))
-        for kind, c in (("p", parts), ("n", noise)):
-            if not len(c.idx):
+        for kind, c in [("p", p) for p in parts] + [("n", noise)]:
+            if not c.idx.size:
                 continue
-            lo = int(c.idx.min()) // self._nb
             hi = int(c.idx.max()) // self._nb + 1
-            rows = hi - lo
-            idx = c.idx - lo * self._nb
+            idx = c.idx.ravel()
+            im_kern = c.kern if c.im_kern is None else c.im_kern
             for name, g in gains:
-                w = c.val if g is None else c.val * g[c.ev]
-                re = np.bincount(idx, w.real, minlength=rows * self._nb)
-                im = np.bincount(idx, w.imag, minlength=rows * self._nb)
-                acc = self._slot(kind + name, hi)
-                acc[lo:hi] += (re + 1j * im).reshape(rows, self._nb)
+                cre, cim = (c.re, c.im) if g is None else (c.re * g[c.ev], c.im * g[c.ev])
+                cre, cim = cre.astype(np.float32), cim.astype(np.float32)
+                if c.kern is not None:
+                    cre, cim = (cre[:, None] * c.kern).ravel(), (cim[:, None] * im_kern).ravel()
+                np.add.at(self._slot(kind + name + "r", hi).reshape(-1), idx, cre)
+                np.add.at(self._slot(kind + name + "i", hi).reshape(-1), idx, cim)
         self._rows = max([self._rows] + [a.shape[0] for a in self._acc.values()])
 
     def _frames_to_audio(self, name: str, rows: int) -> np.ndarray:
         """OLA audio ``float64[(rows+3)·hop]`` of the first ``rows`` pending frames of one slot pair."""
         spec = np.zeros((rows, self._nb), dtype=np.complex128)
-        if "p" + name in self._acc:
-            part = self._acc["p" + name][:rows]
-            spec[: part.shape[0]] += part
-        if "n" + name in self._acc:
-            part = self._acc["n" + name][:rows]
-            spec[: part.shape[0]] += dsp.hann_smooth(part.astype(np.complex128))
+        for kind in ("p", "n"):
+            if kind + name + "r" not in self._acc:
+                continue
+            re, im = self._acc[kind + name + "r"][:rows], self._acc[kind + name + "i"][:rows]
+            part = re + 1j * im.astype(np.float64)
+            spec[: part.shape[0]] += dsp.hann_smooth(part) if kind == "n" else part
         return dsp.overlap_add(np.fft.irfft(spec, self._n, axis=-1))
 
     def _finalise(self, m_safe: int) -> np.ndarray:
@@ -248,18 +263,18 @@ class StreamRenderer:
         if self._out.shape[1] < need:
             self._out = np.pad(self._out, ((0, 0), (0, need - self._out.shape[1])))
         for c in range(self.channels):
-            if any(k[1:] == str(c) for k in self._acc):
+            if any(k[1:-1] == str(c) for k in self._acc):
                 self._out[c, :need] += self._frames_to_audio(str(c), rows)
         for room in list(self._wet):
             name = f"wet{room}"
             wet = self._wet[room]
             if wet.shape[0] < need:
                 wet = np.pad(wet, (0, need - wet.shape[0]))
-            if any(k[1:] == name for k in self._acc):
+            if any(k[1:-1] == name for k in self._acc):
                 wet[:need] += self._frames_to_audio(name, rows)
             self._convolve_room(room, wet[:n_final])
             self._wet[room] = wet[n_final:]
-            if not np.any(self._wet[room]) and not any(k[1:] == name for k in self._acc):
+            if not np.any(self._wet[room]) and not any(k[1:-1] == name for k in self._acc):
                 del self._wet[room]
         for key in list(self._acc):
             acc = self._acc[key]

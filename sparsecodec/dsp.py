@@ -31,8 +31,9 @@ it stays continuous when ``x`` crosses a bin (smooth gradients); reconstruction 
 KERNEL_FADE = 0.5
 KERNEL_TABLE_RES = 1024
 """Fractional-bin resolution of the numpy kernel table (nearest entry; error < -70 dB)."""
-PARTIAL_FLOOR = 1e-4
-"""Partial-frames and noise cells below this fraction of the event's peak amplitude (-80 dB) are skipped."""
+PARTIAL_FLOOR = 10.0 ** (-70.0 / 20.0)
+"""Partial-frames and noise cells below this fraction of the event's peak amplitude (-70 dB, well under the
+kernel's own -45 dB error) are skipped."""
 F_MAX_HZ = 20000.0
 """Nothing is rendered above this frequency."""
 NYQUIST_FRACTION = 0.45
@@ -542,19 +543,20 @@ def partial_values(
     t60 = partial_t60(v, ratios, xp)
     dhz = detune_hz(v, f0[:, None] * ratios)
     gp, _ = mix_gains(v, xp)
-    ef, e, k = conv(sel.ef), conv(sel.e), conv(sel.k)
+    ef, e = conv(sel.ef), conv(sel.e)
+    ek = conv(sel.e * ratios.shape[1] + sel.k)  # flat (event, partial) index
     tau = tau_ef[ef]
-    rk = ratios[e, k]
+    rk = ratios.reshape(-1)[ek]
     freq = rk * f_t[ef]
+    att = v[:, _C["attack"]][e]
     amp = (
-        gp[e]
-        * r[e, k]
+        (gp[e] * r.reshape(-1)[ek])
         * benv[ef]
-        * xp.exp(-LN1000 * _relu(tau - v[e, _C["attack"]]) / t60[e, k])
-        * xp.cos(math.pi * dhz[e, k] * tau)
+        * xp.exp((-LN1000) * _relu(tau - att) / t60.reshape(-1)[ek])
+        * xp.cos(math.pi * dhz.reshape(-1)[ek] * tau)
         * taper(freq, f_max(sample_rate))
     )
-    phase = xp.remainder(rk * phi0[ef], 2.0 * math.pi) + start_ph[e, k]
+    phase = xp.fmod(rk * phi0[ef], 2.0 * math.pi) + start_ph.reshape(-1)[ek]
     return amp, phase, freq
 
 
@@ -607,11 +609,11 @@ def noise_values(v: Any, sel: NoiseSelection, support: Any, sample_rate: int, xp
     ev = conv(sel.plan.ev)
     env = noise_envelope(v[ev], conv(sel.plan.tau), support[ev], xp)
     e = conv(sel.e)
-    f = conv(sel.b * (sample_rate / n))
-    sigma = v[e, _C["noise_width"]] * 0.5
-    z = xp.log2(f / v[e, _C["noise_centre"]]) / sigma
-    band = xp.exp(-0.5 * z * z) * taper(f, F_MAX_HZ) * taper(f, f_max(sample_rate))
-    return scale[e] * env[conv(sel.row)] * band
+    f = conv(np.maximum(np.arange(n // 2 + 1), 0.5) * (sample_rate / n))[None, :]
+    sigma = v[:, _C["noise_width"], None] * 0.5
+    z = xp.log2(f / v[:, _C["noise_centre"], None]) / sigma
+    band = xp.exp(-0.5 * z * z) * taper(f, F_MAX_HZ) * taper(f, f_max(sample_rate))  # [E, N/2+1]
+    return (scale[e] * env[conv(sel.row)]) * band.reshape(-1)[conv(sel.e * (n // 2 + 1) + sel.b)]
 
 
 TABLE_MASK = (1 << NOISE_TABLE_BITS) - 1

@@ -106,18 +106,20 @@ def partial_contributions(
     idx = ((frame - m_lo) * nb + fli)[:, None] + taps
     half_amp = 0.5 * amp
     re, im = half_amp * np.cos(phase), half_amp * np.sin(phase)
-    edge = (fli < half - 1) | (fli + half >= nb)
-    if not edge.any():
+    edge = np.flatnonzero((fli < half - 1) | (fli + half >= nb))
+    if not len(edge):
         return [Contributions(idx, kern, re, im, e)]
-    # near DC / Nyquist: taps below bin 0 fold back as conjugates, bin 0 is real, above N/2 dropped
-    out = [Contributions(idx[~edge], kern[~edge], re[~edge], im[~edge], e[~edge])]
+    # near DC / Nyquist: taps below bin 0 fold back as conjugates, bin 0 is real, above N/2 dropped;
+    # those few rows become a separate contribution and are zeroed in the main one
     bins = fli[edge][:, None] + taps
     k_e = np.where(bins == 0, 2.0 * kern[edge], kern[edge])
     k_e = np.where(bins < nb, k_e, 0.0).astype(np.float32)
     i_e = idx[edge] + np.minimum(np.abs(bins), nb - 1) - bins
     sign = np.where(bins < 0, -1.0, np.where(bins == 0, 0.0, 1.0)).astype(np.float32)
-    out.append(Contributions(i_e, k_e, re[edge], im[edge], e[edge], k_e * sign))
-    return out
+    kern[edge] = 0.0
+    idx[edge] = np.clip(idx[edge], 0, None)
+    folded = Contributions(i_e, k_e, re[edge], im[edge], e[edge], k_e * sign)
+    return [Contributions(idx, kern, re, im, e), folded]
 
 
 def noise_contributions(

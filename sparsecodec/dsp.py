@@ -23,6 +23,10 @@ import numpy as np
 from . import events
 from .errors import UsageError
 
+OVERLAP = 4
+"""Frames per window: hop = N / OVERLAP (Hann overlap-add sums to OVERLAP/2)."""
+HALF = OVERLAP // 2
+"""A frame reaches HALF hops each side of its centre."""
 KERNEL_HALF_WIDTH = 3
 """Each partial writes ``2 * KERNEL_HALF_WIDTH`` bins per frame, ``floor(x)-2 .. floor(x)+3`` around its
 position ``x`` (the whole main lobe).  The kernel is faded to 0 over the last :data:`KERNEL_FADE` bins so
@@ -345,7 +349,7 @@ def plan_frames(
 
     ``from_onset`` keeps frames before ``m_lo`` (needed for the running phase); otherwise they are dropped.
     """
-    hop = frame_size(sample_rate) // 4
+    hop = frame_size(sample_rate) // OVERLAP
     onset = np.asarray(times_s, dtype=np.float64) * sample_rate
     first = np.ceil(onset / hop - 1e-9).astype(np.int64)
     last = np.minimum(np.floor((onset + support * sample_rate) / hop).astype(np.int64), m_hi - 1)
@@ -381,7 +385,7 @@ def room_ir(rt60_s: float, damping: float, sample_rate: int, channels: int) -> n
     rt60 = float(np.clip(rt60_s, ROOM_MIN_RT60_S, ROOM_MAX_RT60_S))
     damping = float(np.clip(damping, 0.0, ROOM_MAX_DAMPING))
     n = frame_size(sample_rate)
-    hop = n // 4
+    hop = n // OVERLAP
     nb = n // 2 + 1
     n_frames = math.ceil(rt60 * sample_rate / hop) + 1
     tau = np.arange(n_frames)[:, None] * hop / sample_rate
@@ -395,7 +399,7 @@ def room_ir(rt60_s: float, damping: float, sample_rate: int, channels: int) -> n
         idx = (777_777 * (c + 1) + np.arange(n_frames * nb)) & ((1 << NOISE_TABLE_BITS) - 1)
         spec = mag * table[idx].reshape(n_frames, nb)
         audio = overlap_add(np.fft.irfft(hann_smooth(spec), n))
-        audio = audio[2 * hop : 2 * hop + int(rt60 * sample_rate)]  # frame 0's centre is sample 0
+        audio = audio[HALF * hop : HALF * hop + int(rt60 * sample_rate)]  # frame 0's centre is sample 0
         audio = audio / max(float(np.sqrt(np.sum(audio**2))), 1e-12)
         out.append(audio)
     ir = np.asarray(out, dtype=np.float32)
@@ -420,17 +424,17 @@ def hann_smooth(spec: np.ndarray) -> np.ndarray:
 
 
 def overlap_add(frames: np.ndarray) -> np.ndarray:
-    """Centred frames ``[..., F, N]`` (centre at index 0, hop N/4) → audio ``[..., (F+3)·N/4]``.
+    """Centred frames ``[..., F, N]`` (centre at index 0, hop h = N/OVERLAP) → audio ``[..., (F+O-1)·h]``.
 
-    Frame ``i`` is centred at output sample ``(i + 2)·N/4``; the sum is divided by 2 (Hann at hop N/4).
+    Frame ``i`` is centred at output sample ``(i + HALF)·h``; the sum is divided by OVERLAP/2 (Hann OLA).
     """
     f, n = frames.shape[-2:]
-    hop = n // 4
-    q = frames.reshape(*frames.shape[:-2], f, 4, hop)
-    out = np.zeros((*frames.shape[:-2], f + 3, hop), dtype=frames.dtype)
-    for i in range(4):
-        out[..., i : i + f, :] += q[..., :, (i + 2) % 4, :]
-    return (0.5 * out).reshape(*frames.shape[:-2], (f + 3) * hop)
+    hop = n // OVERLAP
+    q = frames.reshape(*frames.shape[:-2], f, OVERLAP, hop)
+    out = np.zeros((*frames.shape[:-2], f + OVERLAP - 1, hop), dtype=frames.dtype)
+    for i in range(OVERLAP):
+        out[..., i : i + f, :] += q[..., :, (i + HALF) % OVERLAP, :]
+    return ((2.0 / OVERLAP) * out).reshape(*frames.shape[:-2], (f + OVERLAP - 1) * hop)
 
 
 # ------------------------------------------------------------------------------ selection and values
@@ -472,7 +476,7 @@ def select_partials(
     A partial stops being rendered once its decay or the release has taken it below
     :data:`PARTIAL_FLOOR` × the event's peak (upper bound, ignoring the other factors).
     """
-    hop = frame_size(sample_rate) // 4
+    hop = frame_size(sample_rate) // OVERLAP
     fmax = f_max(sample_rate)
     plan = plan_frames(times_s, support, sample_rate, m_lo, m_hi, from_onset=True)
     ne = len(v)
@@ -605,7 +609,8 @@ def noise_values(v: Any, sel: NoiseSelection, support: Any, sample_rate: int, xp
     """
     n = frame_size(sample_rate)
     _, gn = mix_gains(v, xp)
-    scale = gn * xp.sqrt((n * sample_rate / 1.5) / noise_band_power(v, xp))
+    # output variance = 3 s^2 sum(g^2) / (OVERLAP N^2) with sum(g^2) ~ N/rate * band power; want 1/2
+    scale = gn * xp.sqrt((OVERLAP * n * sample_rate / 6.0) / noise_band_power(v, xp))
     ev = conv(sel.plan.ev)
     env = noise_envelope(v[ev], conv(sel.plan.tau), support[ev], xp)
     e = conv(sel.e)

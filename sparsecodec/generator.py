@@ -22,16 +22,15 @@ _C = events.INDEX
 
 
 def _overlap_add(frames: torch.Tensor) -> torch.Tensor:
-    """Centred frames ``[..., F, N]`` → audio ``[..., (F+3)·N/4]`` (frame i centred at ``(i+2)·N/4``)."""
+    """Centred frames ``[..., F, N]`` → audio ``[..., (F+O-1)·h]`` (frame i centred at ``(i+HALF)·h``)."""
     f, n = frames.shape[-2:]
-    hop = n // 4
-    q = frames.reshape(*frames.shape[:-2], f, 4, hop)
-    pad = [0, 0, 0, 0]
-    out = frames.new_zeros((*frames.shape[:-2], f + 3, hop))
-    for i in range(4):
-        pad = [0, 0, i, 3 - i]
-        out = out + torch.nn.functional.pad(q[..., :, (i + 2) % 4, :], pad)
-    return 0.5 * out.reshape(*frames.shape[:-2], (f + 3) * hop)
+    o = dsp.OVERLAP
+    hop = n // o
+    q = frames.reshape(*frames.shape[:-2], f, o, hop)
+    out = frames.new_zeros((*frames.shape[:-2], f + o - 1, hop))
+    for i in range(o):
+        out = out + torch.nn.functional.pad(q[..., :, (i + dsp.HALF) % o, :], [0, 0, i, o - 1 - i])
+    return (2.0 / o) * out.reshape(*frames.shape[:-2], (f + o - 1) * hop)
 
 
 def _hann_smooth(spec: torch.Tensor) -> torch.Tensor:
@@ -103,12 +102,12 @@ def render(
     room = parse_room(side)
 
     n = dsp.frame_size(sample_rate)
-    hop, nb = n // 4, n // 2 + 1
+    hop, nb = n // dsp.OVERLAP, n // 2 + 1
     start = round(start_s * sample_rate)
     end = start + int(n_samples)
     lead = math.ceil(dsp.ROOM_TAIL_S * sample_rate) if (room is not None and start > 0) else 0
-    m_lo = (max(start - lead, 0) if lead else start) // hop - 1
-    m_hi = -(-end // hop) + 2
+    m_lo = (max(start - lead, 0) if lead else start) // hop - dsp.HALF + 1
+    m_hi = -(-end // hop) + dsp.HALF
     nf = m_hi - m_lo
     support = events.support_s(v_np)
     support_t = conv(support)
@@ -174,8 +173,8 @@ def render(
         nidx = conv((nsel.plan.frame[nsel.row] - m_lo) * nb + nsel.b)
         spec = spec + _hann_smooth(scatter(nidx, conv(nsel.e), mag * conv(z.real), mag * conv(z.imag)))
 
-    audio = _overlap_add(torch.fft.irfft(spec, n, dim=-1))  # [B, S, T], sample 0 = (m_lo - 2) * hop
-    origin = (m_lo - 2) * hop
+    audio = _overlap_add(torch.fft.irfft(spec, n, dim=-1))  # [B, S, T], sample 0 = (m_lo - HALF) * hop
+    origin = (m_lo - dsp.HALF) * hop
     dry = audio[:, :channels]
     if room is not None:
         ir = conv(dsp.room_ir(room[0], room[1], sample_rate, channels).astype(np.float64))

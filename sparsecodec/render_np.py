@@ -159,12 +159,13 @@ class StreamRenderer:
         self.n_samples_total = int(n_samples_total)
         self.start_sample = int(start_sample)
         self._n = dsp.frame_size(self.sample_rate)
-        self._hop = self._n // 4
+        self._hop = self._n // dsp.OVERLAP
         self._nb = self._n // 2 + 1
         # a seek also renders the room's input up to ROOM_TAIL_S before the start (its tail reaches in)
         lead = math.ceil(ROOM_TAIL_S * self.sample_rate) if self.start_sample > 0 else 0
-        self._m_done = max(self.start_sample - lead, 0) // self._hop - 1  # first frame not yet audio
-        self._m_end = -(-self.n_samples_total // self._hop) + 2  # frames >= this cannot reach the output
+        # first frame not yet turned into audio; frames >= _m_end cannot reach the output
+        self._m_done = max(self.start_sample - lead, 0) // self._hop - dsp.HALF + 1
+        self._m_end = -(-self.n_samples_total // self._hop) + dsp.HALF
         self._acc: dict[str, np.ndarray] = {}  # slot -> complex64[rows, nb], row 0 = frame _m_done
         self._rows = 0
         self._out = np.zeros((channels, 0))  # samples from (_m_done - 2) * hop
@@ -261,7 +262,7 @@ class StreamRenderer:
             return np.zeros((self.channels, 0), dtype=np.float32)
         hop = self._hop
         n_final = rows * hop
-        need = (rows + 3) * hop
+        need = (rows + dsp.OVERLAP - 1) * hop
         if self._out.shape[1] < need:
             self._out = np.pad(self._out, ((0, 0), (0, need - self._out.shape[1])))
         for c in range(self.channels):
@@ -284,7 +285,7 @@ class StreamRenderer:
         self._rows = max([0] + [a.shape[0] for a in self._acc.values()])
         for key in [k for k, a in self._acc.items() if not a.shape[0]]:
             del self._acc[key]
-        first = (self._m_done - 2) * hop
+        first = (self._m_done - dsp.HALF) * hop
         block = self._out[:, :n_final]
         self._out = self._out[:, n_final:]
         self._m_done = m_safe

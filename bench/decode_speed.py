@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=1 << 17, help="samples per pushed chunk")
     ap.add_argument("--room", action="store_true", help="add side data room [1.2 s, 0.5]")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="StreamRenderer threads (the target is 2 cores)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -44,7 +45,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     c0 = time.process_time()
-    stream = render_np.StreamRenderer(sr, args.channels, n_total)
+    stream = render_np.StreamRenderer(sr, args.channels, n_total, threads=args.threads)
     got = 0
     peak = 0.0
     for start in range(0, n_total, args.chunk):

@@ -10,6 +10,7 @@ chunk gives the same samples as :func:`render` in one go.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,13 +148,19 @@ class StreamRenderer:
     ``push`` renders events (whole support at once) into pending frames and returns the samples no later
     event can change: later events must start at or after ``safe_until_s``.  ``finish`` returns the rest.
     Memory holds only frames/samples within about ``MAX_SUPPORT_S + ROOM_TAIL_S`` of the last push.
+    ``threads`` > 1 computes the events' spectra in that many threads (numpy releases the GIL); the result
+    equals the single-threaded one up to float32 summation order (~1e-7).
     """
 
-    def __init__(self, sample_rate: int, channels: int, n_samples_total: int, start_sample: int = 0) -> None:
+    def __init__(
+        self, sample_rate: int, channels: int, n_samples_total: int, start_sample: int = 0, threads: int = 1
+    ) -> None:
         if channels not in (1, 2):
             raise UsageError(f"channels must be 1 or 2, got {channels}")
         if not 0 <= start_sample <= n_samples_total:
             raise UsageError("need 0 <= start_sample <= n_samples_total")
+        self._threads = max(1, int(threads))
+        self._pool: ThreadPoolExecutor | None = None
         self.sample_rate = int(sample_rate)
         self.channels = channels
         self.n_samples_total = int(n_samples_total)
@@ -198,6 +205,9 @@ class StreamRenderer:
 
     def finish(self) -> np.ndarray:
         """Return the remaining audio up to ``n_samples_total``, ``float32[C, k]``."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         return self._finalise(self._m_end)
 
     # ------------------------------------------------------------------------------------------ internals
@@ -218,8 +228,21 @@ class StreamRenderer:
         support = events.support_s(v)
         offsets = dsp.seed_offsets(s)
         m_lo, m_hi = self._m_done, self._m_end
-        parts = partial_contributions(v, t, offsets, support, sr, m_lo, m_hi)
-        noise = noise_contributions(v, t, offsets, support, sr, m_lo, m_hi)
+
+        def contrib(sel: np.ndarray) -> list[Contributions]:
+            args = (v[sel], t[sel], offsets[sel], support[sel], sr, m_lo, m_hi)
+            out = [*partial_contributions(*args), noise_contributions(*args)]
+            for c in out:
+                c.ev = sel[c.ev]
+            return out
+
+        groups = [np.arange(k, len(v), self._threads) for k in range(min(self._threads, len(v)))]
+        if len(groups) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads)
+            contribs = [c for cs in self._pool.map(contrib, groups) for c in cs]
+        else:
+            contribs = contrib(np.arange(len(v)))
         gains: list[tuple[str, np.ndarray | None]] = []
         if self.channels == 1:
             gains.append(("0", None))
@@ -230,7 +253,8 @@ class StreamRenderer:
         if room is not None and np.any(wet > 0):
             gains.append((f"wet{room}", wet))
             self._wet.setdefault(room, np.zeros(0))
-        for kind, c in [("p", p) for p in parts] + [("n", noise)]:
+        for c in contribs:
+            kind = "p" if c.kern is not None else "n"
             if not c.idx.size:
                 continue
             hi = int(c.idx.max()) // self._nb + 1

@@ -229,3 +229,13 @@ def test_extremes_are_finite_and_bad_input_raises() -> None:
 
 def test_frame_size() -> None:
     assert [dsp.frame_size(r) for r in (8000, 22050, 44100, 48000)] == [128, 256, 512, 512]
+
+
+def test_threads_give_the_same_audio() -> None:
+    v = events.sample_prior(np.random.default_rng(8), 20)
+    t = np.sort(np.random.default_rng(9).uniform(0, 1, 20))
+    out = []
+    for threads in (1, 2):
+        stream = render_np.StreamRenderer(SR, 2, SR * 2, threads=threads)
+        out.append(np.concatenate([stream.push(v, t, None, 1.0), stream.finish()], axis=1))
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)

@@ -33,8 +33,8 @@ position ``x`` (the whole main lobe).  The kernel is faded to 0 over the last :d
 it stays continuous when ``x`` crosses a bin (smooth gradients); reconstruction error of a steady sinusoid
 ≈ -44.6 dB of its amplitude (measured; -43 dB with 8 plain taps)."""
 KERNEL_FADE = 0.5
-KERNEL_TABLE_RES = 1024
-"""Fractional-bin resolution of the numpy kernel table (nearest entry; error < -70 dB)."""
+KERNEL_TABLE_RES = 8192
+"""Fractional-bin resolution of the numpy kernel table (nearest entry; error about -70 dB of the partial)."""
 PARTIAL_FLOOR = 10.0 ** (-70.0 / 20.0)
 """Partial-frames and noise cells below this fraction of the event's peak amplitude (-70 dB, well under the
 kernel's own -45 dB error) are skipped."""

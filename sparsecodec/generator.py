@@ -143,6 +143,12 @@ def render(
     amp, phase, freq = dsp.partial_values(v, sel, jph, sph, support_t, sample_rate, torch, conv)
     if not phase_gradient:
         phase = phase.detach()
+    # the same -70 dB skip as the numpy decoder (so the twins render the same partial-frames)
+    peak = conv(10.0 ** (v_np[:, _C["level"]] / 20.0))
+    keep = torch.nonzero(amp.detach().abs() > dsp.PARTIAL_FLOOR * peak[conv(sel.e)]).squeeze(1)
+    amp, phase, freq = amp[keep], phase[keep], freq[keep]
+    keep_np = keep.cpu().numpy()
+    sel_e, sel_frame = sel.e[keep_np], sel.plan.frame[sel.ef[keep_np]]
     x = freq * (n / sample_rate)
     fl = torch.floor(x.detach())
     taps = conv(np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1, dtype=np.float64))[:, None]
@@ -159,9 +165,9 @@ def render(
     re = torch.where(inside, re, torch.zeros_like(re))
     im = torch.where(inside, im, torch.zeros_like(im))
     bins = bins.clamp(max=nb - 1)
-    frame = conv(sel.plan.frame[sel.ef] - m_lo)
+    frame = conv(sel_frame - m_lo)
     idx = (frame[None, :] * nb + bins).reshape(-1)
-    e_rep = conv(sel.e)[None, :].expand_as(bins).reshape(-1)
+    e_rep = conv(sel_e)[None, :].expand_as(bins).reshape(-1)
     spec = scatter(idx, e_rep, re.reshape(-1), im.reshape(-1))
 
     # noise

@@ -107,7 +107,7 @@ def partial_contributions(
     idx = ((frame - m_lo) * nb + fli)[:, None] + taps
     half_amp = 0.5 * amp
     re, im = half_amp * np.cos(phase), half_amp * np.sin(phase)
-    edge = np.flatnonzero((fli < half - 1) | (fli + half >= nb))
+    edge = np.flatnonzero((fli < half) | (fli + half >= nb))
     if not len(edge):
         return [Contributions(idx, kern, re, im, e)]
     # near DC / Nyquist: taps below bin 0 fold back as conjugates, bin 0 is real, above N/2 dropped;

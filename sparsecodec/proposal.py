@@ -320,19 +320,19 @@ class ProposalNet:
             raise WeightsError(f"{p}: weights file too large")
         return cls.from_bytes(p.read_bytes())
 
-    def run(self, residual: np.ndarray, sample_rate: int) -> Proposal:
-        """Network maps for mono ``residual`` (``float[n]`` at ``sample_rate``); see :class:`Proposal`."""
-        x = np.asarray(residual, dtype=np.float32).reshape(-1)
-        if x.shape[0] > MAX_INPUT_SAMPLES:
-            raise ValueError(f"residual longer than {MAX_INPUT_SAMPLES} samples")
-        feats = torch.from_numpy(features(x, sample_rate))[None]
+    def maps(self, feats: np.ndarray) -> Proposal:
+        """Network maps for features ``float32[N_BANDS, T]`` from :func:`features`."""
         with torch.inference_mode():
-            onset, pitch, vec = self.model(feats)
+            onset, pitch, vec = self.model(torch.from_numpy(np.ascontiguousarray(feats, np.float32))[None])
         return Proposal(
             onset=torch.sigmoid(onset[0]).numpy(),
             pitch=torch.sigmoid(pitch[0]).numpy(),
             unit=torch.sigmoid(vec[0]).numpy(),
         )
+
+    def run(self, residual: np.ndarray, sample_rate: int) -> Proposal:
+        """Network maps for mono ``residual`` (``float[n]`` at ``sample_rate``); see :class:`Proposal`."""
+        return self.maps(_checked_features(residual, sample_rate))
 
     def propose(
         self,
@@ -342,7 +342,7 @@ class ProposalNet:
         *,
         first_half: bool = True,
         min_score: float = 0.02,
-        max_pitches: int = 4,
+        max_pitches: int = 3,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidate events for mono ``residual`` (``float32[n]`` at ``sample_rate`` Hz).
 
@@ -350,35 +350,55 @@ class ProposalNet:
         ``residual``, ``scores float64[K]`` in (0, 1], best first) with ``K <= max_events``.  With
         ``first_half`` only events starting before ``n / 2`` are proposed (the rest is context).
         """
-        empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
         n = int(np.asarray(residual).size)
         if max_events <= 0 or n == 0:
+            return (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
+        feats = _checked_features(residual, sample_rate)
+        return self.propose_features(
+            feats,
+            n / sample_rate,
+            max_events,
+            first_half=first_half,
+            min_score=min_score,
+            max_pitches=max_pitches,
+        )
+
+    def propose_features(
+        self,
+        feats: np.ndarray,
+        duration_s: float,
+        max_events: int,
+        *,
+        first_half: bool = True,
+        min_score: float = 0.02,
+        max_pitches: int = 3,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`propose` on precomputed features ``float32[N_BANDS, T]`` of ``duration_s`` seconds.
+
+        Pitch: at each onset peak, harmonic summation over the energy that is *new* at the onset
+        (:func:`onset_salience`), weighted by the network's pitch map, gives up to ``max_pitches``
+        candidates by iterative cancellation of the chosen notes' harmonics.
+        """
+        empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
+        if max_events <= 0:
             return empty
-        out = self.run(residual, sample_rate)
+        out = self.maps(feats)
         onset, pitch, unit = out.onset.astype(np.float64), out.pitch.astype(np.float64), out.unit
         t_frames = onset.shape[0]
-        limit_s = n / sample_rate / (2.0 if first_half else 1.0)
-        peaks = _peaks_1d(onset, min_score)
+        limit_s = duration_s / (2.0 if first_half else 1.0)
         frame_s = HOP / ANALYSIS_RATE
+        power = 10.0 ** ((np.asarray(feats, np.float64) * (-FLOOR_DB / 4.0) + FLOOR_DB / 2.0) / 10.0)
         cands: list[tuple[float, float, int, float | None]] = []  # score, time, frame, pitch
-        for f in peaks:
+        for f in _peaks_1d(onset, min_score):
             t_s = (f + _parabolic(onset, f)) * frame_s
             if t_s >= limit_s:
                 continue
-            lo, hi = max(0, f - 1), min(t_frames, f + 2)
-            pmap = pitch[:, lo:hi].max(axis=1)
-            noisy = float(unit[events.INDEX["noise_mix"], f]) >= 0.5
-            pks = [] if noisy else _peaks_1d(pmap, 0.1)
-            pks = sorted(pks, key=lambda i: -pmap[i])[:max_pitches]
-            if not pks:
+            if float(unit[events.INDEX["noise_mix"], f]) >= events.PITCHED_NOISE_MIX:
                 cands.append((float(onset[f]), t_s, f, None))
                 continue
-            top = pmap[pks[0]]
-            for i, k in enumerate(pks):
-                if i and pmap[k] < 0.3 * top:
-                    break
-                p = PITCH_LO_MIDI + (k + _parabolic(pmap, k)) / PITCH_BINS_PER_SEMITONE
-                cands.append((float(onset[f] * math.sqrt(pmap[k])), t_s, f, p))
+            prior = pitch[:, max(0, f - 1) : min(t_frames, f + 2)].max(axis=1)
+            for p, w in _onset_pitches(power, f, prior, max_pitches):
+                cands.append((float(onset[f]) * w, t_s, f, p))
         cands.sort(key=lambda c: -c[0])
         cands = cands[:max_events]
         if not cands:
@@ -393,6 +413,57 @@ class ProposalNet:
         times = np.array([max(0.0, c[1]) for c in cands], dtype=np.float64)
         scores = np.array([c[0] for c in cands], dtype=np.float64)
         return vec, times, scores
+
+
+def _checked_features(residual: np.ndarray, sample_rate: int) -> np.ndarray:
+    x = np.asarray(residual, dtype=np.float32).reshape(-1)
+    if x.shape[0] > MAX_INPUT_SAMPLES:
+        raise ValueError(f"residual longer than {MAX_INPUT_SAMPLES} samples")
+    return features(x, sample_rate)
+
+
+HS_HARMONICS = 10
+"""Harmonics summed by :func:`onset_salience`."""
+HS_CANDIDATES = np.arange(24.0, 108.01, 0.5)
+"""Candidate pitches (MIDI) of the harmonic summation."""
+_BAND_PITCH = BAND_LO_MIDI + np.arange(N_BANDS) / BANDS_PER_SEMITONE
+
+
+def new_energy(power: np.ndarray, f: int) -> np.ndarray:
+    """Band amplitude ``float64[N_BANDS]`` new at frame ``f``: sqrt of (after − before) power, ≥ 0."""
+    t = power.shape[1]
+    after = power[:, min(t - 1, f + 1) : min(t, f + 4)].mean(axis=1)
+    before = power[:, max(0, f - 4) : max(1, f - 1)].mean(axis=1) if f >= 2 else np.zeros(power.shape[0])
+    return np.sqrt(np.maximum(after - before, 0.0))
+
+
+def onset_salience(amp: np.ndarray) -> np.ndarray:
+    """Harmonic summation ``float64[len(HS_CANDIDATES)]`` of band amplitudes (weights ``k ** -0.6``)."""
+    s = np.zeros(HS_CANDIDATES.size)
+    for k in range(1, HS_HARMONICS + 1):
+        s += k**-0.6 * np.interp(HS_CANDIDATES + 12.0 * math.log2(k), _BAND_PITCH, amp, right=0.0)
+    return s
+
+
+def _onset_pitches(
+    power: np.ndarray, f: int, prior: np.ndarray, max_pitches: int
+) -> list[tuple[float, float]]:
+    """``(pitch MIDI, weight in (0, 1])`` of the notes starting at frame ``f``, best first."""
+    amp = new_energy(power, f)
+    prior_c = np.interp(HS_CANDIDATES, PITCH_LO_MIDI + np.arange(N_PITCH) / PITCH_BINS_PER_SEMITONE, prior)
+    out: list[tuple[float, float]] = []
+    best = 0.0
+    for _ in range(max_pitches):
+        sal = onset_salience(amp) * (0.05 + prior_c)
+        i = int(np.argmax(sal))
+        if sal[i] <= 0.0 or (best and sal[i] < 0.3 * best):
+            break
+        best = best or float(sal[i])
+        p = float(HS_CANDIDATES[i] + _parabolic(sal, i) * 0.5)
+        out.append((p, float(sal[i]) / best))
+        for k in range(1, HS_HARMONICS + 1):  # cancel this note's harmonics before the next pick
+            amp[np.abs(_BAND_PITCH - (p + 12.0 * math.log2(k))) <= 0.75] = 0.0
+    return out
 
 
 def _peaks_1d(x: np.ndarray, threshold: float) -> list[int]:

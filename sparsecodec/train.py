@@ -198,23 +198,9 @@ def evaluate(net: ProposalNet, data: Data, max_examples: int = 40) -> dict[str, 
     }
 
 
-def _propose_from_features(
-    net: ProposalNet, feats: np.ndarray, n_frames: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _propose_from_features(net: ProposalNet, feats: np.ndarray, n_frames: int) -> tuple[np.ndarray, ...]:
     """``propose`` on precomputed features (whole window, up to 200 proposals): (vectors, times)."""
-    from . import proposal
-
-    class _Pre(ProposalNet):
-        def run(self, residual: np.ndarray, sample_rate: int) -> proposal.Proposal:
-            with torch.inference_mode():
-                o, p, v = self.model(torch.from_numpy(feats)[None])
-            return proposal.Proposal(
-                torch.sigmoid(o[0]).numpy(), torch.sigmoid(p[0]).numpy(), torch.sigmoid(v[0]).numpy()
-            )
-
-    pre = _Pre(net.model, net.weights_hash)
-    dummy = np.zeros(n_frames * HOP, np.float32)
-    vec, ts, _ = pre.propose(dummy, ANALYSIS_RATE, 200, first_half=False)
+    vec, ts, _ = net.propose_features(feats, n_frames * HOP / ANALYSIS_RATE, 200, first_half=False)
     return vec, ts
 
 

@@ -159,3 +159,18 @@ def test_shipped_weights_find_onsets_and_pitches(shipped: proposal.ProposalNet) 
             hits += bool(ok.any())
     # measured with the shipped weights: see docs/training.md
     assert hits / total >= 0.6, f"{hits}/{total} onsets+pitches found"
+
+
+@pytest.mark.parametrize("midi", [45.0, 61.3, 80.0])
+def test_onset_harmonic_summation_finds_a_new_note(midi: float) -> None:
+    sr = 22050
+    t = np.arange(sr * 2) / sr
+    old = 0.2 * np.sin(2 * np.pi * events.pitch_to_hz(52.0) * t)  # a note already sounding
+    f0 = events.pitch_to_hz(midi)
+    new = sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 9)) * (t >= 1.0)
+    feats = proposal.features((old + new).astype(np.float32), sr)
+    power = 10.0 ** ((feats.astype(np.float64) * 25.0 - 50.0) / 10.0)
+    frame = round(1.0 * sr / proposal.HOP)
+    flat = np.full(proposal.N_PITCH, 0.5)
+    found = proposal._onset_pitches(power, frame, flat, 3)
+    assert found and abs(found[0][0] - midi) <= 0.5 and found[0][1] == 1.0

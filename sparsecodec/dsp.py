@@ -423,6 +423,16 @@ def hann_smooth(spec: np.ndarray) -> np.ndarray:
     return out
 
 
+def hann_smooth_real(part: np.ndarray, conj_sign: float) -> np.ndarray:
+    """:func:`hann_smooth` on the real (``conj_sign=1``) or imaginary (``-1``) part alone (numpy)."""
+    out = 0.5 * part
+    out[..., 1:] += 0.25 * part[..., :-1]
+    out[..., :-1] += 0.25 * part[..., 1:]
+    out[..., 0] += (0.25 * conj_sign) * part[..., 1]
+    out[..., -1] += (0.25 * conj_sign) * part[..., -2]
+    return out
+
+
 def overlap_add(frames: np.ndarray) -> np.ndarray:
     """Centred frames ``[..., F, N]`` (centre at index 0, hop h = N/OVERLAP) → audio ``[..., (F+O-1)·h]``.
 

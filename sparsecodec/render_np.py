@@ -105,8 +105,9 @@ def partial_contributions(
     fli = fl.astype(np.int64)
     taps = np.arange(-half + 1, half + 1)[None, :]
     idx = ((frame - m_lo) * nb + fli)[:, None] + taps
-    half_amp = 0.5 * amp
-    re, im = half_amp * np.cos(phase), half_amp * np.sin(phase)
+    half_amp = (0.5 * amp).astype(np.float32)
+    phase32 = phase.astype(np.float32)  # already reduced to [0, 4π)
+    re, im = half_amp * np.cos(phase32), half_amp * np.sin(phase32)
     edge = np.flatnonzero((fli < half) | (fli + half >= nb))
     if not len(edge):
         return [Contributions(idx, kern, re, im, e)]
@@ -271,14 +272,16 @@ class StreamRenderer:
 
     def _frames_to_audio(self, name: str, rows: int) -> np.ndarray:
         """OLA audio ``float64[(rows+3)·hop]`` of the first ``rows`` pending frames of one slot pair."""
-        spec = np.zeros((rows, self._nb), dtype=np.complex128)
-        for kind in ("p", "n"):
-            if kind + name + "r" not in self._acc:
-                continue
-            re, im = self._acc[kind + name + "r"][:rows], self._acc[kind + name + "i"][:rows]
-            part = re + 1j * im.astype(np.float64)
-            spec[: part.shape[0]] += dsp.hann_smooth(part) if kind == "n" else part
-        return dsp.overlap_add(np.fft.irfft(spec, self._n, axis=-1))
+        spec = np.zeros((rows, self._nb), dtype=np.complex64)
+        if "p" + name + "r" in self._acc:
+            re, im = self._acc["p" + name + "r"][:rows], self._acc["p" + name + "i"][:rows]
+            spec.real[: re.shape[0]] += re
+            spec.imag[: re.shape[0]] += im
+        if "n" + name + "r" in self._acc:
+            re, im = self._acc["n" + name + "r"][:rows], self._acc["n" + name + "i"][:rows]
+            spec.real[: re.shape[0]] += dsp.hann_smooth_real(re, conj_sign=1.0)
+            spec.imag[: re.shape[0]] += dsp.hann_smooth_real(im, conj_sign=-1.0)
+        return dsp.overlap_add(np.fft.irfft(spec, self._n, axis=-1).astype(np.float64))
 
     def _finalise(self, m_safe: int) -> np.ndarray:
         rows = m_safe - self._m_done

@@ -50,11 +50,6 @@ CALIBRATION_SPAN_S = 1.0
 """Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
 events are then rendered together over their full support."""
 
-_STEP_SCALE = np.ones(events.N_DIMS)
-"""Per-dimension scale of Adam steps in the unit interval: fine where a unit step is large physically."""
-_STEP_SCALE[events.INDEX["pitch"]] = 0.02  # 0.02 * lr 0.02 * 108 semitones ≈ 0.04 semitone per step
-_STEP_SCALE[events.INDEX["level"]] = 0.1  # ≈ 0.2 dB per step
-
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
 
@@ -103,7 +98,7 @@ class EncoderSettings:
     """Analysis rounds per window (each round proposes at most one event per onset)."""
     floor_db: float = -45.0
     """Drop events explaining less than this (dB) relative to the strongest event of the window."""
-    lr: float = 0.02
+    lr: float = 0.03
     """Adam learning rate in unit-interval parameter space."""
     threads: int = 2
     """Torch threads for refinement."""
@@ -277,7 +272,6 @@ class WindowEncoder:
         self._peak_db = 20.0 * math.log10(max(float(np.abs(x).max()), 1e-9))
         mag2 = (np.abs(spec) ** 2).astype(np.float32)
         model = self._tails_power(start)
-        tails = model.copy() if self.settings.refine_steps > 0 else model
         budget = max(1, math.ceil(self.rate * self.win / sr))
         found_v: list[np.ndarray] = []
         found_t: list[int] = []
@@ -310,12 +304,13 @@ class WindowEncoder:
             # calibration renders' (which covered only CALIBRATION_SPAN_S of each event)
             new_v, new_t = np.stack(found_v[-n_new:]), np.asarray(found_t[-n_new:], np.int64)
             if self.settings.local_steps > 0:
-                new_v = self._adam(new_v, new_t, start, resid, self.settings.local_steps)
+                span = (int(new_t.min() - start) - self.res.n_fft, self.win)
+                new_v = self._fit(new_v, new_t, start, mono, None, span, self.settings.local_steps)
                 found_v[-n_new:] = list(new_v)
             model = model_before
             model += self._events_power(new_v, new_t, start)
         if self.settings.refine_steps > 0 and found_v:
-            found_v = list(self._refine(np.stack(found_v), np.asarray(found_t), start, spec, tails))
+            found_v = list(self._refine(np.stack(found_v), np.asarray(found_t), start, x, commit_end))
         # commit: events that start in [start, commit_end), strongest first within the hop budget
         floor = best * 10.0 ** (self.settings.floor_db / 10.0)
         hop_budget = max(1, math.ceil(self.rate * (commit_end - start) / sr))
@@ -457,71 +452,198 @@ class WindowEncoder:
         model[:, m_lo:m_hi] += contrib.astype(np.float32)
         return v, explained
 
-    def _adam(
-        self, vec: np.ndarray, tim: np.ndarray, start: int, target: np.ndarray, steps: int
-    ) -> np.ndarray:
-        """Adam on ``vec`` (``float[N, 32]`` at absolute samples ``tim``) so their render matches ``target``.
+    # -- refinement ---------------------------------------------------------------------------------
+    def _mono_offsets(self, vec: np.ndarray) -> np.ndarray:
+        """Level offsets (dB) ``[N]`` that make a mono render equal each event's share of the channel mean.
 
-        ``target`` is the audio the events should explain (``float32[C, win]``, window coordinates); the loss
-        is a multi-resolution log-magnitude + linear-magnitude STFT L1 over the span the events cover.
-        Optimises in the unit interval (:func:`events.to_unit`), times fixed.  Returns ``float64[N, 32]``.
+        Equal-power pan sends ``cos θ · s`` and ``sin θ · s`` to L/R; their mean is ``s (cos θ + sin θ) / 2``.
         """
-        import torch
+        if self.channels != 2:
+            return np.zeros(len(vec))
+        theta = (vec[:, _C["pan"]] + 1.0) * math.pi / 4.0
+        return 20.0 * np.log10(np.maximum((np.cos(theta) + np.sin(theta)) / 2.0, 1e-6))
 
-        from . import generator  # type: ignore[attr-defined,unused-ignore]
+    def _fit(
+        self,
+        vec: np.ndarray,
+        tim: np.ndarray,
+        start: int,
+        target: np.ndarray,
+        fixed: np.ndarray | None,
+        span: tuple[int, int],
+        steps: int,
+    ) -> np.ndarray:
+        """Adam on ``vec`` (``float[N, 32]`` at absolute samples ``tim``) so that their mono render plus
+        ``fixed`` matches ``target`` in magnitude (:func:`refine_events`) over window samples ``span``.
 
-        if steps <= 0 or len(vec) == 0:
+        ``target`` and ``fixed`` are mono ``float[win]`` in window coordinates.  Returns ``float64[N, 32]``.
+        """
+        a, b = max(0, span[0]), min(self.win, span[1])
+        if steps <= 0 or len(vec) == 0 or b - a < loss_sizes(self.sr)[0]:
             return vec
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), self.settings.threads)))
-        sr = self.sr
-        off = tim - start
-        ends = off + np.ceil(events.support_s(vec) * sr).astype(np.int64)
-        a = max(0, int(off.min()) - self.res.n_fft // 2)
-        b = min(self.win, int(ends.max()) + self.res.n_fft // 2)
-        if b - a < self.res.n_fft:
-            return vec
-        seg = torch.from_numpy(np.ascontiguousarray(target[:, a:b], dtype=np.float32))
-        resolutions = analysis.resolutions(sr)
-
-        def mags(x: torch.Tensor) -> list[torch.Tensor]:
-            out = []
-            for r in resolutions:
-                w = torch.from_numpy(r.window)
-                st = torch.stft(x, r.n_fft, r.hop, window=w, center=True, return_complex=True)
-                out.append(st.abs() * r.scale)
-            return out
-
-        with torch.no_grad():
-            tmags = mags(seg)
-        eps = 1e-5
-        trainable = torch.ones(events.N_DIMS, dtype=torch.bool)
-        trainable[_C["reserved"]] = False
-        if self.channels == 1:
-            trainable[_C["pan"]] = False
-        u0 = torch.from_numpy(np.clip(events.to_unit(vec), 0.0, 1.0))
-        scale = torch.from_numpy(_STEP_SCALE)
-        delta = torch.zeros_like(u0, requires_grad=True)
-        opt = torch.optim.Adam([delta], lr=self.settings.lr)
-        times_s = torch.from_numpy(tim / sr)
-        for _ in range(steps):
-            opt.zero_grad()
-            u = torch.where(trainable, (u0 + scale * delta).clamp(0.0, 1.0), u0)
-            audio = generator.render(
-                events.from_unit(u), times_s, b - a, sr, channels=self.channels, start_s=(start + a) / sr
-            )
-            loss = torch.zeros((), dtype=torch.float64)
-            for mm, tm in zip(mags(audio.to(torch.float32)), tmags, strict=True):
-                loss = loss + (torch.log(mm + eps) - torch.log(tm + eps)).abs().mean()
-                loss = loss + (mm - tm).abs().mean() / (tm.mean() + eps)
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            u = torch.where(trainable, (u0 + scale * delta).clamp(0.0, 1.0), u0)
-        return np.asarray(events.clip(events.from_unit(u.detach().numpy().astype(np.float64))))
+        off = self._mono_offsets(vec)
+        mono_v = vec.copy()
+        mono_v[:, _C["level"]] += off
+        out = refine_events(
+            mono_v,
+            (tim - start - a) / self.sr,
+            target[a:b],
+            self.sr,
+            steps,
+            fixed=None if fixed is None else fixed[a:b],
+            lr=self.settings.lr,
+            threads=self.settings.threads,
+            device=self.settings.device,
+        )
+        out[:, _C["level"]] -= off
+        return np.asarray(events.clip(out))
 
     def _refine(
-        self, vec: np.ndarray, tim: np.ndarray, start: int, spec: np.ndarray, tails: np.ndarray
+        self, vec: np.ndarray, tim: np.ndarray, start: int, x: np.ndarray, commit_end: int
     ) -> np.ndarray:
-        """Joint refinement of all the window's events (``refine_steps``); returns ``float64[N, 32]``."""
-        target = self._residual_audio(spec, (np.abs(spec) ** 2).astype(np.float32), tails)
-        return self._adam(vec, tim, start, target, self.settings.refine_steps)
+        """Joint refinement of the window's events (``refine_steps``) against the input.
+
+        The committed events' tails are fixed context; the loss covers the commit range plus half a hop, and
+        events starting after it are left as they are.  Returns ``float64[N, 32]``.
+        """
+        target = x.mean(axis=0)
+        fixed = self._tails_audio(start)
+        end = min(self.win, commit_end - start + self.hop // 2)
+        keep = (tim - start) < end
+        if not keep.any():
+            return vec
+        out = vec.copy()
+        span = (int(tim[keep].min() - start) - loss_sizes(self.sr)[0], end)
+        out[keep] = self._fit(vec[keep], tim[keep], start, target, fixed, span, self.settings.refine_steps)
+        return out
+
+    def _tails_audio(self, start: int) -> np.ndarray | None:
+        """Mono mix ``float32[win]`` of the committed events rendered over this window (``None``: none)."""
+        if len(self.committed_v) == 0:
+            return None
+        audio = self.render(
+            self.committed_v,
+            self.committed_t / self.sr,
+            self.win,
+            self.sr,
+            channels=self.channels,
+            start_s=start / self.sr,
+        )
+        return np.asarray(audio, np.float32).mean(axis=0)
+
+
+# ------------------------------------------------------------------------------------ joint refinement
+
+FROZEN_DIMS = (
+    "glide",
+    "vibrato_rate",
+    "vibrato_depth",
+    "detune",
+    "wet",
+    "pan",
+    "jitter",
+    "pitch_drop",
+    "reserved",
+)
+"""Dimensions refinement leaves alone: pitch modulations (their gradients go through detached phases or
+seeded randomness), the room send (no per-chunk room yet), pan (set from the L/R energy; the loss is mono)."""
+
+STEP_SCALE = np.ones(events.N_DIMS)
+"""Per-dimension scale of the Adam step in the unit interval (0 = frozen): a unit step of pitch is 108
+semitones and of level 96 dB, so those move in finer steps (≈0.05 semitone, ≈0.6 dB at lr 0.03)."""
+STEP_SCALE[[_C[n] for n in FROZEN_DIMS]] = 0.0
+STEP_SCALE[_C["pitch"]] = 0.015
+STEP_SCALE[_C["level"]] = 0.2
+
+LOSS_EPS = 1e-5
+"""Magnitude floor (amplitude-scaled STFT) inside the log of the refinement loss (−100 dBFS)."""
+
+
+def loss_sizes(sample_rate: int) -> tuple[int, ...]:
+    """FFT sizes of the refinement loss: 2048/512/128 at 22.05 kHz, scaled with the rate (same seconds)."""
+    scale = 2.0 ** round(math.log2(sample_rate / 22050.0))
+    return tuple(max(32, int(n * scale)) for n in (2048, 512, 128))
+
+
+def refine_events(
+    vectors: np.ndarray,
+    times_s: np.ndarray,
+    target: np.ndarray,
+    sample_rate: int,
+    steps: int,
+    fixed: np.ndarray | None = None,
+    lr: float = 0.03,
+    lr_end_ratio: float = 0.1,
+    threads: int = 2,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Jointly fit ``vectors`` (``float[N, 32]``, physical, onsets ``times_s`` [N] in seconds relative to
+    ``target[0]``) so that their mono render (+ ``fixed``, ``float[T]``) matches ``target`` (``float[T]``).
+
+    Loss: mean over FFT sizes :func:`loss_sizes` (Hann, 75 % overlap) of the log-magnitude L1
+    (``log10(|S| + 1e-5)``) plus the linear-magnitude L1 relative to the target's mean magnitude — magnitude
+    only, because rendered phases are seeded and never match real audio.  Adam in the unit interval
+    (:func:`events.to_unit`) with per-dimension step scales :data:`STEP_SCALE` (frozen dims: 0), cosine
+    decay from ``lr`` to ``lr * lr_end_ratio``; times are fixed.  Deterministic (no randomness).  Returns
+    the iterate with the lowest loss seen (never worse than the start), ``float64[N, 32]``.
+    """
+    import torch
+
+    from . import generator  # type: ignore[attr-defined,unused-ignore]
+
+    if steps <= 0 or len(vectors) == 0:
+        return np.asarray(vectors, np.float64)
+    torch.set_num_threads(max(1, threads))
+    dev = torch.device(device)
+    f64 = torch.float64
+    n = int(target.shape[-1])
+    sizes = [s for s in loss_sizes(sample_rate) if s <= n]
+    if not sizes:
+        return np.asarray(vectors, np.float64)
+    windows = {s: torch.hann_window(s, dtype=f64, device=dev) for s in sizes}
+
+    def mags(x: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            torch.stft(x, s, s // 4, window=windows[s], center=True, return_complex=True).abs() * (4.0 / s)
+            for s in sizes
+        ]
+
+    tgt = torch.as_tensor(np.asarray(target, np.float64), device=dev)
+    fix = None if fixed is None else torch.as_tensor(np.asarray(fixed, np.float64), device=dev)
+    with torch.no_grad():
+        tmags = mags(tgt)
+        tlogs = [torch.log10(m + LOSS_EPS) for m in tmags]
+        tmeans = [float(m.mean()) + LOSS_EPS for m in tmags]
+    times = np.asarray(times_s, np.float64)
+
+    def loss_of(u: torch.Tensor) -> torch.Tensor:
+        y = generator.render(events.from_unit(u), times, n, sample_rate, channels=1)[0]
+        if fix is not None:
+            y = y + fix
+        total = torch.zeros((), dtype=f64, device=dev)
+        for mm, tl, tm, mean in zip(mags(y), tlogs, tmags, tmeans, strict=True):
+            total = total + (torch.log10(mm + LOSS_EPS) - tl).abs().mean() + (mm - tm).abs().mean() / mean
+        return total / len(sizes)
+
+    u0 = torch.as_tensor(np.clip(events.to_unit(np.asarray(vectors, np.float64)), 0.0, 1.0), device=dev)
+    scale = torch.as_tensor(STEP_SCALE, dtype=f64, device=dev)
+    delta = torch.zeros_like(u0, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=lr)
+    best_u, best_loss = u0.clone(), math.inf
+    for i in range(steps + 1):
+        u = (u0 + scale * delta).clamp(0.0, 1.0)
+        loss = loss_of(u)
+        value = float(loss.detach())
+        if value < best_loss:
+            best_u, best_loss = u.detach().clone(), value
+        if i == steps:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr * (
+                lr_end_ratio + (1.0 - lr_end_ratio) * 0.5 * (1.0 + math.cos(math.pi * i / steps))
+            )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = events.from_unit(best_u.cpu().numpy())
+    return np.asarray(events.clip(out), np.float64)

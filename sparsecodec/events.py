@@ -80,7 +80,8 @@ def _d(
 # fmt: off
 DIMS: tuple[Dim, ...] = (
     _d(0, "level", "dBFS", -90.0, 6.0, "lin", -20.0, 8, "level & pitch",
-       "Peak level of the event's summed partials and noise, before pan and room."),
+       "Sine-equivalent peak level: at the envelope's peak the event's power (partials + noise) "
+       "equals that of a sine peaking at this level; before pan and room."),
     _d(1, "pitch", "MIDI", 12.0, 120.0, "lin", 60.0, 12, "level & pitch",
        "Fundamental as a continuous MIDI note number (69 = A4 = 440 Hz)."),
     _d(2, "glide", "semitones/s", -24.0, 24.0, "sym", 0.0, 6, "level & pitch",

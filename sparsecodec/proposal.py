@@ -389,10 +389,11 @@ class ProposalNet:
         frame_s = HOP / ANALYSIS_RATE
         power = 10.0 ** ((np.asarray(feats, np.float64) * (-FLOOR_DB / 4.0) + FLOOR_DB / 2.0) / 10.0)
         cands: list[tuple[float, float, int, float | None]] = []  # score, time, frame, pitch
-        for f in _peaks_1d(onset, min_score):
+        peaks = [f for f in _peaks_1d(onset, min_score) if (f + _parabolic(onset, f)) * frame_s < limit_s]
+        # each peak's best candidate scores onset[f], the others less: the top max_events peaks suffice
+        peaks = sorted(peaks, key=lambda f: -onset[f])[:max_events]
+        for f in peaks:
             t_s = (f + _parabolic(onset, f)) * frame_s
-            if t_s >= limit_s:
-                continue
             if float(unit[events.INDEX["noise_mix"], f]) >= events.PITCHED_NOISE_MIX:
                 cands.append((float(onset[f]), t_s, f, None))
                 continue

@@ -188,6 +188,8 @@ def test_harness_ranks_codecs(tmp_path: Path) -> None:
         assert 4.0 < o6["kbps"] < o12["kbps"] < 30.0  # true bitrate from the file size (Ogg overhead incl.)
         assert abs(o12["lag_ms"]) < 1.0  # opusdec removes the pre-skip
         assert o6["enc_xrt"] > 0 and o6["dec_xrt"] > 0
+        if shutil.which("time", path="/usr/bin"):  # the command's own peak RSS, not this Python's
+            assert 0 < o6["enc_rss_mb"] < 100 and 0 < o6["dec_rss_mb"] < 100
         clean, bad = rows[c.id, "identity"], rows[c.id, "degraded"]
         assert clean["mrstft22"] == pytest.approx(0.0, abs=1e-3)
         assert bad["visqol"] < clean["visqol"] - 0.5

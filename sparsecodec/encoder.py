@@ -100,8 +100,9 @@ class EncoderSettings:
     """Drop events explaining less than this (dB) relative to the strongest event of the window."""
     lr: float = 0.03
     """Adam learning rate in unit-interval parameter space."""
-    threads: int = 2
-    """Torch threads for refinement."""
+    threads: int = 1
+    """Torch threads for refinement (1: its tensors are small; 2 threads were 2-7x slower per step on the
+    shared 2-core box)."""
     device: str = "cpu"
     """Torch device for refinement."""
 
@@ -574,7 +575,7 @@ def refine_events(
     fixed: np.ndarray | None = None,
     lr: float = 0.03,
     lr_end_ratio: float = 0.1,
-    threads: int = 2,
+    threads: int = 1,
     device: str = "cpu",
 ) -> np.ndarray:
     """Jointly fit ``vectors`` (``float[N, 32]``, physical, onsets ``times_s`` [N] in seconds relative to

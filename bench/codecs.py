@@ -115,6 +115,9 @@ def run_timed(cmd: list[str], timeout_s: float, stdout: Path | None = None) -> t
             timer.start()
             try:
                 code = proc.wait()
+            except BaseException:  # Ctrl-C / SIGTERM of the harness: take the command's group down too
+                _kill()
+                raise
             finally:
                 timer.cancel()
             wall = time.perf_counter() - t0

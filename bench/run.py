@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -340,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timeout-factor", type=float, default=10.0, help="per command: 60 s + this × duration")
     ap.add_argument("--keep", action="store_true", help="keep the coded and decoded files under OUT/work")
     args = ap.parse_args(argv)
+    # SIGTERM -> SystemExit, so a running codec command's process group is killed (see codecs.run_timed)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     devset_dir = Path(args.devset)
     try:
         clips = build(devset_dir) if devset_dir == DEFAULT_DIR else load_manifest(devset_dir)

@@ -584,11 +584,11 @@ class NoiseSelection:
     b: np.ndarray
 
 
-def select_noise(
-    v: np.ndarray, times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int
-) -> NoiseSelection:
-    """Noise cells (frame, bin) of events ``v`` over ``[m_lo, m_hi)`` where envelope × band can exceed the
-    floor (numpy)."""
+def noise_ranges(
+    v: np.ndarray, support: np.ndarray, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per event (numpy): noise support (s, -1 for none), first band bin and bin count (int64), i.e. where
+    envelope × band can exceed the floor."""
     n = frame_size(sample_rate)
     nb = n // 2 + 1
     _, gn = mix_gains(v, np)
@@ -600,12 +600,20 @@ def select_noise(
         na + nd * margin / LN1000, v[:, _C["duration"]] + v[:, _C["release"]] * margin / LN1000
     )
     sup = np.where(margin > 0, np.minimum(support, t_end), -1.0)
-    plan = plan_frames(times_s, sup, sample_rate, m_lo, m_hi, from_onset=False)
     half = np.sqrt(2.0 * np.maximum(margin, 0.0)) * 0.5 * v[:, _C["noise_width"]]
     centre = v[:, _C["noise_centre"]]
     b_lo = np.maximum(np.ceil(centre * 2.0**-half * n / sample_rate), 1).astype(np.int64)
     b_hi = np.minimum(np.floor(np.minimum(centre * 2.0**half, f_max(sample_rate)) * n / sample_rate), nb - 2)
-    nbins = np.maximum(b_hi.astype(np.int64) - b_lo + 1, 0)
+    return sup, b_lo, np.maximum(b_hi.astype(np.int64) - b_lo + 1, 0)
+
+
+def select_noise(
+    v: np.ndarray, times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int
+) -> NoiseSelection:
+    """Noise cells (frame, bin) of events ``v`` over ``[m_lo, m_hi)`` where envelope × band can exceed the
+    floor (numpy)."""
+    sup, b_lo, nbins = noise_ranges(v, support, sample_rate)
+    plan = plan_frames(times_s, sup, sample_rate, m_lo, m_hi, from_onset=False)
     row, pos = _ragged(nbins[plan.ev])
     e = plan.ev[row]
     return NoiseSelection(plan, row, e, b_lo[e] + pos)

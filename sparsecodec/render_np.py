@@ -9,9 +9,10 @@ chunk gives the same samples as :func:`render` in one go.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,10 @@ ROOM_TAIL_S = dsp.ROOM_TAIL_S
 """Bound (s) on a room's reverb tail; a seek pre-rolls by ``events.MAX_SUPPORT_S + ROOM_TAIL_S``."""
 RENDER_SLICE_S = 3.0
 """One-shot :func:`render` feeds the stream renderer in slices of this many seconds (flat memory)."""
+PAD = dsp.KERNEL_HALF_WIDTH - 1
+"""Accumulator rows hold bins ``-PAD .. N/2`` (column = bin + PAD): the partials' kernel taps below bin 0
+land there and are folded back (conjugated) when the frame is finished, so the scatter needs no special
+case near DC."""
 
 
 def check_inputs(vectors: Any, times_s: Any, seeds: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,26 +63,31 @@ def parse_room(side: dict[str, Any] | None) -> tuple[float, float] | None:
     )
 
 
-@dataclass
-class Contributions:
-    """Spectral contributions of a batch of events, relative to frame ``m_lo``.
-
-    Each of ``M`` sources (a partial in one frame, or one noise cell) has a complex coefficient
-    ``re + i·im`` (float64[M]) and event ``ev`` (int64[M]); it is spread over ``K`` bins with real weights
-    ``kern`` (float64[M, K], None for K = 1) at flat indices ``idx`` (int64[M, K]):
-    ``(frame - m_lo) * (N/2+1) + bin``.
-    """
-
-    idx: np.ndarray
-    kern: np.ndarray | None
-    re: np.ndarray
-    im: np.ndarray
-    ev: np.ndarray
-    im_kern: np.ndarray | None = None
-    """Weights for ``im`` where they differ from ``kern`` (conjugate fold-back below bin 0)."""
+Gains = list[tuple[str, "np.ndarray | None"]]
+"""Accumulator slots of a push: ``(name, float32[E] per-event gain or None for 1)``."""
 
 
-def partial_contributions(
+@functools.lru_cache(maxsize=1)
+def _noise_table64() -> np.ndarray:
+    """:func:`dsp.noise_table` as ``complex64`` (the accumulators are complex64 anyway)."""
+    out = dsp.noise_table().astype(np.complex64)
+    out.setflags(write=False)
+    return out
+
+
+PARTIAL_BLOCK = 8192
+"""Partial-frames are finished and scattered in blocks of about this many (temporaries stay in cache)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _kernel_table32(n: int) -> np.ndarray:
+    """:func:`dsp.kernel_table` as float32 ``[2L, R+1]`` (tap-major: one contiguous gather per tap)."""
+    out = np.ascontiguousarray(dsp.kernel_table(n), dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def add_partials(
     v: np.ndarray,
     times_s: np.ndarray,
     offsets: np.ndarray,
@@ -85,46 +95,150 @@ def partial_contributions(
     sample_rate: int,
     m_lo: int,
     m_hi: int,
-) -> list[Contributions]:
-    """Spectral values of all partials of events ``v`` over frames ``[m_lo, m_hi)``."""
+    row0: int,
+    gains: Gains,
+    acc: dict[str, np.ndarray],
+) -> None:
+    """Add the events' partials over frames ``[m_lo, m_hi)`` into the accumulators (row = frame - row0).
+
+    The numpy twin of :func:`dsp.select_partials` + :func:`dsp.partial_values` (same maths, same -70 dB
+    skips), arranged for speed: per-frame and per-partial quantities are computed once, partial-frames are
+    enumerated frame-major within each event (cache-friendly scatter) and finished in blocks of
+    :data:`PARTIAL_BLOCK`; amplitudes are float32, only the phase integral stays float64.
+    """
     n = dsp.frame_size(sample_rate)
     nb = n // 2 + 1
-    half = dsp.KERNEL_HALF_WIDTH
-    sel = dsp.select_partials(v, times_s, support, sample_rate, m_lo, m_hi)
-    jph = dsp.seeded_phases(offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT)
-    sph = dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT)
-    amp, phase, freq = dsp.partial_values(v, sel, jph, sph, support, sample_rate, np, np.asarray)
+    hop = n // dsp.OVERLAP
+    fmax = dsp.f_max(sample_rate)
+    ne = len(v)
+    plan = dsp.plan_frames(times_s, support, sample_rate, m_lo, m_hi, from_onset=True)
+    gp, _ = dsp.mix_gains(v, np)
     peak = 10.0 ** (v[:, _C["level"]] / 20.0)
-    ok = np.abs(amp) > dsp.PARTIAL_FLOOR * peak[sel.e]
-    e, amp, phase, freq = sel.e[ok], amp[ok], phase[ok], freq[ok]
-    frame = sel.plan.frame[sel.ef[ok]]
-    x = freq * (n / sample_rate)
-    fl = np.floor(x)
-    ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.intp)
-    kern = dsp.kernel_table_t(n)[ridx]  # [M, 2L]
-    fli = fl.astype(np.int64)
-    taps = np.arange(-half + 1, half + 1)[None, :]
-    idx = ((frame - m_lo) * nb + fli)[:, None] + taps
-    half_amp = (0.5 * amp).astype(np.float32)
-    phase32 = phase.astype(np.float32)  # already reduced to [0, 4π)
-    re, im = half_amp * np.cos(phase32), half_amp * np.sin(phase32)
-    edge = np.flatnonzero((fli < half) | (fli + half >= nb))
-    if not len(edge):
-        return [Contributions(idx, kern, re, im, e)]
-    # near DC / Nyquist: taps below bin 0 fold back as conjugates, bin 0 is real, above N/2 dropped;
-    # those few rows become a separate contribution and are zeroed in the main one
-    bins = fli[edge][:, None] + taps
-    k_e = np.where(bins == 0, 2.0 * kern[edge], kern[edge])
-    k_e = np.where(bins < nb, k_e, 0.0).astype(np.float32)
-    i_e = idx[edge] + np.minimum(np.abs(bins), nb - 1) - bins
-    sign = np.where(bins < 0, -1.0, np.where(bins == 0, 0.0, 1.0)).astype(np.float32)
-    kern[edge] = 0.0
-    idx[edge] = np.clip(idx[edge], 0, None)
-    folded = Contributions(i_e, k_e, re[edge], im[edge], e[edge], k_e * sign)
-    return [Contributions(idx, kern, re, im, e), folded]
+    f0 = events.pitch_to_hz(v[:, _C["pitch"]])
+    ratios = dsp.partial_ratios(v, events.MAX_PARTIALS, np)
+    r = dsp.partial_gains(v, ratios, np)
+    t60 = dsp.partial_t60(v, ratios, np)
+    att = v[:, _C["attack"]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.log(gp[:, None] * r / (dsp.PARTIAL_FLOOR * peak[:, None]))
+        active = (margin > 0) & (f0[:, None] * ratios < 2.0 * fmax)
+        tau_end = np.minimum(
+            att[:, None] + t60 * margin / dsp.LN1000,
+            (v[:, _C["duration"]] + v[:, _C["release"]] * margin.T / dsp.LN1000).T,
+        )
+    tau_end = np.where(active, tau_end, -np.inf)
+    # keep rows (frames >= m_lo) are a suffix of each event's plan rows
+    keep_idx = np.flatnonzero(plan.keep)
+    ev_k = plan.ev[keep_idx]
+    n_keep = np.bincount(ev_k, minlength=ne)
+    start_k = np.cumsum(n_keep) - n_keep
+    first_keep_tau = np.full(ne, np.inf)
+    if len(keep_idx):
+        first_keep_tau[ev_k[::-1]] = plan.tau[keep_idx][::-1]
+    with np.errstate(invalid="ignore"):
+        cnt = np.floor((tau_end - first_keep_tau[:, None]) * (sample_rate / hop) + 1e-9)
+    cnt = np.clip(np.where(np.isfinite(cnt), cnt + 1, 0), 0, n_keep[:, None]).astype(np.int64)
+    used = np.flatnonzero(cnt.any(axis=0))
+    if not len(used):
+        return
+    pmax = int(used[-1]) + 1
+    cnt = cnt[:, :pmax]
+    # at its j-th keep frame an event renders the partials with cnt > j: the first n_j of its partials
+    # sorted by cnt descending
+    order = np.argsort(-cnt, axis=1, kind="stable").reshape(-1)
+    asc = -np.sort(-cnt, axis=1)[:, ::-1]
+    j_row = np.arange(len(keep_idx)) - start_k[ev_k]
+    big = int(n_keep.max()) + 2
+    flat = (asc + (np.arange(ne) * big)[:, None]).reshape(-1)
+    n_row = (ev_k + 1) * pmax - np.searchsorted(flat, j_row + ev_k * big, side="right")
+
+    # per plan row (event-frame), float64: pitch track, running phase of the fundamental, body envelope
+    ev = plan.ev
+    tau_ef = plan.tau
+    vp = v[ev]
+    jph = dsp.seeded_phases(offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT)
+    # the pitch offset is exactly 0 without glide, vibrato, jitter and pitch drop: skip those rows
+    mods = v[:, [_C["glide"], _C["vibrato_depth"], _C["jitter"], _C["pitch_drop"]]]
+    moving = np.flatnonzero(np.any(mods != 0.0, axis=1)[ev])
+    f_t = f0[ev]
+    f_t[moving] *= 2.0 ** (dsp.pitch_offset(vp[moving], jph[ev[moving]], tau_ef[moving], np) / 12.0)
+    f_on = f0 * 2.0 ** (dsp.pitch_offset(v, jph, np.zeros(ne), np) / 12.0)
+    is_first = plan.local == 0
+    first_row = np.zeros(ne, dtype=np.int64)
+    first_row[ev[is_first]] = np.flatnonzero(is_first)
+    dt = np.where(is_first, plan.first_tau[ev], hop / sample_rate)
+    prev = np.where(is_first, f_on[ev], np.r_[f_t[:1], f_t[:-1]])
+    inc = math.pi * dt * (prev + f_t)
+    cum = np.cumsum(inc)
+    phi0 = (cum - (cum - inc)[first_row[ev]])[keep_idx]
+    benv = dsp.body_envelope(vp, tau_ef, support[ev], np)[keep_idx].astype(np.float32)
+    tau_k = tau_ef[keep_idx]
+    decay_t = np.maximum(tau_k - att[ev_k], 0.0).astype(np.float32)
+    pos_k = f_t[keep_idx] * (n / sample_rate)  # fundamental's position in bins
+    width = nb + PAD
+    rowbase = (plan.frame[keep_idx] - row0) * width + PAD
+    fli_max = nb - 1 - dsp.KERNEL_HALF_WIDTH
+    floor_k = (dsp.PARTIAL_FLOOR * peak).astype(np.float32)[ev_k]
+
+    # per (event, partial) tables, [E * pmax]
+    rk_tab = np.ascontiguousarray(ratios[:, :pmax]).reshape(-1)
+    gain_tab = (gp[:, None] * r[:, :pmax]).astype(np.float32).reshape(-1)
+    lam_tab = (-dsp.LN1000 / t60[:, :pmax]).astype(np.float32).reshape(-1)
+    sph = dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT)[:, :pmax].reshape(-1)
+    detuned = v[:, _C["detune"]] > 0
+    dhz = dsp.detune_hz(v, f0[:, None] * ratios)[:, :pmax].reshape(-1) if detuned.any() else None
+    x_top = (1.0 - dsp.TAPER_FRACTION) * fmax * (n / sample_rate)
+    ktab = _kernel_table32(n)
+    taps = np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1)[:, None]
+    two_pi = 2.0 * math.pi
+    targets = [(acc[name].reshape(-1), None if g is None else g[ev_k]) for name, g in gains]
+
+    ends = np.cumsum(n_row)
+    cuts = np.searchsorted(ends, np.arange(PARTIAL_BLOCK, int(ends[-1]), PARTIAL_BLOCK), side="left")
+    for ra, rb in itertools.pairwise([0, *cuts.tolist(), len(n_row)]):
+        if rb <= ra:
+            continue
+        row, pos = dsp._ragged(n_row[ra:rb])
+        row += ra
+        ek = ev_k[row] * pmax
+        ek += order[ek + pos]
+        rk = rk_tab[ek]
+        x = rk * pos_k[row]
+        amp = decay_t[row] * lam_tab[ek]
+        np.exp(amp, out=amp)
+        amp *= gain_tab[ek]
+        amp *= benv[row]
+        top = np.flatnonzero(x > x_top)
+        if len(top):
+            amp[top] *= dsp.taper(x[top] * (sample_rate / n), fmax).astype(np.float32)
+        if dhz is not None:
+            sel = np.flatnonzero(detuned[ev_k[row]])
+            amp[sel] *= np.cos(math.pi * dhz[ek[sel]] * tau_k[row[sel]]).astype(np.float32)
+        amp *= np.abs(amp) > floor_k[row]
+        amp *= 0.5
+        ph = rk * phi0[row]
+        ph -= two_pi * np.floor(ph * (1.0 / two_pi))  # = fmod(ph, 2π) for ph >= 0, without its slow path
+        ph += sph[ek]
+        ph32 = ph.astype(np.float32)
+        cre = amp * np.cos(ph32)
+        cim = amp * np.sin(ph32)
+        fl = np.floor(x)
+        ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.intp)
+        kern = np.take(ktab, ridx, axis=1)  # [2L, B]
+        # taps above N/2 only occur for partials above f_max (amplitude 0): keep them inside the row
+        fli = np.minimum(fl.astype(np.int64), fli_max)
+        idx = fli + taps  # [2L, B]
+        idx += rowbase[row]
+        flat_idx = idx.reshape(-1)
+        vals = np.empty(kern.shape, dtype=np.complex64)
+        for target, g in targets:
+            gre, gim = (cre, cim) if g is None else (cre * g[row], cim * g[row])
+            np.multiply(kern, gre, out=vals.real)
+            np.multiply(kern, gim, out=vals.imag)
+            np.add.at(target, flat_idx, vals.reshape(-1))
 
 
-def noise_contributions(
+def add_noise(
     v: np.ndarray,
     times_s: np.ndarray,
     offsets: np.ndarray,
@@ -132,15 +246,60 @@ def noise_contributions(
     sample_rate: int,
     m_lo: int,
     m_hi: int,
-) -> Contributions:
-    """Spectral values (before the Hann bin smoothing) of the events' noise parts over ``[m_lo, m_hi)``."""
-    nb = dsp.frame_size(sample_rate) // 2 + 1
-    sel = dsp.select_noise(v, times_s, support, sample_rate, m_lo, m_hi)
-    mag = dsp.noise_values(v, sel, support, sample_rate, np, np.asarray)
-    tidx = dsp.noise_index(offsets, sel, nb)
-    z = dsp.noise_table()[tidx]
-    idx = (sel.plan.frame[sel.row] - m_lo) * nb + sel.b
-    return Contributions(idx, None, mag * z.real, mag * z.imag, sel.e)
+    row0: int,
+    gains: Gains,
+    acc: dict[str, np.ndarray],
+) -> None:
+    """Add the events' noise parts over frames ``[m_lo, m_hi)`` into the accumulators (row = frame - row0).
+
+    The numpy twin of :func:`dsp.select_noise` + :func:`dsp.noise_values`: each event's noise is a dense
+    (frames × band bins) rectangle, so it is built with outer products and strided views of the noise table,
+    Hann-smoothed along the bins (the [¼, ½, ¼] kernel of :func:`dsp.hann_smooth`, which is linear, so it can
+    be applied per event) and added as a slice — no scatter.
+    """
+    n = dsp.frame_size(sample_rate)
+    nb = n // 2 + 1
+    sup, lo_bin, width = dsp.noise_ranges(v, support, sample_rate)
+    plan = dsp.plan_frames(times_s, sup, sample_rate, m_lo, m_hi, from_onset=False)
+    ne = len(v)
+    rows = np.bincount(plan.ev, minlength=ne)
+    has = np.flatnonzero((rows > 0) & (width > 0))
+    if not len(has):
+        return
+    first = np.cumsum(rows) - rows
+    _, gn = dsp.mix_gains(v, np)
+    # the 1/4 of the Hann bin kernel [1/4, 1/2, 1/4] is folded into the scale
+    scale = (0.25 * gn) * np.sqrt((dsp.OVERLAP * n * sample_rate / 6.0) / dsp.noise_band_power(v, np))
+    env = dsp.noise_envelope(v[plan.ev], plan.tau, support[plan.ev], np)
+    f = np.maximum(np.arange(nb), 0.5) * (sample_rate / n)
+    table = _noise_table64()
+    size = table.shape[0]
+    fmax = dsp.f_max(sample_rate)
+    for e in has.tolist():
+        s0, nr, lo, w = int(first[e]), int(rows[e]), int(lo_bin[e]), int(width[e])
+        hi = lo + w - 1
+        fb = f[lo : hi + 1]
+        z = np.log2(fb / v[e, _C["noise_centre"]]) / (v[e, _C["noise_width"]] * 0.5)
+        band = np.exp(-0.5 * z * z) * dsp.taper(fb, dsp.F_MAX_HZ) * dsp.taper(fb, fmax)
+        mag = np.outer(scale[e] * env[s0 : s0 + nr], band).astype(np.float32)
+        start = (int(offsets[e]) + int(plan.local[s0]) * nb + lo) & dsp.TABLE_MASK
+        if start + nr * nb <= size:
+            noise = table[start : start + nr * nb].reshape(nr, nb)[:, :w]
+        else:
+            noise = table[(start + np.arange(nr)[:, None] * nb + np.arange(w)[None, :]) & dsp.TABLE_MASK]
+        q = mag * noise  # a quarter of each cell
+        sm = np.empty((nr, w + 2), dtype=np.complex64)
+        sm[:, :-2] = q
+        sm[:, -2:] = 0.0
+        sm[:, 2:] += q
+        sm[:, 1:-1] += q
+        sm[:, 1:-1] += q
+        if hi == nb - 2:  # bin N/2 also gets the mirror image of bin N/2 - 1: real
+            sm[:, -1] = 2.0 * q[:, -1].real
+        r0 = int(plan.frame[s0]) - row0
+        for name, g in gains:
+            target = acc[name][r0 : r0 + nr, lo - 1 + PAD : hi + 2 + PAD]
+            target += sm if g is None else sm * float(g[e])
 
 
 class StreamRenderer:
@@ -149,7 +308,8 @@ class StreamRenderer:
     ``push`` renders events (whole support at once) into pending frames and returns the samples no later
     event can change: later events must start at or after ``safe_until_s``.  ``finish`` returns the rest.
     Memory holds only frames/samples within about ``MAX_SUPPORT_S + ROOM_TAIL_S`` of the last push.
-    ``threads`` > 1 computes the events' spectra in that many threads (numpy releases the GIL); the result
+    ``threads`` > 1 splits each push's events over that many threads, each with its own accumulators
+    (numpy releases the GIL in its array loops), and inverse-FFTs the channels in parallel; the result
     equals the single-threaded one up to float32 summation order (~1e-7).
     """
 
@@ -174,8 +334,11 @@ class StreamRenderer:
         # first frame not yet turned into audio; frames >= _m_end cannot reach the output
         self._m_done = max(self.start_sample - lead, 0) // self._hop - dsp.HALF + 1
         self._m_end = -(-self.n_samples_total // self._hop) + dsp.HALF
-        self._acc: dict[str, np.ndarray] = {}  # slot -> complex64[rows, nb], row 0 = frame _m_done
-        self._rows = 0
+        # per worker: slot -> complex64[cap, nb]; row _base holds frame _m_done (rows before it are spent)
+        self._acc: list[dict[str, np.ndarray]] = [{} for _ in range(self._threads)]
+        self._cap = 0
+        self._base = 0
+        self._slot_end: dict[str, int] = {}  # slot -> first frame after everything written to it
         self._out = np.zeros((channels, 0))  # samples from (_m_done - 2) * hop
         self._wet: dict[tuple[float, float], np.ndarray] = {}  # room -> mono wet samples, same origin
         self._spectra: dict[tuple[tuple[float, float], int], np.ndarray] = {}
@@ -206,21 +369,41 @@ class StreamRenderer:
 
     def finish(self) -> np.ndarray:
         """Return the remaining audio up to ``n_samples_total``, ``float32[C, k]``."""
+        out = self._finalise(self._m_end)
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        return self._finalise(self._m_end)
+        return out
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _slot(self, name: str, rows: int) -> np.ndarray:
-        acc = self._acc.get(name)
-        if acc is None or acc.shape[0] < rows:
-            new = np.zeros((max(rows, int(1.25 * self._rows)), self._nb), dtype=np.float32)
-            if acc is not None:
-                new[: acc.shape[0]] = acc
-            self._acc[name] = acc = new
-        return acc
+    def _map(self, fn: Any, items: list[Any]) -> list[Any]:
+        """``[fn(x) for x in items]``, in the thread pool when there is more than one item."""
+        if len(items) < 2 or self._threads < 2:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads)
+        return list(self._pool.map(fn, items))
+
+    def _ensure(self, rows: int, names: list[str]) -> None:
+        """Make every worker's slots ``names`` hold at least ``rows`` rows from ``_base``."""
+        if self._base + rows > self._cap:
+            live = self._cap - self._base
+            cap = self._cap if rows <= self._cap else max(rows + rows // 2, 2 * live)
+            for acc in self._acc:
+                for name, a in list(acc.items()):
+                    if cap == self._cap:
+                        a[:live] = a[self._base :]
+                        a[live:] = 0
+                    else:
+                        new = np.zeros((cap, self._nb + PAD), dtype=np.complex64)
+                        new[:live] = a[self._base :]
+                        acc[name] = new
+            self._cap, self._base = cap, 0
+        for acc in self._acc:
+            for name in names:
+                if name not in acc:
+                    acc[name] = np.zeros((self._cap, self._nb + PAD), dtype=np.complex64)
 
     def _add_events(
         self, v: np.ndarray, t: np.ndarray, s: np.ndarray, room: tuple[float, float] | None
@@ -229,59 +412,51 @@ class StreamRenderer:
         support = events.support_s(v)
         offsets = dsp.seed_offsets(s)
         m_lo, m_hi = self._m_done, self._m_end
-
-        def contrib(sel: np.ndarray) -> list[Contributions]:
-            args = (v[sel], t[sel], offsets[sel], support[sel], sr, m_lo, m_hi)
-            out = [*partial_contributions(*args), noise_contributions(*args)]
-            for c in out:
-                c.ev = sel[c.ev]
-            return out
-
-        groups = [np.arange(k, len(v), self._threads) for k in range(min(self._threads, len(v)))]
-        if len(groups) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads)
-            contribs = [c for cs in self._pool.map(contrib, groups) for c in cs]
-        else:
-            contribs = contrib(np.arange(len(v)))
-        gains: list[tuple[str, np.ndarray | None]] = []
+        last = np.floor((t * sr + support * sr) / self._hop).astype(np.int64)
+        m_top = min(int(last.max()) + 1, m_hi)
+        if m_top <= m_lo:
+            return
+        gains: Gains = []
         if self.channels == 1:
             gains.append(("0", None))
         else:
             gl, gr = dsp.pan_gains(v, np)
-            gains += [("0", gl), ("1", gr)]
+            gains += [("0", gl.astype(np.float32)), ("1", gr.astype(np.float32))]
         wet = v[:, _C["wet"]]
         if room is not None and np.any(wet > 0):
-            gains.append((f"wet{room}", wet))
+            gains.append((f"wet{room}", wet.astype(np.float32)))
             self._wet.setdefault(room, np.zeros(0))
-        for c in contribs:
-            kind = "p" if c.kern is not None else "n"
-            if not c.idx.size:
-                continue
-            hi = int(c.idx.max()) // self._nb + 1
-            idx = c.idx.ravel()
-            im_kern = c.kern if c.im_kern is None else c.im_kern
-            for name, g in gains:
-                cre, cim = (c.re, c.im) if g is None else (c.re * g[c.ev], c.im * g[c.ev])
-                cre, cim = cre.astype(np.float32), cim.astype(np.float32)
-                if c.kern is not None:
-                    cre, cim = (cre[:, None] * c.kern).ravel(), (cim[:, None] * im_kern).ravel()
-                np.add.at(self._slot(kind + name + "r", hi).reshape(-1), idx, cre)
-                np.add.at(self._slot(kind + name + "i", hi).reshape(-1), idx, cim)
-        self._rows = max([self._rows] + [a.shape[0] for a in self._acc.values()])
+        names = [name for name, _ in gains]
+        self._ensure(m_top - m_lo, names)
+        for name in names:
+            self._slot_end[name] = max(self._slot_end.get(name, m_top), m_top)
+        row0 = m_lo - self._base
+
+        def work(w: int) -> None:
+            sel = np.arange(w, len(v), self._threads)
+            if not len(sel):
+                return
+            acc = self._acc[w]
+            args = (v[sel], t[sel], offsets[sel], support[sel], sr, m_lo, m_hi, row0)
+            g = [(name, None if gain is None else gain[sel]) for name, gain in gains]
+            add_partials(*args, g, acc)
+            add_noise(*args, g, acc)
+
+        self._map(work, list(range(min(self._threads, len(v)))))
 
     def _frames_to_audio(self, name: str, rows: int) -> np.ndarray:
-        """OLA audio ``float64[(rows+3)·hop]`` of the first ``rows`` pending frames of one slot pair."""
-        spec = np.zeros((rows, self._nb), dtype=np.complex64)
-        if "p" + name + "r" in self._acc:
-            re, im = self._acc["p" + name + "r"][:rows], self._acc["p" + name + "i"][:rows]
-            spec.real[: re.shape[0]] += re
-            spec.imag[: re.shape[0]] += im
-        if "n" + name + "r" in self._acc:
-            re, im = self._acc["n" + name + "r"][:rows], self._acc["n" + name + "i"][:rows]
-            spec.real[: re.shape[0]] += dsp.hann_smooth_real(re, conj_sign=1.0)
-            spec.imag[: re.shape[0]] += dsp.hann_smooth_real(im, conj_sign=-1.0)
-        return dsp.overlap_add(np.fft.irfft(spec, self._n, axis=-1).astype(np.float64))
+        """OLA audio ``float32[(rows+3)·hop]`` of the first ``rows`` pending frames of one slot."""
+        used = max(0, min(rows, self._slot_end.get(name, 0) - self._m_done, self._cap - self._base))
+        spec = np.zeros((rows, self._nb + PAD), dtype=np.complex64)
+        for acc in self._acc:
+            if name in acc:
+                spec[:used] += acc[name][self._base : self._base + used]
+        # fold bins below 0 back as conjugates; bin 0 is real (its image is itself)
+        for d in range(1, PAD + 1):
+            spec[:, PAD + d] += np.conj(spec[:, PAD - d])
+        spec[:, PAD] = 2.0 * spec[:, PAD].real
+        spec = spec[:, PAD:]
+        return dsp.overlap_add(np.fft.irfft(spec, self._n, axis=-1))
 
     def _finalise(self, m_safe: int) -> np.ndarray:
         rows = m_safe - self._m_done
@@ -292,26 +467,27 @@ class StreamRenderer:
         need = (rows + dsp.OVERLAP - 1) * hop
         if self._out.shape[1] < need:
             self._out = np.pad(self._out, ((0, 0), (0, need - self._out.shape[1])))
+        live = [name for name, end in self._slot_end.items() if end > self._m_done]
+        audio = dict(zip(live, self._map(lambda name: self._frames_to_audio(name, rows), live), strict=True))
         for c in range(self.channels):
-            if any(k[1:-1] == str(c) for k in self._acc):
-                self._out[c, :need] += self._frames_to_audio(str(c), rows)
+            if str(c) in audio:
+                self._out[c, :need] += audio[str(c)]
         for room in list(self._wet):
             name = f"wet{room}"
             wet = self._wet[room]
             if wet.shape[0] < need:
                 wet = np.pad(wet, (0, need - wet.shape[0]))
-            if any(k[1:-1] == name for k in self._acc):
-                wet[:need] += self._frames_to_audio(name, rows)
+            if name in audio:
+                wet[:need] += audio[name]
             self._convolve_room(room, wet[:n_final])
             self._wet[room] = wet[n_final:]
-            if not np.any(self._wet[room]) and not any(k[1:-1] == name for k in self._acc):
+            if not np.any(self._wet[room]) and self._slot_end.get(name, 0) <= m_safe:
                 del self._wet[room]
-        for key in list(self._acc):
-            acc = self._acc[key]
-            self._acc[key] = acc[rows:] if acc.shape[0] > rows else acc[:0]
-        self._rows = max([0] + [a.shape[0] for a in self._acc.values()])
-        for key in [k for k, a in self._acc.items() if not a.shape[0]]:
-            del self._acc[key]
+        self._base = min(self._base + rows, self._cap)
+        for name in [k for k, end in self._slot_end.items() if end <= m_safe]:
+            del self._slot_end[name]
+            for acc in self._acc:
+                acc.pop(name, None)
         first = (self._m_done - dsp.HALF) * hop
         block = self._out[:, :n_final]
         self._out = self._out[:, n_final:]

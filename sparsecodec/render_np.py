@@ -272,16 +272,15 @@ def add_noise(
     scale = (0.25 * gn) * np.sqrt((dsp.OVERLAP * n * sample_rate / 6.0) / dsp.noise_band_power(v, np))
     env = dsp.noise_envelope(v[plan.ev], plan.tau, support[plan.ev], np)
     f = np.maximum(np.arange(nb), 0.5) * (sample_rate / n)
+    z = np.log2(f[None, :] / v[has, _C["noise_centre"], None]) / (v[has, _C["noise_width"], None] * 0.5)
+    taper = dsp.taper(f, dsp.F_MAX_HZ) * dsp.taper(f, dsp.f_max(sample_rate))
+    bands = np.exp(-0.5 * z * z) * taper[None, :]  # [len(has), N/2+1]
     table = _noise_table64()
     size = table.shape[0]
-    fmax = dsp.f_max(sample_rate)
-    for e in has.tolist():
+    for i, e in enumerate(has.tolist()):
         s0, nr, lo, w = int(first[e]), int(rows[e]), int(lo_bin[e]), int(width[e])
         hi = lo + w - 1
-        fb = f[lo : hi + 1]
-        z = np.log2(fb / v[e, _C["noise_centre"]]) / (v[e, _C["noise_width"]] * 0.5)
-        band = np.exp(-0.5 * z * z) * dsp.taper(fb, dsp.F_MAX_HZ) * dsp.taper(fb, fmax)
-        mag = np.outer(scale[e] * env[s0 : s0 + nr], band).astype(np.float32)
+        mag = np.outer(scale[e] * env[s0 : s0 + nr], bands[i, lo : hi + 1]).astype(np.float32)
         start = (int(offsets[e]) + int(plan.local[s0]) * nb + lo) & dsp.TABLE_MASK
         if start + nr * nb <= size:
             noise = table[start : start + nr * nb].reshape(nr, nb)[:, :w]
@@ -339,7 +338,7 @@ class StreamRenderer:
         self._cap = 0
         self._base = 0
         self._slot_end: dict[str, int] = {}  # slot -> first frame after everything written to it
-        self._out = np.zeros((channels, 0))  # samples from (_m_done - 2) * hop
+        self._out = np.zeros((channels, 0), dtype=np.float32)  # samples from (_m_done - 2) * hop
         self._wet: dict[tuple[float, float], np.ndarray] = {}  # room -> mono wet samples, same origin
         self._spectra: dict[tuple[tuple[float, float], int], np.ndarray] = {}
 
@@ -445,18 +444,19 @@ class StreamRenderer:
         self._map(work, list(range(min(self._threads, len(v)))))
 
     def _frames_to_audio(self, name: str, rows: int) -> np.ndarray:
-        """OLA audio ``float32[(rows+3)·hop]`` of the first ``rows`` pending frames of one slot."""
+        """OLA audio ``float32[(k+3)·hop]`` of the first ``k <= rows`` pending frames of one slot that can
+        hold anything (later ones are silent).  Works in place on rows that are spent afterwards."""
         used = max(0, min(rows, self._slot_end.get(name, 0) - self._m_done, self._cap - self._base))
-        spec = np.zeros((rows, self._nb + PAD), dtype=np.complex64)
-        for acc in self._acc:
-            if name in acc:
-                spec[:used] += acc[name][self._base : self._base + used]
+        if not used:
+            return np.zeros(0, dtype=np.float32)
+        spec = self._acc[0][name][self._base : self._base + used]
+        for acc in self._acc[1:]:
+            spec += acc[name][self._base : self._base + used]
         # fold bins below 0 back as conjugates; bin 0 is real (its image is itself)
         for d in range(1, PAD + 1):
             spec[:, PAD + d] += np.conj(spec[:, PAD - d])
         spec[:, PAD] = 2.0 * spec[:, PAD].real
-        spec = spec[:, PAD:]
-        return dsp.overlap_add(np.fft.irfft(spec, self._n, axis=-1))
+        return dsp.overlap_add(np.fft.irfft(spec[:, PAD:], self._n, axis=-1))
 
     def _finalise(self, m_safe: int) -> np.ndarray:
         rows = m_safe - self._m_done
@@ -465,20 +465,21 @@ class StreamRenderer:
         hop = self._hop
         n_final = rows * hop
         need = (rows + dsp.OVERLAP - 1) * hop
-        if self._out.shape[1] < need:
-            self._out = np.pad(self._out, ((0, 0), (0, need - self._out.shape[1])))
+        self._grow_out(need)
         live = [name for name, end in self._slot_end.items() if end > self._m_done]
         audio = dict(zip(live, self._map(lambda name: self._frames_to_audio(name, rows), live), strict=True))
         for c in range(self.channels):
             if str(c) in audio:
-                self._out[c, :need] += audio[str(c)]
+                a = audio[str(c)]
+                self._out[c, : a.shape[0]] += a
         for room in list(self._wet):
             name = f"wet{room}"
             wet = self._wet[room]
             if wet.shape[0] < need:
                 wet = np.pad(wet, (0, need - wet.shape[0]))
             if name in audio:
-                wet[:need] += audio[name]
+                a = audio[name]
+                wet[: a.shape[0]] += a
             self._convolve_room(room, wet[:n_final])
             self._wet[room] = wet[n_final:]
             if not np.any(self._wet[room]) and self._slot_end.get(name, 0) <= m_safe:
@@ -496,7 +497,15 @@ class StreamRenderer:
         hi = min(self.n_samples_total - first, n_final)
         if hi <= lo:
             return np.zeros((self.channels, 0), dtype=np.float32)
-        return np.nan_to_num(block[:, lo:hi]).astype(np.float32)
+        out = block[:, lo:hi].copy()
+        return np.nan_to_num(out, copy=False)
+
+    def _grow_out(self, length: int) -> None:
+        """Make the pending output ``self._out`` at least ``length`` samples long (zeros appended)."""
+        if self._out.shape[1] < length:
+            new = np.zeros((self.channels, length + length // 4), dtype=np.float32)
+            new[:, : self._out.shape[1]] = self._out
+            self._out = new
 
     def _convolve_room(self, room: tuple[float, float], seg: np.ndarray) -> None:
         """Add ``seg`` (mono wet samples at the output origin) convolved with the room's IR to the output."""
@@ -510,8 +519,7 @@ class StreamRenderer:
             spec = np.fft.rfft(ir, nfft, axis=-1)
             self._spectra = {(room, nfft): spec}
         y = np.fft.irfft(np.fft.rfft(seg, nfft)[None, :] * spec, nfft, axis=-1)[:, :length]
-        if self._out.shape[1] < length:
-            self._out = np.pad(self._out, ((0, 0), (0, length - self._out.shape[1])))
+        self._grow_out(length)
         self._out[:, :length] += y
 
 

@@ -375,7 +375,21 @@ def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sa
         warnings.warn("the torch renderer has no streaming decode yet: decoding on the CPU", stacklevel=3)
     from . import render_np
 
-    return render_np.StreamRenderer(rate, channels, n_total, start_sample=start_sample)
+    threads = _decode_threads()
+    return render_np.StreamRenderer(rate, channels, n_total, start_sample=start_sample, threads=threads)
+
+
+def _decode_threads() -> int:
+    """Threads for the numpy decoder: ``OMP_NUM_THREADS`` when set (``spev batch`` sets it per worker),
+    else the CPUs this process may use, capped at 4 (the speed-up flattens beyond)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.strip().isdigit():
+        return max(1, min(int(env), 4))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
 
 
 # ------------------------------------------------------------------------------------- inspect / test

@@ -10,8 +10,8 @@ For each window (≈5.94 s, hop = half a window):
    energy of its bins, and it is kept only if it explains enough of the residual; kept events are
    "subtracted" (their power is added to ``P``).  Later rounds find the notes hidden under earlier ones
    (polyphony) and correct errors;
-3. optional refinement with the differentiable generator: ``local_steps`` Adam steps on each round's new
-   events, ``refine_steps`` joint steps on all of the window's events;
+3. optional joint refinement of the window's events with the differentiable generator
+   (:func:`refine_events`): ``refine_steps`` (``--refine``), else ``local_steps``;
 4. events starting in the window's first half are committed and yielded as one :class:`EncodedChunk`.
 
 The residual is ``sqrt(max(|X|² − P, 0)) · e^{i∠X}`` ("power subtraction"): the rendered events' seeded
@@ -89,9 +89,9 @@ class EncoderSettings:
     refine_steps: int = 0
     """Joint Adam steps on all of a window's events (``--refine``); 0 = off."""
     local_steps: int = 0
-    """Adam steps on each round's new events (torch generator); 0 = analysis only."""
+    """Joint Adam steps on the window's events when ``refine_steps`` is 0 (cheap refinement); 0 = off."""
     init: str | None = None
-    """``"network"`` or ``"analysis"``; ``None``: the network when one is shipped, else analysis."""
+    """``"network"`` or ``"analysis"``; ``None``: :data:`DEFAULT_INIT` (the analysis today)."""
     seed: int = 0
     """Seed for anything stochastic (nothing is, today: kept for provenance and the network)."""
     rounds: int = 6
@@ -146,11 +146,19 @@ class Initialiser(Protocol):
 Renderer = Callable[..., np.ndarray]
 
 
+DEFAULT_INIT: str | None = "analysis"
+"""What ``init=None`` means: ``"analysis"``, ``"network"`` or ``None`` (the network when weights are
+shipped).  The analysis for now: on fluidsynth piano/guitar phrases and a synthetic mix (docs/encoder.md)
+the shipped network gave a worse mrstft (0.47/0.57/0.77 vs 0.42/0.44/0.63) at a quarter of the speed."""
+
+
 def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, Initialiser]:
-    """``(name, initialiser)`` for ``settings.init`` (``None``: the network if one loads, else analysis)."""
+    """``(name, initialiser)`` for ``settings.init`` (``None``: :data:`DEFAULT_INIT`)."""
     mode = settings.init
     if mode not in (None, "network", "analysis"):
         raise UsageError(f"unknown encoder init {mode!r}: use 'network' or 'analysis'")
+    if mode is None:
+        mode = DEFAULT_INIT
     if mode == "network" or (mode is None and _weights_path() is not None):
         net = _load_network()
         if net is not None:
@@ -304,14 +312,11 @@ class WindowEncoder:
             # the round's events: local refinement, then their exact (full-support) power replaces the
             # calibration renders' (which covered only CALIBRATION_SPAN_S of each event)
             new_v, new_t = np.stack(found_v[-n_new:]), np.asarray(found_t[-n_new:], np.int64)
-            if self.settings.local_steps > 0:
-                span = (int(new_t.min() - start) - self.res.n_fft, self.win)
-                new_v = self._fit(new_v, new_t, start, mono, None, span, self.settings.local_steps)
-                found_v[-n_new:] = list(new_v)
             model = model_before
             model += self._events_power(new_v, new_t, start)
-        if self.settings.refine_steps > 0 and found_v:
-            found_v = list(self._refine(np.stack(found_v), np.asarray(found_t), start, x, commit_end))
+        steps = self.settings.refine_steps or self.settings.local_steps
+        if steps > 0 and found_v:
+            found_v = list(self._refine(np.stack(found_v), np.asarray(found_t), start, x, commit_end, steps))
         # commit: events that start in [start, commit_end), strongest first within the hop budget
         floor = best * 10.0 ** (self.settings.floor_db / 10.0)
         hop_budget = max(1, math.ceil(self.rate * (commit_end - start) / sr))
@@ -500,9 +505,9 @@ class WindowEncoder:
         return np.asarray(events.clip(out))
 
     def _refine(
-        self, vec: np.ndarray, tim: np.ndarray, start: int, x: np.ndarray, commit_end: int
+        self, vec: np.ndarray, tim: np.ndarray, start: int, x: np.ndarray, commit_end: int, steps: int
     ) -> np.ndarray:
-        """Joint refinement of the window's events (``refine_steps``) against the input.
+        """``steps`` of joint refinement of the window's events against the input.
 
         The committed events' tails are fixed context; the loss covers the commit range plus half a hop, and
         events starting after it are left as they are.  Returns ``float64[N, 32]``.
@@ -515,7 +520,7 @@ class WindowEncoder:
             return vec
         out = vec.copy()
         span = (int(tim[keep].min() - start) - loss_sizes(self.sr)[0], end)
-        out[keep] = self._fit(vec[keep], tim[keep], start, target, fixed, span, self.settings.refine_steps)
+        out[keep] = self._fit(vec[keep], tim[keep], start, target, fixed, span, steps)
         return out
 
     def _tails_audio(self, start: int) -> np.ndarray | None:

@@ -239,3 +239,54 @@ def test_threads_give_the_same_audio() -> None:
         stream = render_np.StreamRenderer(SR, 2, SR * 2, threads=threads)
         out.append(np.concatenate([stream.push(v, t, None, 1.0), stream.finish()], axis=1))
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+
+
+def test_superposition_over_a_long_sparse_stream() -> None:
+    """Rendering is linear: many small pushes with long silent gaps (accumulators dropped, compacted and
+    re-created, rooms coming and going) give the sum of the events rendered one by one."""
+    sr = 8000
+    rng = np.random.default_rng(21)
+    t = np.array([0.0, 0.3, 0.31, *np.arange(1.2, 20.0, 0.9), 14.0, 14.2, 30.5, 30.6, 31.0, 45.0])
+    v = events.sample_prior(rng, len(t))
+    v[:, C["wet"]] = 0.5
+    v[:-4:6] = tone(duration=8.0, release=4.0, wet=0.5)[0]  # long notes keep rows live across many pushes
+    n = int(48.0 * sr)
+    rooms = [None, {"room": [0.4, 0.5]}]
+    stream = render_np.StreamRenderer(sr, 2, n)
+    got, total = [], np.zeros((2, n), dtype=np.float64)
+    edges = np.arange(0.0, 48.0, 0.7)
+    for i, (lo, hi) in enumerate(itertools.pairwise([*edges, 48.0])):
+        sel = np.flatnonzero((t >= lo) & (t < hi))
+        side = rooms[i % 2]
+        got.append(stream.push(v[sel], t[sel], side, safe_until_s=hi, seeds=sel + 7))
+        for j in sel:
+            one = render_np.StreamRenderer(sr, 2, n)
+            alone = one.push(v[j : j + 1], t[j : j + 1], side, safe_until_s=math.inf, seeds=[j + 7])
+            total += np.concatenate([alone, one.finish()], axis=1)
+    got.append(stream.finish())
+    out = np.concatenate(got, axis=1)
+    assert out.shape == (2, n)
+    assert np.abs(total).max() > 0.05
+    np.testing.assert_allclose(out, total, atol=2e-5)
+    # nothing leaks into the long gaps
+    assert np.abs(out[:, int(41.1 * sr) : int(44.9 * sr)]).max() < 1e-6
+
+
+def test_low_partials_fold_at_dc() -> None:
+    """A partial below one bin (taps under bin 0 fold back as conjugates, bin 0 is real) still has the
+    right pitch and level."""
+    low = tone(pitch=15.0, level=-12.0)  # 20.6 Hz: bin 0.24 at 22050 Hz / N = 256
+    a = render_np.render(low, [0.0], SR, SR)[0]
+    assert abs(events.hz_to_pitch(peak_hz(a[2000:], SR)) - 15.0) * 100 < 10
+    assert abs(20 * math.log10(np.abs(a[4000:]).max()) + 12.0) < 0.5
+
+
+def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsecodec import codec
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert codec._decode_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")
+    assert codec._decode_threads() == 4
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert 1 <= codec._decode_threads() <= 4

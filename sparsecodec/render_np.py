@@ -333,8 +333,8 @@ class StreamRenderer:
         # first frame not yet turned into audio; frames >= _m_end cannot reach the output
         self._m_done = max(self.start_sample - lead, 0) // self._hop - dsp.HALF + 1
         self._m_end = -(-self.n_samples_total // self._hop) + dsp.HALF
-        # per worker: slot -> complex64[cap, nb]; row _base holds frame _m_done (rows before it are spent)
-        self._acc: list[dict[str, np.ndarray]] = [{} for _ in range(self._threads)]
+        # slot -> complex64[cap, PAD + nb]; row _base holds frame _m_done (rows before it are spent)
+        self._acc: dict[str, np.ndarray] = {}
         self._cap = 0
         self._base = 0
         self._slot_end: dict[str, int] = {}  # slot -> first frame after everything written to it
@@ -385,24 +385,22 @@ class StreamRenderer:
         return list(self._pool.map(fn, items))
 
     def _ensure(self, rows: int, names: list[str]) -> None:
-        """Make every worker's slots ``names`` hold at least ``rows`` rows from ``_base``."""
+        """Make the slots ``names`` hold at least ``rows`` rows from ``_base`` (compact or grow)."""
         if self._base + rows > self._cap:
             live = self._cap - self._base
             cap = self._cap if rows <= self._cap else max(rows + rows // 2, 2 * live)
-            for acc in self._acc:
-                for name, a in list(acc.items()):
-                    if cap == self._cap:
-                        a[:live] = a[self._base :]
-                        a[live:] = 0
-                    else:
-                        new = np.zeros((cap, self._nb + PAD), dtype=np.complex64)
-                        new[:live] = a[self._base :]
-                        acc[name] = new
+            for name, a in list(self._acc.items()):
+                if cap == self._cap:
+                    a[:live] = a[self._base :]
+                    a[live:] = 0
+                else:
+                    new = np.zeros((cap, self._nb + PAD), dtype=np.complex64)
+                    new[:live] = a[self._base :]
+                    self._acc[name] = new
             self._cap, self._base = cap, 0
-        for acc in self._acc:
-            for name in names:
-                if name not in acc:
-                    acc[name] = np.zeros((self._cap, self._nb + PAD), dtype=np.complex64)
+        for name in names:
+            if name not in self._acc:
+                self._acc[name] = np.zeros((self._cap, self._nb + PAD), dtype=np.complex64)
 
     def _add_events(
         self, v: np.ndarray, t: np.ndarray, s: np.ndarray, room: tuple[float, float] | None
@@ -431,17 +429,28 @@ class StreamRenderer:
             self._slot_end[name] = max(self._slot_end.get(name, m_top), m_top)
         row0 = m_lo - self._base
 
-        def work(w: int) -> None:
-            sel = np.arange(w, len(v), self._threads)
-            if not len(sel):
-                return
-            acc = self._acc[w]
-            args = (v[sel], t[sel], offsets[sel], support[sel], sr, m_lo, m_hi, row0)
-            g = [(name, None if gain is None else gain[sel]) for name, gain in gains]
-            add_partials(*args, g, acc)
-            add_noise(*args, g, acc)
+        first = np.maximum(np.ceil(t * sr / self._hop - 1e-9).astype(np.int64), m_lo)
+        last = np.minimum(last, m_top - 1)
 
-        self._map(work, list(range(min(self._threads, len(v)))))
+        def work(span: tuple[int, int]) -> None:
+            a, b = span
+            sel = np.flatnonzero((first < b) & (last >= a))
+            if len(sel):
+                args = (v[sel], t[sel], offsets[sel], support[sel], sr, a, b, row0)
+                g = [(name, None if gain is None else gain[sel]) for name, gain in gains]
+                add_partials(*args, g, self._acc)
+                add_noise(*args, g, self._acc)
+
+        # threads take disjoint frame ranges (disjoint accumulator rows) with about equal event-frames
+        live = last >= first
+        load = np.zeros(m_top - m_lo + 1, dtype=np.int64)
+        np.add.at(load, first[live] - m_lo, 1)
+        np.add.at(load, last[live] + 1 - m_lo, -1)
+        cum = np.cumsum(np.cumsum(load[:-1]))
+        parts = min(self._threads, max(1, int(cum[-1]) // 2000))
+        cuts = m_lo + np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts)
+        bounds = [m_lo, *cuts.tolist(), m_top]
+        self._map(work, [(a, b) for a, b in itertools.pairwise(bounds) if b > a])
 
     def _frames_to_audio(self, name: str, rows: int) -> np.ndarray:
         """OLA audio ``float32[(k+3)·hop]`` of the first ``k <= rows`` pending frames of one slot that can
@@ -449,9 +458,7 @@ class StreamRenderer:
         used = max(0, min(rows, self._slot_end.get(name, 0) - self._m_done, self._cap - self._base))
         if not used:
             return np.zeros(0, dtype=np.float32)
-        spec = self._acc[0][name][self._base : self._base + used]
-        for acc in self._acc[1:]:
-            spec += acc[name][self._base : self._base + used]
+        spec = self._acc[name][self._base : self._base + used]
         # fold bins below 0 back as conjugates; bin 0 is real (its image is itself)
         for d in range(1, PAD + 1):
             spec[:, PAD + d] += np.conj(spec[:, PAD - d])
@@ -487,8 +494,7 @@ class StreamRenderer:
         self._base = min(self._base + rows, self._cap)
         for name in [k for k, end in self._slot_end.items() if end <= m_safe]:
             del self._slot_end[name]
-            for acc in self._acc:
-                acc.pop(name, None)
+            self._acc.pop(name, None)
         first = (self._m_done - dsp.HALF) * hop
         block = self._out[:, :n_final]
         self._out = self._out[:, n_final:]

@@ -46,7 +46,7 @@ def plot_rate_quality(summary: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("true kbps")
         ax.set_ylabel("ViSQOL v3 (MOS-LQO)")
         ax.set_xscale("log")
-        ax.set_xticks([1, 2, 4, 8, 16, 32])
+        ax.set_xticks([0.5, 1, 2, 4, 8, 16, 32])
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)

@@ -65,9 +65,10 @@ def window_samples(sample_rate: int) -> int:
 
 
 def weights_hash() -> str:
-    """sha256 (hex) of the shipped proposal weights file, or ``"none"`` when there is none."""
+    """sha256 (hex) of the shipped proposal weights file, or ``"none"`` when there is none or the default
+    initialiser (:data:`DEFAULT_INIT`) does not use it (provenance of what ``init=None`` encodes with)."""
     path = _weights_path()
-    if path is None:
+    if path is None or DEFAULT_INIT == "analysis":
         return "none"
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

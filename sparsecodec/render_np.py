@@ -178,11 +178,12 @@ def add_partials(
     width = nb + PAD
     rowbase = (plan.frame[keep_idx] - row0) * width + PAD
     fli_max = nb - 1 - dsp.KERNEL_HALF_WIDTH
-    floor_k = (dsp.PARTIAL_FLOOR * peak).astype(np.float32)[ev_k]
+    floor_k = (0.5 * dsp.PARTIAL_FLOOR * peak).astype(np.float32)[ev_k]
+    ev_base = ev_k * pmax
 
     # per (event, partial) tables, [E * pmax]
     rk_tab = np.ascontiguousarray(ratios[:, :pmax]).reshape(-1)
-    gain_tab = (gp[:, None] * r[:, :pmax]).astype(np.float32).reshape(-1)
+    gain_tab = (0.5 * gp[:, None] * r[:, :pmax]).astype(np.float32).reshape(-1)  # half amplitude
     lam_tab = (-dsp.LN1000 / t60[:, :pmax]).astype(np.float32).reshape(-1)
     sph = dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT)[:, :pmax].reshape(-1)
     detuned = v[:, _C["detune"]] > 0
@@ -198,9 +199,10 @@ def add_partials(
     for ra, rb in itertools.pairwise([0, *cuts.tolist(), len(n_row)]):
         if rb <= ra:
             continue
-        row, pos = dsp._ragged(n_row[ra:rb])
-        row += ra
-        ek = ev_k[row] * pmax
+        counts = n_row[ra:rb]
+        row = np.repeat(np.arange(ra, rb), counts)
+        pos = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+        ek = ev_base[row]
         ek += order[ek + pos]
         rk = rk_tab[ek]
         x = rk * pos_k[row]
@@ -214,8 +216,7 @@ def add_partials(
         if dhz is not None:
             sel = np.flatnonzero(detuned[ev_k[row]])
             amp[sel] *= np.cos(math.pi * dhz[ek[sel]] * tau_k[row[sel]]).astype(np.float32)
-        amp *= np.abs(amp) > floor_k[row]
-        amp *= 0.5
+        amp *= (np.abs(amp) if dhz is not None else amp) > floor_k[row]
         ph = rk * phi0[row]
         ph -= two_pi * np.floor(ph * (1.0 / two_pi))  # = fmod(ph, 2π) for ph >= 0, without its slow path
         ph += sph[ek]
@@ -232,7 +233,11 @@ def add_partials(
         flat_idx = idx.reshape(-1)
         vals = np.empty(kern.shape, dtype=np.complex64)
         for target, g in targets:
-            gre, gim = (cre, cim) if g is None else (cre * g[row], cim * g[row])
+            if g is None:
+                gre, gim = cre, cim
+            else:
+                g_row = g[row]
+                gre, gim = cre * g_row, cim * g_row
             np.multiply(kern, gre, out=vals.real)
             np.multiply(kern, gim, out=vals.imag)
             np.add.at(target, flat_idx, vals.reshape(-1))

@@ -125,7 +125,7 @@ class Header:
             "n_samples": self.n_samples,
             "time_rate": self.time_rate,
             "hop_samples": self.hop_samples,
-            "table": self.table,
+            "table": quantize.table_name(self.table) or self.table,
             "settings": self.settings,
             "tags": self.tags,
             "software": self.software,
@@ -146,7 +146,7 @@ class Header:
                 f"event layout {layout} is not supported (this decoder reads {sorted(SUPPORTED_LAYOUTS)})"
             )
         try:
-            table = quantize.validate_table(d["table"])
+            table = quantize.resolve_table(d["table"])
         except quantize.TableError as exc:
             raise FormatError(f"bad quantisation table: {exc}") from None
         settings = d["settings"]

@@ -38,7 +38,23 @@ def default_table() -> list[dict[str, Any]]:
 
 
 TABLES: dict[str, list[dict[str, Any]]] = {"default": default_table()}
-"""Tables the layout offers, by name.  The header carries the one actually used."""
+"""Tables the layout offers, by name; their values are frozen in formats/spev.md.  A header names one of these
+(a short string) or carries a custom table in full, so a decoder never guesses."""
+
+
+def table_name(table: list[dict[str, Any]]) -> str | None:
+    """The registered name of ``table`` if it equals one of :data:`TABLES` exactly, else ``None``."""
+    return next((name for name, t in TABLES.items() if t == table), None)
+
+
+def resolve_table(table: Any) -> list[dict[str, Any]]:
+    """A header's ``table`` field (a registered name or a full table) → a validated table."""
+    if isinstance(table, str):
+        if table not in TABLES:
+            known = sorted(TABLES)
+            raise TableError(f"unknown quantisation table {table[:64]!r} (this decoder knows {known})")
+        return [dict(e) for e in TABLES[table]]
+    return validate_table(table)
 
 
 def validate_table(table: Any) -> list[dict[str, Any]]:

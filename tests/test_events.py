@@ -97,3 +97,15 @@ def test_neutral_values_are_exact() -> None:
     pan = events.INDEX["pan"]
     v[0, pan] = -1.0
     assert quantize.dequantize(quantize.quantize(v))[0, pan] == -1.0
+
+
+def test_registered_tables_resolve_by_name() -> None:
+    table = quantize.default_table()
+    assert quantize.table_name(table) == "default"
+    assert quantize.resolve_table("default") == table
+    custom = [dict(e) for e in table]
+    custom[0]["bits"] = 7
+    assert quantize.table_name(custom) is None
+    assert quantize.resolve_table(custom) == custom
+    with pytest.raises(quantize.TableError):
+        quantize.resolve_table("layout9/fancy")

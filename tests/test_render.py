@@ -290,3 +290,9 @@ def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) 
     assert codec._decode_threads() == 4
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert 1 <= codec._decode_threads() <= 4
+    # without the variable the count follows the idle CPUs
+    monkeypatch.setattr(codec.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(codec.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert codec._decode_threads() == 2
+    monkeypatch.setattr(codec.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
+    assert codec._decode_threads() == 1

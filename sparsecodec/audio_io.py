@@ -395,6 +395,10 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise OutputExistsError(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
+        # mkstemp creates 0600; give the output the mode a plain open() would (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             yield f
         os.replace(tmp_name, path)

@@ -194,3 +194,23 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError):
         audio_io.ensure_writable(target, force=False)
     audio_io.ensure_writable(target, force=True)
+
+
+def test_atomic_output_has_the_mode_of_a_plain_file(tmp_path: Path) -> None:
+    """Outputs get 0666 less the umask (as open() would), not mkstemp's private 0600."""
+    import os
+    import stat
+
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    target = tmp_path / "out.bin"
+    with audio_io.atomic_output(target) as f:
+        f.write(b"new")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    old = os.umask(0o027)
+    try:
+        with audio_io.atomic_output(target) as f:
+            f.write(b"newer")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640

@@ -338,15 +338,23 @@ class WindowEncoder:
     def _propose(
         self, mono: np.ndarray, k: int, found_v: list[np.ndarray], found_t: list[int], start: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Ask the initialiser for up to ``k`` events (the analyser also learns what was found)."""
+        """Ask the initialiser for up to ``k`` events (the analyser also learns what was found).
+
+        The stream's first window gets one analysis window of silence in front, so sound that is already
+        there at sample 0 shows as an onset (spectral flux needs a frame before it).
+        """
         if isinstance(self.init, analysis.Analyzer):
+            pad = self.res.n_fft if start == 0 else 0
             ex = [
-                ((t - start) / self.sr, float(v[_C["pitch"]]))
+                ((t - start + pad) / self.sr, float(v[_C["pitch"]]))
                 for v, t in zip(found_v, found_t, strict=True)
                 if v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
             ]
             exclude = np.asarray(ex, np.float64).reshape(-1, 2)
-            return self.init.propose(mono, self.sr, k, exclude=exclude)
+            if pad:
+                mono = np.concatenate([np.zeros(pad, np.float32), mono])
+            vecs, times, scores = self.init.propose(mono, self.sr, k, exclude=exclude)
+            return vecs, np.maximum(times - pad / self.sr, 0.0), scores
         return self.init.propose(mono, self.sr, k)
 
     def _duplicate(self, v: np.ndarray, ti: int, found_v: list[np.ndarray], found_t: list[int]) -> bool:

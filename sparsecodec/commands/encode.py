@@ -9,7 +9,7 @@ import click
 from ..cli import verbosity_options
 from . import STDIO, Job, console_for, plan_jobs, run_jobs
 
-REFINE_DEFAULT_STEPS = 100
+REFINE_DEFAULT_STEPS = 30
 """Steps of joint refinement when ``--refine`` is given without a number."""
 
 

@@ -75,6 +75,49 @@ def _noise_table64() -> np.ndarray:
     return out
 
 
+def _partial_tables(v: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:
+    """Per event / partial: ``(gp[E], peak[E], f0[E], ratios, r, t60, tau_end)`` (the last four ``[E, P]``);
+    ``tau_end`` (s after onset) bounds where the partial is above the -70 dB floor (-inf: never)."""
+    fmax = dsp.f_max(sample_rate)
+    gp, _ = dsp.mix_gains(v, np)
+    peak = 10.0 ** (v[:, _C["level"]] / 20.0)
+    f0 = events.pitch_to_hz(v[:, _C["pitch"]])
+    ratios = dsp.partial_ratios(v, events.MAX_PARTIALS, np)
+    r = dsp.partial_gains(v, ratios, np)
+    t60 = dsp.partial_t60(v, ratios, np)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.log(gp[:, None] * r / (dsp.PARTIAL_FLOOR * peak[:, None]))
+        active = (margin > 0) & (f0[:, None] * ratios < 2.0 * fmax)
+        tau_end = np.minimum(
+            v[:, _C["attack"], None] + t60 * margin / dsp.LN1000,
+            (v[:, _C["duration"]] + v[:, _C["release"]] * margin.T / dsp.LN1000).T,
+        )
+    return gp, peak, f0, ratios, r, t60, np.where(active, tau_end, -np.inf)
+
+
+def frame_load(
+    v: np.ndarray, times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int
+) -> np.ndarray:
+    """Estimated work per frame ``float64[m_hi - m_lo]``: partial-frames plus noise cells / 12 (a partial
+    writes 12 values per frame in stereo).  Used to split frame ranges evenly between threads."""
+    hop = dsp.frame_size(sample_rate) // dsp.OVERLAP
+    onset = times_s * (sample_rate / hop)
+    first = np.clip(np.ceil(onset - 1e-9).astype(np.int64), m_lo, m_hi) - m_lo
+    tau_end = np.minimum(_partial_tables(v, sample_rate)[-1], support[:, None])
+    sup, _, width = dsp.noise_ranges(v, support, sample_rate)
+    ends = np.concatenate(
+        [onset[:, None] + tau_end * (sample_rate / hop), (onset + sup * (sample_rate / hop))[:, None]], 1
+    )
+    weight = np.concatenate([np.ones(tau_end.shape), (width / 12.0)[:, None]], 1)
+    with np.errstate(invalid="ignore"):
+        last = np.clip(np.floor(np.nan_to_num(ends, neginf=-1.0)), m_lo - 1, m_hi - 1).astype(np.int64) - m_lo
+    firsts = np.broadcast_to(first[:, None], last.shape)
+    ok = last >= firsts
+    diff = np.bincount(firsts[ok], weight[ok], minlength=m_hi - m_lo + 1)
+    diff -= np.bincount(last[ok] + 1, weight[ok], minlength=m_hi - m_lo + 1)
+    return np.cumsum(diff[:-1])
+
+
 PARTIAL_BLOCK = 8192
 """Partial-frames are finished and scattered in blocks of about this many (temporaries stay in cache)."""
 
@@ -112,21 +155,8 @@ def add_partials(
     fmax = dsp.f_max(sample_rate)
     ne = len(v)
     plan = dsp.plan_frames(times_s, support, sample_rate, m_lo, m_hi, from_onset=True)
-    gp, _ = dsp.mix_gains(v, np)
-    peak = 10.0 ** (v[:, _C["level"]] / 20.0)
-    f0 = events.pitch_to_hz(v[:, _C["pitch"]])
-    ratios = dsp.partial_ratios(v, events.MAX_PARTIALS, np)
-    r = dsp.partial_gains(v, ratios, np)
-    t60 = dsp.partial_t60(v, ratios, np)
+    gp, peak, f0, ratios, r, t60, tau_end = _partial_tables(v, sample_rate)
     att = v[:, _C["attack"]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        margin = np.log(gp[:, None] * r / (dsp.PARTIAL_FLOOR * peak[:, None]))
-        active = (margin > 0) & (f0[:, None] * ratios < 2.0 * fmax)
-        tau_end = np.minimum(
-            att[:, None] + t60 * margin / dsp.LN1000,
-            (v[:, _C["duration"]] + v[:, _C["release"]] * margin.T / dsp.LN1000).T,
-        )
-    tau_end = np.where(active, tau_end, -np.inf)
     # keep rows (frames >= m_lo) are a suffix of each event's plan rows
     keep_idx = np.flatnonzero(plan.keep)
     ev_k = plan.ev[keep_idx]
@@ -221,8 +251,9 @@ def add_partials(
         ph -= two_pi * np.floor(ph * (1.0 / two_pi))  # = fmod(ph, 2π) for ph >= 0, without its slow path
         ph += sph[ek]
         ph32 = ph.astype(np.float32)
-        cre = amp * np.cos(ph32)
-        cim = amp * np.sin(ph32)
+        coef = np.empty(len(amp), dtype=np.complex64)
+        np.multiply(amp, np.cos(ph32), out=coef.real)
+        np.multiply(amp, np.sin(ph32), out=coef.imag)
         fl = np.floor(x)
         ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.intp)
         kern = np.take(ktab, ridx, axis=1)  # [2L, B]
@@ -233,13 +264,7 @@ def add_partials(
         flat_idx = idx.reshape(-1)
         vals = np.empty(kern.shape, dtype=np.complex64)
         for target, g in targets:
-            if g is None:
-                gre, gim = cre, cim
-            else:
-                g_row = g[row]
-                gre, gim = cre * g_row, cim * g_row
-            np.multiply(kern, gre, out=vals.real)
-            np.multiply(kern, gim, out=vals.imag)
+            np.multiply(kern, coef if g is None else coef * g[row], out=vals)
             np.add.at(target, flat_idx, vals.reshape(-1))
 
 
@@ -446,15 +471,13 @@ class StreamRenderer:
                 add_partials(*args, g, self._acc)
                 add_noise(*args, g, self._acc)
 
-        # threads take disjoint frame ranges (disjoint accumulator rows) with about equal event-frames
-        live = last >= first
-        load = np.zeros(m_top - m_lo + 1, dtype=np.int64)
-        np.add.at(load, first[live] - m_lo, 1)
-        np.add.at(load, last[live] + 1 - m_lo, -1)
-        cum = np.cumsum(np.cumsum(load[:-1]))
-        parts = min(self._threads, max(1, int(cum[-1]) // 2000))
-        cuts = m_lo + np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts)
-        bounds = [m_lo, *cuts.tolist(), m_top]
+        # threads take disjoint frame ranges (disjoint accumulator rows) with about equal work
+        bounds = [m_lo, m_top]
+        if self._threads > 1:
+            cum = np.cumsum(frame_load(v, t, support, sr, m_lo, m_top))
+            parts = min(self._threads, max(1, int(cum[-1]) // 20000))
+            cuts = m_lo + np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts)
+            bounds = [m_lo, *cuts.tolist(), m_top]
         self._map(work, [(a, b) for a, b in itertools.pairwise(bounds) if b > a])
 
     def _frames_to_audio(self, name: str, rows: int) -> np.ndarray:

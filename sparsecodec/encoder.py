@@ -50,6 +50,24 @@ CALIBRATION_SPAN_S = 1.0
 """Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
 events are then rendered together over their full support."""
 
+FILL_BANDS_PER_SQRT = 0.9
+"""Texture fill: bands ``K ≈ 0.9·sqrt(n)`` for ``n`` spare events of a hop (the rest are time segments)."""
+FILL_MAX_BANDS = 16
+FILL_MIN_HZ = 40.0
+FILL_MAX_HZ = 16000.0
+FILL_FINE_PER_BAND = 3
+"""Fine log bands per fill band in the gain fit."""
+FILL_WIDTH = 1.4
+"""Fill noise width (2σ) in units of the band spacing (flat power when the bands are summed)."""
+FILL_DECAY = 3.0
+"""Fill noise T60 in segment lengths."""
+FILL_POOL = 2
+"""Analysis frames pooled per row of the gain fit."""
+FILL_REL_FLOOR = 1e-3
+"""Floor (× mean residual) added to each row's residual in the fit's weights."""
+FILL_GAIN = 1.0
+"""Scale on the fitted fill gains."""
+
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
 
@@ -106,6 +124,8 @@ class EncoderSettings:
     shared 2-core box)."""
     device: str = "cpu"
     """Torch device for refinement."""
+    fill: bool = True
+    """Spend the hop's spare event budget on noise events that fill the residual's spectral envelope."""
 
     def event_rate(self) -> float:
         """The event budget in events per second."""
@@ -326,6 +346,12 @@ class WindowEncoder:
         idx = sorted(idx, key=lambda i: (found_t[i], -found_e[i]))
         vec = np.stack([found_v[i] for i in idx]) if idx else np.zeros((0, events.N_DIMS))
         tim = np.asarray([found_t[i] for i in idx], np.int64)
+        if self.settings.fill and hop_budget > len(idx):
+            fv, ft = self._fill(mag2, model, start, commit_end, hop_budget - len(idx))
+            if len(ft):
+                vec, tim = np.concatenate([vec, fv]), np.concatenate([tim, ft])
+                order = np.argsort(tim, kind="stable")
+                vec, tim = vec[order], tim[order]
         self._commit(vec, tim, start + self.hop)
         return EncodedChunk(
             start=start,
@@ -466,6 +492,97 @@ class WindowEncoder:
             return None
         model[:, m_lo:m_hi] += contrib.astype(np.float32)
         return v, explained
+
+    # -- texture fill -------------------------------------------------------------------------------
+    def _fill(
+        self, mag2: np.ndarray, model: np.ndarray, start: int, commit_end: int, n_max: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Noise events that fill what the onset events left: ``(float64[N, 32], int64[N])``, ``N ≤ n_max``.
+
+        The commit range is tiled by ``K`` log-spaced bands × ``J`` segments (``K·J ≤ n_max``).  Each tile is
+        one unpitched event (``noise_mix`` 1) rising over half a segment and decaying with a T60 of
+        :data:`FILL_DECAY` segments; the band's unit-level event is rendered once, its power spectrogram
+        shifted per segment, and all gains are fitted at once by non-negative least squares on the residual
+        power (channels summed) in fine log bands, each row weighted by 1 / its residual (relative error,
+        close to the benchmark's log-spectral distance).  Pan from the L/R residual under each tile.
+        """
+        from scipy.optimize import nnls
+
+        sr, res = self.sr, self.res
+        empty = (np.zeros((0, events.N_DIMS)), np.zeros(0, np.int64))
+        span = commit_end - start
+        n_k = int(np.clip(round(FILL_BANDS_PER_SQRT * math.sqrt(n_max)), 2, FILL_MAX_BANDS))
+        n_j = n_max // n_k
+        if n_j < 1 or span < res.hop:
+            return empty
+        seg_fr = max(1, round(span / n_j / res.hop))  # segment length in analysis frames
+        seg_s = seg_fr * res.hop / sr
+        seg_starts = np.arange(0, span, seg_fr * res.hop)[:n_j]
+        f_hi = min(FILL_MAX_HZ, 0.45 * sr)
+        edges = np.geomspace(FILL_MIN_HZ, f_hi, n_k + 1)
+        octs = math.log2(f_hi / FILL_MIN_HZ) / n_k
+        freqs = np.fft.rfftfreq(res.n_fft, 1.0 / sr)
+        fine = np.geomspace(FILL_MIN_HZ, f_hi, FILL_FINE_PER_BAND * n_k + 1)
+        q_of_bin = np.searchsorted(fine, freqs, side="right") - 1
+        q_ok = (q_of_bin >= 0) & (q_of_bin < len(fine) - 1)
+        n_q = len(fine) - 1
+        pool = np.zeros((res.n_bins(), n_q))
+        pool[np.nonzero(q_ok)[0], q_of_bin[q_ok]] = 1.0
+        base = events.defaults(n_k)
+        base[:, _C["noise_mix"]] = 1.0
+        base[:, _C["level"]] = 0.0
+        base[:, _C["noise_centre"]] = np.sqrt(edges[:-1] * edges[1:])
+        base[:, _C["noise_width"]] = FILL_WIDTH * octs
+        base[:, _C["noise_attack"]] = 0.5 * seg_s
+        base[:, _C["noise_decay"]] = FILL_DECAY * seg_s
+        base[:, _C["duration"]] = events.HI[_C["duration"]]
+        base[:, _C["release"]] = 0.2
+        base = events.clip(base)
+        # observation frames: the commit range plus the tiles' tails, pooled by FILL_POOL frames
+        m0 = 0
+        n_obs = min(self.n_frames, (span + int(events.support_s(base[:1])[0] * sr)) // res.hop + 1)
+        n_rows = -(-n_obs // FILL_POOL)
+        r2 = np.maximum(mag2[:, m0:n_obs] - model[:, m0:n_obs], 0.0)  # [C, M, B]
+        r_ch = r2 @ pool  # [C, M, Q]
+        r_ch = _pool_frames(r_ch, FILL_POOL, n_rows)
+        r = r_ch.sum(axis=0)  # [rows, Q]
+        if float(r.sum()) <= 0.0:
+            return empty
+        cols = np.zeros((n_k * n_j, n_rows, n_q))
+        for k in range(n_k):
+            n = math.ceil(float(events.support_s(base[k : k + 1])[0]) * sr) + 1
+            mono = self.render(base[k : k + 1], np.zeros(1), n, sr, channels=1, start_s=0.0)
+            _, e_spec = analysis.stft_segment(np.asarray(mono, np.float32)[0], 0, n_obs, res)
+            e2 = (np.abs(e_spec) ** 2) @ pool  # [M, Q], frames from 0
+            for j, s0 in enumerate(seg_starts):
+                a = int(s0) // res.hop
+                m = min(e2.shape[0], n_obs - a)
+                if m <= 0:
+                    continue
+                full = np.zeros((n_obs, n_q))
+                full[a : a + m] = e2[:m]
+                cols[k * n_j + j] = _pool_frames(full[None], FILL_POOL, n_rows)[0]
+        w = 1.0 / (r + FILL_REL_FLOOR * float(r.mean()) + 1e-20)
+        a_mat = (cols * w[None]).reshape(len(cols), -1).T
+        gains, _ = nnls(a_mat, (w * r).ravel(), maxiter=50 * len(cols))
+        vecs, times = [], []
+        for k in range(n_k):
+            for j, s0 in enumerate(seg_starts):
+                g = float(gains[k * n_j + j]) * FILL_GAIN
+                if g <= 0.0 or 10.0 * math.log10(g) < events.LO[_C["level"]] + 10.0:
+                    continue
+                v = base[k].copy()
+                v[_C["level"]] = min(10.0 * math.log10(g), events.HI[_C["level"]])
+                if self.channels == 2:
+                    c = cols[k * n_j + j]
+                    el, er = float((c * r_ch[0]).sum()), float((c * r_ch[1]).sum())
+                    if el + er > 0:
+                        v[_C["pan"]] = (4.0 / math.pi) * math.atan2(math.sqrt(er), math.sqrt(el)) - 1.0
+                vecs.append(v)
+                times.append(start + int(s0))
+        if not vecs:
+            return empty
+        return events.clip(np.stack(vecs)), np.asarray(times, np.int64)
 
     # -- refinement ---------------------------------------------------------------------------------
     def _mono_offsets(self, vec: np.ndarray) -> np.ndarray:
@@ -662,3 +779,12 @@ def refine_events(
         opt.step()
     out = events.from_unit(best_u.cpu().numpy())
     return np.asarray(events.clip(out), np.float64)
+
+
+def _pool_frames(x: np.ndarray, factor: int, n_rows: int) -> np.ndarray:
+    """Sum ``float[..., M, Q]`` over groups of ``factor`` frames → ``float[..., n_rows, Q]`` (zero-padded)."""
+    pad = n_rows * factor - x.shape[-2]
+    if pad > 0:
+        x = np.concatenate([x, np.zeros((*x.shape[:-2], pad, x.shape[-1]), x.dtype)], axis=-2)
+    x = x[..., : n_rows * factor, :]
+    return x.reshape(*x.shape[:-2], n_rows, factor, x.shape[-1]).sum(axis=-2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -296,3 +297,19 @@ def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) 
     assert codec._decode_threads() == 2
     monkeypatch.setattr(codec.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
     assert codec._decode_threads() == 1
+
+
+def test_decode_speed_bench_files(tmp_path: Path) -> None:
+    """The decode-speed bench writes valid .spev files and tiles real ones to the asked event rate."""
+    from bench import decode_speed
+    from sparsecodec import codec
+
+    v, t = decode_speed.synthetic_events(2.0, SR, 10.0, seed=1)
+    src = tmp_path / "clips" / "a.spev"
+    src.parent.mkdir()
+    decode_speed.write_spev(src, v, t, 2 * SR, SR, 2, room=True)
+    res = codec.decode_file(src, tmp_path / "a.wav")
+    assert (res.events, res.frames, res.channels) == (20, 2 * SR, 2)
+    tv, tt, ch = decode_speed.real_events(src.parent, 6.0, SR, 15.0, seed=2)
+    assert ch == 2 and len(tt) == 90 and np.all(np.diff(tt) >= 0) and tt.max() < 6 * SR
+    assert np.isin(tv[:, C["pitch"]], v[:, C["pitch"]]).all()  # only the file's events, duplicated

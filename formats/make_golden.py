@@ -2,7 +2,7 @@
 
     python formats/make_golden.py            # write missing goldens only (released ones are frozen)
     python formats/make_golden.py --check    # regenerate in memory, compare with the stored files
-    python formats/make_golden.py --audio    # add reference decodes NAME.wav (decoder owner's hook)
+    python formats/make_golden.py --audio    # add reference decodes NAME.wav (16-bit)
 
 Each golden ``NAME.spev`` comes with ``NAME.events.json``: the header fields, every chunk's times, codes
 and side data, and the SHA-256 of the file.  Events are drawn from ``events.sample_prior`` with fixed seeds
@@ -107,12 +107,13 @@ def encode(header: container.Header, chunks: list[container.Chunk]) -> bytes:
 
 
 def write_audio(name: str) -> None:
-    """Decode ``NAME.spev`` to a float32 WAV reference and record it in the JSON (decoder owner's hook)."""
+    """Decode ``NAME.spev`` to a 16-bit WAV reference (quantisation 1.5e-5, far inside the tolerance) and
+    record it in the JSON."""
     from sparsecodec import codec  # imported late: needs the decoder
 
     spev = GOLDEN_DIR / f"{name}.spev"
     wav = GOLDEN_DIR / f"{name}.wav"
-    codec.decode_file(spev, wav, bits="32f")
+    codec.decode_file(spev, wav, bits="16")
     meta_path = GOLDEN_DIR / f"{name}.events.json"
     meta = json.loads(meta_path.read_text())
     meta["audio"] = {"file": wav.name, **AUDIO_TOLERANCE}

@@ -304,6 +304,8 @@ class SoundfileWriter:
 
         if fmt == "flac" and bits == "32f":
             raise UsageError("FLAC stores integers: use --bits 16 or 24 (or WAV for 32f)")
+        if fmt == "flac" and frames == 0:
+            raise UsageError("the audio is empty and FLAC cannot store empty audio: use WAV")
         subtype = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}[bits]
         self.channels, self.frames = channels, frames
         self._written = 0

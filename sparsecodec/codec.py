@@ -303,7 +303,8 @@ def decode_file(
         total_s = h.n_samples / h.sample_rate
         t0 = 0.0 if start is None else float(start)
         t1 = total_s if end is None else min(float(end), total_s)
-        if not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1:
+        whole_empty = start is None and end is None and total_s == 0  # an empty file decodes to empty audio
+        if not whole_empty and (not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1):
             raise UsageError(f"empty or invalid time range {t0:g}..{t1:g} s (file lasts {total_s:.3f} s)")
         first = 0 if t0 == 0 else round(t0 * out_rate)
         last = round(total_s * out_rate) if end is None or t1 >= total_s else round(t1 * out_rate)

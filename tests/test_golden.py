@@ -54,7 +54,7 @@ def test_golden_rewrites_to_identical_bytes(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_audio(name: str) -> None:
-    """Decoder owner's hook: ``formats/make_golden.py --audio`` writes ``NAME.wav`` + tolerance."""
+    """Released goldens decode to their stored reference (``NAME.wav``) within the stated tolerance."""
     _, meta = load(name)
     audio = meta.get("audio")
     if not audio:
@@ -75,3 +75,17 @@ def test_golden_audio(name: str) -> None:
     if signal > 0:
         snr = 10 * np.log10(signal / max(float(np.sum(err.astype(np.float64) ** 2)), 1e-30))
         assert snr >= audio["snr_db"]
+
+
+def test_empty_file_decodes_to_empty_wav_and_refuses_flac(tmp_path: Path) -> None:
+    """A zero-length .spev decodes to a valid empty WAV; FLAC cannot hold empty audio (usage error)."""
+    import soundfile as sf
+
+    from sparsecodec import codec
+    from sparsecodec.errors import UsageError
+
+    r = codec.decode_file(GOLDEN / "empty.spev", tmp_path / "e.wav")
+    assert r.frames == 0 and sf.info(str(tmp_path / "e.wav")).frames == 0
+    with pytest.raises(UsageError):
+        codec.decode_file(GOLDEN / "empty.spev", tmp_path / "e.flac")
+    assert not (tmp_path / "e.flac").exists()

@@ -254,3 +254,40 @@ def test_refine_setting_improves_the_encode() -> None:
     before = _mrstft(x, render_np.render(v0, t0 / SR, x.shape[1], SR))
     after = _mrstft(x, render_np.render(v1, t1 / SR, x.shape[1], SR))
     assert after < before - 0.01, (before, after)
+
+
+def _dense_texture(seconds: float = 6.0) -> np.ndarray:
+    """A noisy chord texture ``float32[1, n]``: 4 sustained notes + broadband noise swelling over time."""
+    rng = np.random.default_rng(21)
+    v = _notes(rng, [48.0, 55.0, 64.0, 71.0], [0.0] * 4)
+    v[:, C["duration"]] = 6.0
+    v[:, C["t60_low"]] = 20.0
+    n = int(SR * seconds)
+    x = render_np.render(v, np.array([0.05, 0.05, 0.05, 0.05]), n, SR)
+    pink = np.sqrt(1.0 + np.fft.rfftfreq(n, 1 / SR) / 500.0)
+    noise = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) / pink, n)
+    swell = 0.5 + 0.5 * np.sin(2 * np.pi * 0.4 * np.arange(n) / SR)
+    x = x + (0.1 * noise / np.abs(noise).max() * swell)[None]
+    return np.asarray(x / np.abs(x).max() * 0.5, np.float32)
+
+
+def test_kbps_controls_events_and_fill_covers_dense_texture() -> None:
+    x = _dense_texture()
+    counts = {}
+    for kbps in (2.0, 8.0):
+        s = encoder.EncoderSettings(kbps=kbps, init="analysis")
+        chunks, vec, _ = _encode(x, s)
+        counts[kbps] = len(vec)
+        for c in chunks:  # the budget is a cap per hop
+            assert len(c.times) <= np.ceil(s.event_rate() * c.length / SR)
+    assert counts[8.0] >= 1.5 * counts[2.0] > 0, counts
+    # the fill (unpitched noise events) must cover the texture: a much lower log-spectral distance
+    _, v_off, t_off = _encode(x, encoder.EncoderSettings(kbps=4.0, init="analysis", fill=False))
+    _, v_on, t_on = _encode(x, encoder.EncoderSettings(kbps=4.0, init="analysis"))
+    assert (~events.is_pitched(v_on)).sum() > (~events.is_pitched(v_off)).sum() + 10
+    y_off = render_np.render(v_off, t_off / SR, x.shape[1], SR)
+    y_on = render_np.render(v_on, t_on / SR, x.shape[1], SR)
+    d_off, d_on = _mrstft(x, y_off), _mrstft(x, y_on)
+    assert d_on < 0.7 * d_off, (d_on, d_off)
+    # levels are not biased low: the decode's power within 3.2 dB of the input's
+    assert abs(10 * np.log10(np.mean(y_on**2) / np.mean(x**2))) < 3.2

@@ -412,11 +412,10 @@ class WindowEncoder:
         keep = ends > next_start
         self.committed_v, self.committed_t = v[keep], t[keep]
 
-    def _tails_power(self, start: int) -> np.ndarray:
-        """Power spectrogram ``float32[C, F, B]`` of the committed events rendered over this window."""
-        model = np.zeros((self.channels, self.n_frames, self.res.n_bins()), np.float32)
+    def _tails(self, start: int) -> np.ndarray | None:
+        """Committed events rendered over the window at ``start``: ``float32[C, win]`` (``None``: none)."""
         if len(self.committed_v) == 0:
-            return model
+            return None
         audio = self.render(
             self.committed_v,
             self.committed_t / self.sr,
@@ -425,7 +424,14 @@ class WindowEncoder:
             channels=self.channels,
             start_s=start / self.sr,
         )
-        model += np.abs(analysis.stft(np.asarray(audio, np.float32), self.res)) ** 2
+        return np.asarray(audio, np.float32)
+
+    def _tails_power(self, start: int) -> np.ndarray:
+        """Power spectrogram ``float32[C, F, B]`` of the committed events rendered over this window."""
+        model = np.zeros((self.channels, self.n_frames, self.res.n_bins()), np.float32)
+        tails = self._tails(start)
+        if tails is not None:
+            model += np.abs(analysis.stft(tails, self.res)) ** 2
         return model
 
     def _events_power(self, vec: np.ndarray, tim: np.ndarray, start: int) -> np.ndarray:
@@ -662,17 +668,8 @@ class WindowEncoder:
 
     def _tails_audio(self, start: int) -> np.ndarray | None:
         """Mono mix ``float32[win]`` of the committed events rendered over this window (``None``: none)."""
-        if len(self.committed_v) == 0:
-            return None
-        audio = self.render(
-            self.committed_v,
-            self.committed_t / self.sr,
-            self.win,
-            self.sr,
-            channels=self.channels,
-            start_s=start / self.sr,
-        )
-        return np.asarray(audio, np.float32).mean(axis=0)
+        tails = self._tails(start)
+        return None if tails is None else tails.mean(axis=0)
 
 
 # ------------------------------------------------------------------------------------ joint refinement

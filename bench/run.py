@@ -340,7 +340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--clips", help="comma-separated clip ids or categories (default: all)")
     ap.add_argument("--timeout-factor", type=float, default=10.0, help="per command: 60 s + this × duration")
     ap.add_argument("--keep", action="store_true", help="keep the coded and decoded files under OUT/work")
+    ap.add_argument("--no-setup", action="store_true", help="skip bench/setup.sh (extras already installed)")
     args = ap.parse_args(argv)
+    if not args.no_setup:  # idempotent and quiet: installs the Debian and PyPI extras on a fresh machine
+        setup = Path(__file__).resolve().parent / "setup.sh"
+        if subprocess.run(["bash", str(setup)], check=False).returncode != 0:
+            print("bench.run: bench/setup.sh failed (see above)", file=sys.stderr)
+            return 3
     # SIGTERM -> SystemExit, so a running codec command's process group is killed (see codecs.run_timed)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     devset_dir = Path(args.devset)

@@ -41,4 +41,4 @@ if [ "${#pips[@]}" -gt 0 ]; then
   echo "bench/setup.sh: installing Python packages: ${pips[*]}" >&2
   python -m pip install -q "${pips[@]}"
 fi
-python -c "import sparsecodec" 2>/dev/null || python -m pip install -q -e . --no-deps
+python -c "import sparsecodec" 2>/dev/null || bash scripts/install.sh

@@ -15,7 +15,7 @@ import click
 from ..cli import verbosity_options
 from ..errors import UsageError
 from . import console_for
-from .encode import REFINE_DEFAULT_STEPS
+from .encode import encoder_options
 
 _HELP_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -115,20 +115,7 @@ def batch() -> None:
 
 @batch.command("encode", context_settings=_HELP_SETTINGS)
 @_common
-@click.option("--kbps", type=click.FloatRange(min=0, min_open=True), default=None, help="Target bit rate.")
-@click.option(
-    "--events-per-second", type=click.FloatRange(min=0, min_open=True), default=None, help="Event budget."
-)
-@click.option(
-    "--refine",
-    type=click.IntRange(min=0),
-    is_flag=False,
-    flag_value=REFINE_DEFAULT_STEPS,
-    default=0,
-    metavar="[STEPS]",
-    help=f"Jointly refine each window's events (default {REFINE_DEFAULT_STEPS} steps when given).",
-)
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag written into every file.")
+@encoder_options
 @click.pass_context
 def encode(
     ctx: click.Context,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +13,37 @@ from . import STDIO, Job, console_for, plan_jobs, run_jobs
 
 REFINE_DEFAULT_STEPS = 30
 """Steps of joint refinement when ``--refine`` is given without a number."""
+
+
+def encoder_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The encoder's settings as click options, shared by ``spev encode`` and ``spev batch encode``."""
+    options = [
+        click.option(
+            "--kbps",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Target bit rate (default 4).",
+        ),
+        click.option(
+            "--events-per-second",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Cap on events per second.",
+        ),
+        click.option(
+            "--refine",
+            type=click.IntRange(min=0),
+            is_flag=False,
+            flag_value=REFINE_DEFAULT_STEPS,
+            default=0,
+            metavar="[STEPS]",
+            help=f"Jointly refine each window's events (default {REFINE_DEFAULT_STEPS} steps when given).",
+        ),
+        click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Add a tag (repeatable)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def _audio_suffix(path: Path) -> bool:
@@ -35,18 +68,7 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("-d", "--outdir", metavar="OUTDIR", help="Write outputs into this folder (like cp -t).")
 @click.option("-r", "--recursive", is_flag=True, help="Encode the audio files inside folder inputs.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option("--kbps", type=float, default=None, help="Target bit rate (default 4).")
-@click.option("--events-per-second", type=float, default=None, help="Cap on events per second.")
-@click.option(
-    "--refine",
-    type=click.IntRange(min=0),
-    is_flag=False,
-    flag_value=REFINE_DEFAULT_STEPS,
-    default=0,
-    metavar="[STEPS]",
-    help=f"Jointly refine each window's events (default {REFINE_DEFAULT_STEPS} steps when given).",
-)
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Add a tag (repeatable).")
+@encoder_options
 @click.option(
     "--device",
     type=click.Choice(["cpu", "cuda", "auto"]),

@@ -7,20 +7,11 @@ from typing import Any
 import click
 
 from ..cli import verbosity_options
+from ..edit import OP_NAMES
 from . import console_for
 
-OP_OPTIONS: tuple[str, ...] = (
-    "transpose",
-    "gain",
-    "stretch",
-    "shift",
-    "keep",
-    "drop",
-    "set",
-    "randomize",
-    "perturb",
-)
-"""Options that are edit operations (parameter name = operation name)."""
+OP_OPTIONS: tuple[str, ...] = OP_NAMES
+"""Options that are edit operations (parameter name = operation name, as in :mod:`sparsecodec.edit`)."""
 
 
 class OrderedOpsCommand(click.Command):

@@ -15,7 +15,7 @@ import click
 from ..cli import verbosity_options
 from ..errors import UsageError
 from . import console_for
-from .encode import encoder_options
+from .encode import encoder_options, parse_tags
 
 _HELP_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -131,12 +131,7 @@ def encode(
     tags: tuple[str, ...],
 ) -> None:
     """Encode every audio file under SRC (any format soundfile reads) to DST/**/NAME.spev."""
-    tag_map: dict[str, str] = {}
-    for t in tags:
-        key, sep, value = t.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--tag {t!r}: expected KEY=VALUE")
-        tag_map[key] = value
+    tag_map = parse_tags(tags)
     options: dict[str, Any] = {"refine": refine}
     if kbps is not None:
         options["kbps"] = kbps

@@ -268,6 +268,19 @@ def add_partials(
             np.add.at(target, flat_idx, vals.reshape(-1))
 
 
+BLOCK_CELLS = 65536
+"""Noise cells per block in :func:`add_noise` (temporaries of 192 kB: they stay in the core's cache)."""
+
+
+MID, SIDE = "mid", "side"
+"""Stereo noise is accumulated as mid (``(gL + gR) / 2``) and side (``(gL - gR) / 2``) slots."""
+
+
+def noise_slot(name: str) -> str:
+    """Accumulator slot that holds the unsmoothed noise spectra of output slot ``name``."""
+    return "~" + name
+
+
 def add_noise(
     v: np.ndarray,
     times_s: np.ndarray,
@@ -280,12 +293,14 @@ def add_noise(
     gains: Gains,
     acc: dict[str, np.ndarray],
 ) -> None:
-    """Add the events' noise parts over frames ``[m_lo, m_hi)`` into the accumulators (row = frame - row0).
+    """Add the events' noise parts over frames ``[m_lo, m_hi)`` into the noise accumulators
+    (``acc[noise_slot(name)]``, row = frame - row0), *before* the Hann bin smoothing.
 
     The numpy twin of :func:`dsp.select_noise` + :func:`dsp.noise_values`: each event's noise is a dense
-    (frames × band bins) rectangle, so it is built with outer products and strided views of the noise table,
-    Hann-smoothed along the bins (the [¼, ½, ¼] kernel of :func:`dsp.hann_smooth`, which is linear, so it can
-    be applied per event) and added as a slice — no scatter.
+    (frames × band bins) rectangle, so it is built with an outer product and a strided view of the noise
+    table and added as a slice — no scatter.  The Hann smoothing along the bins (:func:`dsp.hann_smooth`)
+    is linear, so it is applied once per frame to the sum of all events (:func:`smooth_noise_into`) rather
+    than to every event: the noise of about 15 events overlaps any cell of a real encode.
     """
     n = dsp.frame_size(sample_rate)
     nb = n // 2 + 1
@@ -304,31 +319,56 @@ def add_noise(
     f = np.maximum(np.arange(nb), 0.5) * (sample_rate / n)
     z = np.log2(f[None, :] / v[has, _C["noise_centre"], None]) / (v[has, _C["noise_width"], None] * 0.5)
     taper = dsp.taper(f, dsp.F_MAX_HZ) * dsp.taper(f, dsp.f_max(sample_rate))
-    bands = np.exp(-0.5 * z * z) * taper[None, :]  # [len(has), N/2+1]
+    bands = (np.exp(-0.5 * z * z) * taper[None, :]).astype(np.float32)  # [len(has), N/2+1]
+    # per (slot, event) row gain of the envelope: scale · env · channel gain, float32
+    row_gain = (scale[plan.ev] * env).astype(np.float32)
+    # complex64 slots and table as float32 (re, im) pairs: every operation below is a plain float32 loop
+    targets = [(acc[noise_slot(name)].view(np.float32), g) for name, g in gains]
     table = _noise_table64()
+    table_f = table.view(np.float32)
     size = table.shape[0]
+    q_buf = np.empty(2 * (BLOCK_CELLS + nb), dtype=np.float32)
+    g_buf = np.empty_like(q_buf)
     for i, e in enumerate(has.tolist()):
-        s0, nr, lo, w = int(first[e]), int(rows[e]), int(lo_bin[e]), int(width[e])
-        hi = lo + w - 1
-        mag = np.outer(scale[e] * env[s0 : s0 + nr], bands[i, lo : hi + 1]).astype(np.float32)
-        start = (int(offsets[e]) + int(plan.local[s0]) * nb + lo) & dsp.TABLE_MASK
-        if start + nr * nb <= size:
-            noise = table[start : start + nr * nb].reshape(nr, nb)[:, :w]
-        else:
-            noise = table[(start + np.arange(nr)[:, None] * nb + np.arange(w)[None, :]) & dsp.TABLE_MASK]
-        q = mag * noise  # a quarter of each cell
-        sm = np.empty((nr, w + 2), dtype=np.complex64)
-        sm[:, :-2] = q
-        sm[:, -2:] = 0.0
-        sm[:, 2:] += q
-        sm[:, 1:-1] += q
-        sm[:, 1:-1] += q
-        if hi == nb - 2:  # bin N/2 also gets the mirror image of bin N/2 - 1: real
-            sm[:, -1] = 2.0 * q[:, -1].real
-        r0 = int(plan.frame[s0]) - row0
-        for name, g in gains:
-            target = acc[name][r0 : r0 + nr, lo - 1 + PAD : hi + 2 + PAD]
-            target += sm if g is None else sm * float(g[e])
+        s0, n_rows, lo, w = int(first[e]), int(rows[e]), int(lo_bin[e]), int(width[e])
+        band2 = np.repeat(bands[i, lo : lo + w], 2)  # [2w]: the same gain on re and im
+        step = max(1, BLOCK_CELLS // w)
+        # blocks of rows small enough that the temporaries stay in cache across the targets
+        for b0 in range(0, n_rows, step):
+            nr = min(step, n_rows - b0)
+            start = (int(offsets[e]) + int(plan.local[s0 + b0]) * nb + lo) & dsp.TABLE_MASK
+            if start + nr * nb <= size:
+                noise = table_f[2 * start : 2 * (start + nr * nb)].reshape(nr, 2 * nb)[:, : 2 * w]
+            else:
+                idx = (start + np.arange(nr)[:, None] * nb + np.arange(w)[None, :]) & dsp.TABLE_MASK
+                noise = table[idx].view(np.float32)
+            q = q_buf[: 2 * nr * w].reshape(nr, 2 * w)
+            np.multiply.outer(row_gain[s0 + b0 : s0 + b0 + nr], band2, out=q)
+            q *= noise
+            r0 = int(plan.frame[s0 + b0]) - row0
+            for target, g in targets:
+                dst = target[r0 : r0 + nr, 2 * (lo + PAD) : 2 * (lo + w + PAD)]
+                if g is None:
+                    dst += q
+                elif g[e] != 0.0:
+                    qg = g_buf[: 2 * nr * w].reshape(nr, 2 * w)
+                    np.multiply(q, g[e], out=qg)
+                    dst += qg
+
+
+def smooth_noise_into(spec: np.ndarray, noise: np.ndarray) -> None:
+    """``spec += hann_smooth(noise)`` over bins ``0 .. N/2`` (accumulator rows, column = bin + PAD).
+
+    ``noise`` holds the unsmoothed noise (its bins lie in ``1 .. N/2-1``, a quarter of the kernel already
+    folded in), so bin b gets ``q[b-1] + 2 q[b] + q[b+1]``; bin N/2 also gets the conjugate image of bin
+    N/2 - 1 and bin 0 that of bin 1, which the fold of :meth:`StreamRenderer._frames_to_audio` supplies.
+    """
+    nb = spec.shape[1] - PAD
+    body = spec[:, PAD : PAD + nb - 1]
+    body += noise[:, PAD - 1 : PAD + nb - 2]
+    body += noise[:, PAD + 1 : PAD + nb]
+    body += 2.0 * noise[:, PAD : PAD + nb - 1]
+    spec[:, PAD + nb - 1] += 2.0 * noise[:, PAD + nb - 2].real
 
 
 class StreamRenderer:
@@ -453,8 +493,19 @@ class StreamRenderer:
         if room is not None and np.any(wet > 0):
             gains.append((f"wet{room}", wet.astype(np.float32)))
             self._wet.setdefault(room, np.zeros(0))
+        # noise goes to mid/side slots in stereo: a centred event (half of a real encode's noise) then
+        # costs one accumulation instead of two; left = mid + side, right = mid - side
+        noise_gains = [(name, g) for name, g in gains if name not in ("0", "1")]
+        if self.channels == 2:
+            gl, gr = gains[0][1], gains[1][1]
+            assert gl is not None and gr is not None
+            side_gain = 0.5 * (gl - gr)
+            side_gain[np.abs(side_gain) < 1e-6 * np.abs(gl + gr)] = 0.0
+            noise_gains = [(MID, 0.5 * (gl + gr)), (SIDE, side_gain), *noise_gains]
+        else:
+            noise_gains = gains
         names = [name for name, _ in gains]
-        self._ensure(m_top - m_lo, names)
+        self._ensure(m_top - m_lo, names + [noise_slot(name) for name, _ in noise_gains])
         for name in names:
             self._slot_end[name] = max(self._slot_end.get(name, m_top), m_top)
         row0 = m_lo - self._base
@@ -469,7 +520,8 @@ class StreamRenderer:
                 args = (v[sel], t[sel], offsets[sel], support[sel], sr, a, b, row0)
                 g = [(name, None if gain is None else gain[sel]) for name, gain in gains]
                 add_partials(*args, g, self._acc)
-                add_noise(*args, g, self._acc)
+                gn = [(name, None if gain is None else gain[sel]) for name, gain in noise_gains]
+                add_noise(*args, gn, self._acc)
 
         # threads take disjoint frame ranges (disjoint accumulator rows) with about equal work
         bounds = [m_lo, m_top]
@@ -487,11 +539,25 @@ class StreamRenderer:
         if not used:
             return np.zeros(0, dtype=np.float32)
         spec = self._acc[name][self._base : self._base + used]
+        noise = self._noise_rows(name, self._base, self._base + used)
+        if noise is not None:
+            smooth_noise_into(spec, noise)
         # fold bins below 0 back as conjugates; bin 0 is real (its image is itself)
         for d in range(1, PAD + 1):
             spec[:, PAD + d] += np.conj(spec[:, PAD - d])
         spec[:, PAD] = 2.0 * spec[:, PAD].real
         return dsp.overlap_add(np.fft.irfft(spec[:, PAD:], self._n, axis=-1))
+
+    def _noise_rows(self, name: str, a: int, b: int) -> np.ndarray | None:
+        """Unsmoothed noise of output slot ``name`` in accumulator rows ``[a, b)`` (None: no noise slot)."""
+        if name in ("0", "1") and self.channels == 2:
+            mid = self._acc.get(noise_slot(MID))
+            side = self._acc.get(noise_slot(SIDE))
+            if mid is None or side is None:
+                return None
+            return mid[a:b] + side[a:b] if name == "0" else mid[a:b] - side[a:b]
+        noise = self._acc.get(noise_slot(name))
+        return None if noise is None else noise[a:b]
 
     def _finalise(self, m_safe: int) -> np.ndarray:
         rows = m_safe - self._m_done
@@ -523,6 +589,10 @@ class StreamRenderer:
         for name in [k for k, end in self._slot_end.items() if end <= m_safe]:
             del self._slot_end[name]
             self._acc.pop(name, None)
+            self._acc.pop(noise_slot(name), None)
+            if name == "0" and self.channels == 2:
+                self._acc.pop(noise_slot(MID), None)
+                self._acc.pop(noise_slot(SIDE), None)
         first = (self._m_done - dsp.HALF) * hop
         block = self._out[:, :n_final]
         self._out = self._out[:, n_final:]

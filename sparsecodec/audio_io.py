@@ -284,6 +284,14 @@ class WavWriter:
             self._f.write(pcm_bytes(soft_limit(block), self.bits))
             self._written += block.shape[1]
 
+    def write_pcm(self, data: bytes, frames: int) -> None:
+        """Append ``frames`` frames already limited and packed by :func:`pcm_bytes` at this writer's bits."""
+        room = max(self.frames - self._written, 0)
+        if frames > room:
+            data, frames = data[: room * len(data) // max(frames, 1)], room
+        self._f.write(data)
+        self._written += frames
+
     def close(self) -> None:
         """Pad to the announced length and flush (the file object stays open)."""
         while self._written < self.frames:

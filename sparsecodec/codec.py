@@ -16,10 +16,14 @@ objects are written in order, without seeking, so pipes work.  No torch import h
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import itertools
 import math
+import multiprocessing
 import os
+import signal
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -296,7 +300,6 @@ def decode_file(
         f = stack.enter_context(_spev_input(src))
         reader = container.Reader(f)
         h = reader.header  # layout and table already validated by the reader
-        table = h.table
         out_rate = int(rate or h.sample_rate)
         if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
             raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
@@ -311,38 +314,21 @@ def decode_file(
         n_out = last - first
         channels = int(h.channels)
 
-        renderer = _make_renderer(device, out_rate, channels, last, first)
         out = stack.enter_context(_output(dst))
         writer = audio_io.open_writer(out, fmt, out_rate, channels, n_out, bits)
-        tr = h.time_rate
-        preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if t0 > 0 else 0
-        lo_tick = math.floor(t0 * tr)
-        hi_tick = math.ceil(t1 * tr)
-        if ignore_errors:
-            chunks: Iterator[Any] = (
-                c
-                for c in reader.iter_tolerant()
-                if c.start + c.length > lo_tick - preroll and c.start < hi_tick
+        workers = _decode_workers(src, device, ignore_errors, n_out / out_rate)
+        if workers > 1:
+            assert isinstance(src, (str, Path))
+            n_events, n_chunks = _decode_parallel(
+                Path(src), workers, out_rate, channels, first, last, writer, progress
             )
-        elif t0 > 0 or end is not None:
-            chunks = reader.chunks_for(lo_tick, hi_tick, preroll=preroll)
         else:
-            chunks = iter(reader)
-        n_events = n_chunks = 0
-        for chunk in chunks:
-            safe_until = (chunk.start + chunk.length) / tr
-            keep = chunk.times < hi_tick
-            vectors = quantize.dequantize(chunk.codes[keep], table)
-            times_s = chunk.times[keep].astype(np.float64) / tr
-            n_events += int(keep.sum())
-            n_chunks += 1
-            writer.write(renderer.push(vectors, times_s, chunk.side or None, safe_until))
-            if progress is not None:
-                progress(min(max((safe_until - t0) / (t1 - t0), 0.0), 1.0))
-            if chunk.start >= hi_tick:
-                break
+            renderer = _make_renderer(device, out_rate, channels, last, first)
+            stats = _decode_serial(
+                reader, renderer, first, last, out_rate, ignore_errors, writer.write, progress
+            )
+            n_events, n_chunks = stats
         lost = sorted(set(reader.lost)) if ignore_errors else []
-        writer.write(renderer.finish())
         writer.close()
     if progress is not None:
         progress(1.0)
@@ -357,6 +343,150 @@ def decode_file(
         format=fmt,
         bits=bits,
     )
+
+
+def _decode_serial(
+    reader: Any,
+    renderer: Any,
+    first: int,
+    last: int,
+    out_rate: int,
+    ignore_errors: bool,
+    sink: Callable[[np.ndarray], None],
+    progress: Progress | None = None,
+) -> tuple[int, int]:
+    """Render output samples ``[first, last)`` (at ``out_rate``) of ``reader``'s file chunk by chunk into
+    ``sink`` (``float32[C, k]`` blocks, in order); returns ``(events, chunks)`` read (pre-roll included)."""
+    tr = reader.header.time_rate
+    t0, t1 = first / out_rate, last / out_rate
+    preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if first > 0 else 0
+    lo_tick = math.floor(t0 * tr)
+    hi_tick = math.ceil(t1 * tr)
+    if ignore_errors:
+        chunks: Iterator[Any] = (
+            c for c in reader.iter_tolerant() if c.start + c.length > lo_tick - preroll and c.start < hi_tick
+        )
+    elif first > 0 or last < round(reader.header.n_samples * out_rate / reader.header.sample_rate):
+        chunks = reader.chunks_for(lo_tick, hi_tick, preroll=preroll)
+    else:
+        chunks = iter(reader)
+    n_events = n_chunks = 0
+    for chunk in chunks:
+        safe_until = (chunk.start + chunk.length) / tr
+        keep = chunk.times < hi_tick
+        vectors = quantize.dequantize(chunk.codes[keep], reader.header.table)
+        times_s = chunk.times[keep].astype(np.float64) / tr
+        n_events += int(keep.sum())
+        n_chunks += 1
+        sink(renderer.push(vectors, times_s, chunk.side or None, safe_until))
+        if progress is not None and t1 > t0:
+            progress(min(max((safe_until - t0) / (t1 - t0), 0.0), 1.0))
+        if chunk.start >= hi_tick:
+            break
+    sink(renderer.finish())
+    return n_events, n_chunks
+
+
+PARALLEL_MIN_SEGMENT_S = 20.0
+"""A decode is split over processes only when each process gets at least this much audio (s)."""
+PARALLEL_MAX_SEGMENT_S = 90.0
+"""Longest segment (s) one process renders at a time: bounds the memory of segments in flight."""
+
+
+def _decode_workers(src: Source, device: str, ignore_errors: bool, seconds: float) -> int:
+    """Processes for :func:`_decode_parallel` (1: decode in this process).
+
+    More than one only for a CPU decode of a named file (the workers reopen it) with at least
+    :data:`PARALLEL_MIN_SEGMENT_S` per process, on a platform that can fork."""
+    if device != "cpu" or ignore_errors or not isinstance(src, (str, Path)):
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(_decode_threads(), int(seconds // PARALLEL_MIN_SEGMENT_S)))
+
+
+def _segment_bounds(first: int, last: int, rate: int, workers: int) -> list[int]:
+    """Segment edges (samples) over ``[first, last)``: a multiple of ``workers`` segments of equal length,
+    each at most :data:`PARALLEL_MAX_SEGMENT_S`, so every process gets the same share."""
+    per = workers * max(1, math.ceil((last - first) / (workers * PARALLEL_MAX_SEGMENT_S * rate)))
+    return [first + (last - first) * i // per for i in range(per + 1)]
+
+
+def _render_segment(
+    path: Path, out_rate: int, channels: int, first: int, last: int, bits: str | None
+) -> tuple[np.ndarray | bytes, int, int]:
+    """Worker: output samples ``[first, last)`` of ``path`` (one thread), as ``float32[C, last - first]``
+    or, given ``bits``, limited and packed PCM bytes; with the events and chunks read.  The seek pre-roll
+    makes the audio equal to a one-process decode."""
+    from . import container, render_np
+
+    blocks: list[np.ndarray] = []
+    packed: list[bytes] = []
+
+    def sink(block: np.ndarray) -> None:  # pack as we go: the float samples never pile up
+        if bits is None:
+            blocks.append(block)
+        elif block.shape[1]:
+            packed.append(audio_io.pcm_bytes(audio_io.soft_limit(block), bits))
+
+    with open(path, "rb") as f:
+        reader = container.Reader(f)
+        renderer = render_np.StreamRenderer(out_rate, channels, last, start_sample=first, threads=1)
+        n_events, n_chunks = _decode_serial(reader, renderer, first, last, out_rate, False, sink)
+    if bits is not None:
+        return b"".join(packed), n_events, n_chunks
+    audio = np.concatenate([b for b in blocks if b.shape[1]] or [np.zeros((channels, 0), np.float32)], 1)
+    return audio, n_events, n_chunks
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+
+
+def _decode_parallel(
+    path: Path,
+    workers: int,
+    out_rate: int,
+    channels: int,
+    first: int,
+    last: int,
+    writer: audio_io.AudioWriter,
+    progress: Progress | None = None,
+) -> tuple[int, int]:
+    """Render ``[first, last)`` as equal time segments in ``workers`` forked processes (each pre-rolls like a
+    seek, so the audio equals a one-process decode to float32 rounding) and write them in order.
+
+    For WAV the workers also limit and pack the samples.  At most ``workers + 1`` segments are in flight,
+    so memory stays bounded whatever the file's length.  Returns ``(events, chunks)`` read, pre-roll
+    included."""
+    from . import render_np
+
+    bounds = _segment_bounds(first, last, out_rate, workers)
+    segments = list(itertools.pairwise(bounds))
+    wav = writer if isinstance(writer, audio_io.WavWriter) else None
+    bits = wav.bits if wav is not None else None
+    n_events = n_chunks = 0
+    render_np.warm_tables(out_rate)  # built once here, shared copy-on-write by the forked workers
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_worker_init) as pool:
+
+        def submit(a: int, b: int) -> Any:
+            return pool.apply_async(_render_segment, (path, out_rate, channels, a, b, bits))
+
+        pending = collections.deque(submit(a, b) for a, b in segments[: workers + 1])
+        for i, (a, b) in enumerate(segments):
+            audio, ev, ch = pending.popleft().get()
+            if i + workers + 1 < len(segments):
+                pending.append(submit(*segments[i + workers + 1]))
+            if isinstance(audio, bytes):
+                assert wav is not None
+                wav.write_pcm(audio, b - a)
+            else:
+                writer.write(audio)
+            n_events, n_chunks = n_events + ev, n_chunks + ch
+            if progress is not None:
+                progress((i + 1) / len(segments))
+    return n_events, n_chunks
 
 
 def _room_tail_s() -> float:

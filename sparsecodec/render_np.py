@@ -75,6 +75,12 @@ def _noise_table64() -> np.ndarray:
     return out
 
 
+def warm_tables(sample_rate: int) -> None:
+    """Build the cached noise and kernel tables now (before forking decode workers that share them)."""
+    _noise_table64()
+    _kernel_table32(dsp.frame_size(sample_rate))
+
+
 def _partial_tables(v: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:
     """Per event / partial: ``(gp[E], peak[E], f0[E], ratios, r, t60, tau_end)`` (the last four ``[E, P]``);
     ``tau_end`` (s after onset) bounds where the partial is above the -70 dB floor (-inf: never)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from sparsecodec import dsp, events, render_np
 from sparsecodec.errors import SpevError
@@ -313,3 +314,35 @@ def test_decode_speed_bench_files(tmp_path: Path) -> None:
     tv, tt, ch = decode_speed.real_events(src.parent, 6.0, SR, 15.0, seed=2)
     assert ch == 2 and len(tt) == 90 and np.all(np.diff(tt) >= 0) and tt.max() < 6 * SR
     assert np.isin(tv[:, C["pitch"]], v[:, C["pitch"]]).all()  # only the file's events, duplicated
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_parallel_decode_equals_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """A long file decoded by forked workers in segments (each pre-rolled like a seek) gives the samples
+    of a one-process decode; WAV is packed by the workers, FLAC by the parent."""
+    from conftest import make_spev
+
+    from sparsecodec import codec
+
+    src = make_spev(tmp_path / "long.spev", seconds=45.0, rate=8000, channels=2, per_chunk=8)
+    calls: list[int] = []
+    real = codec._decode_parallel
+
+    def spy(*args: object, **kw: object) -> tuple[int, int]:
+        calls.append(1)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(codec, "_decode_parallel", spy)
+    outs = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        dst = tmp_path / f"out{threads}{suffix}"
+        res = codec.decode_file(src, dst, bits="24" if suffix == ".flac" else "32f")
+        outs.append(sf.read(dst, dtype="float32")[0])
+        assert res.frames == 45 * 8000
+    assert calls == [1]  # only the 2-thread decode went parallel (45 s = two segments of 22.5 s)
+    assert outs[0].shape == outs[1].shape == (45 * 8000, 2)
+    assert np.abs(outs[0]).max() > 0.01
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-6)

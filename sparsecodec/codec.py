@@ -354,9 +354,11 @@ def _decode_serial(
     ignore_errors: bool,
     sink: Callable[[np.ndarray], None],
     progress: Progress | None = None,
+    count_preroll: bool = True,
 ) -> tuple[int, int]:
     """Render output samples ``[first, last)`` (at ``out_rate``) of ``reader``'s file chunk by chunk into
-    ``sink`` (``float32[C, k]`` blocks, in order); returns ``(events, chunks)`` read (pre-roll included)."""
+    ``sink`` (``float32[C, k]`` blocks, in order); returns ``(events, chunks)`` read (the events of the
+    pre-roll counted only if ``count_preroll``)."""
     tr = reader.header.time_rate
     t0, t1 = first / out_rate, last / out_rate
     preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if first > 0 else 0
@@ -376,7 +378,7 @@ def _decode_serial(
         keep = chunk.times < hi_tick
         vectors = quantize.dequantize(chunk.codes[keep], reader.header.table)
         times_s = chunk.times[keep].astype(np.float64) / tr
-        n_events += int(keep.sum())
+        n_events += int(keep.sum()) if count_preroll else int((keep & (chunk.times >= lo_tick)).sum())
         n_chunks += 1
         sink(renderer.push(vectors, times_s, chunk.side or None, safe_until))
         if progress is not None and t1 > t0:
@@ -413,11 +415,11 @@ def _segment_bounds(first: int, last: int, rate: int, workers: int) -> list[int]
 
 
 def _render_segment(
-    path: Path, out_rate: int, channels: int, first: int, last: int, bits: str | None
+    path: Path, out_rate: int, channels: int, first: int, last: int, bits: str | None, count_preroll: bool
 ) -> tuple[np.ndarray | bytes, int, int]:
     """Worker: output samples ``[first, last)`` of ``path`` (one thread), as ``float32[C, last - first]``
-    or, given ``bits``, limited and packed PCM bytes; with the events and chunks read.  The seek pre-roll
-    makes the audio equal to a one-process decode."""
+    or, given ``bits``, limited and packed PCM bytes; with the events (see :func:`_decode_serial`) and
+    chunks read.  The seek pre-roll makes the audio equal to a one-process decode."""
     from . import container, render_np
 
     blocks: list[np.ndarray] = []
@@ -432,7 +434,9 @@ def _render_segment(
     with open(path, "rb") as f:
         reader = container.Reader(f)
         renderer = render_np.StreamRenderer(out_rate, channels, last, start_sample=first, threads=1)
-        n_events, n_chunks = _decode_serial(reader, renderer, first, last, out_rate, False, sink)
+        n_events, n_chunks = _decode_serial(
+            reader, renderer, first, last, out_rate, False, sink, count_preroll=count_preroll
+        )
     if bits is not None:
         return b"".join(packed), n_events, n_chunks
     audio = np.concatenate([b for b in blocks if b.shape[1]] or [np.zeros((channels, 0), np.float32)], 1)
@@ -471,7 +475,8 @@ def _decode_parallel(
     with ctx.Pool(workers, initializer=_worker_init) as pool:
 
         def submit(a: int, b: int) -> Any:
-            return pool.apply_async(_render_segment, (path, out_rate, channels, a, b, bits))
+            # later segments' pre-rolls re-read events an earlier segment counted
+            return pool.apply_async(_render_segment, (path, out_rate, channels, a, b, bits, a == first))
 
         pending = collections.deque(submit(a, b) for a, b in segments[: workers + 1])
         for i, (a, b) in enumerate(segments):

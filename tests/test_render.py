@@ -342,6 +342,7 @@ def test_parallel_decode_equals_one_process(
         res = codec.decode_file(src, dst, bits="24" if suffix == ".flac" else "32f")
         outs.append(sf.read(dst, dtype="float32")[0])
         assert res.frames == 45 * 8000
+        assert res.events == 45 * 8  # each event counted once, pre-rolls or not
     assert calls == [1]  # only the 2-thread decode went parallel (45 s = two segments of 22.5 s)
     assert outs[0].shape == outs[1].shape == (45 * 8000, 2)
     assert np.abs(outs[0]).max() > 0.01

@@ -130,27 +130,46 @@ def istft(spec: np.ndarray, res: Resolution, n_samples: int) -> np.ndarray:
     return out[..., half : half + n_samples]
 
 
-def onset_flux(power_o: np.ndarray, range_db: float = 60.0) -> np.ndarray:
-    """SuperFlux onset strength of a power spectrogram ``float[frames, bins]`` → ``float[frames]`` (dB).
+ONSET_LAG = 1
+"""Frames (of the onset STFT: 5.8 ms at 44.1 kHz) between the spectra the onset flux compares."""
+ONSET_DELTA = 0.3
+"""Flux (dB, mean over bins) a peak must exceed its moving median by."""
+SLOW_ONSET_LAG = 5
+"""The lag of a second, slow flux: one frame misses slow attacks (bowed strings, flute: every onset of the
+dev set's string phrase but one), about 30 ms finds them."""
+SLOW_ONSET_DELTA = 0.6
+"""Threshold of the slow flux's peaks over its moving median (dB)."""
+SLOW_ONSET_GAP = 8
+"""A slow-flux peak within this many onset frames (46 ms) of a fast one is the same onset."""
+HINT_MERGE_FRAMES = 4
+"""An onset hint within this many onset frames (23 ms at 44.1 kHz) of a flux peak is the same onset."""
+
+
+def onset_flux(power_o: np.ndarray, range_db: float = 60.0, lag: int | None = None) -> np.ndarray:
+    """SuperFlux onset strength of a power spectrogram ``float[frames, bins]`` → ``float[frames]`` (dB):
+    the mean rise over the bins from ``lag`` (default :data:`ONSET_LAG`) frames before.
 
     Bins are floored ``range_db`` below the loudest bin, so near-silent flicker left by subtraction
     does not look like onsets.
     """
+    lag = ONSET_LAG if lag is None else lag
     floor = max(POWER_FLOOR, float(power_o.max(initial=0.0)) * 10.0 ** (-range_db / 10.0))
     db = 10.0 * np.log10(np.maximum(power_o, floor))
     prev = ndimage.maximum_filter1d(db, size=3, axis=1)
     flux = np.zeros(db.shape[0], np.float64)
-    flux[1:] = np.maximum(db[1:] - prev[:-1], 0.0).mean(axis=1)
+    if db.shape[0] > lag:
+        flux[lag:] = np.maximum(db[lag:] - prev[:-lag], 0.0).mean(axis=1)
     return flux
 
 
-def pick_onsets(flux: np.ndarray, frame_s: float, delta: float = 0.3) -> np.ndarray:
+def pick_onsets(flux: np.ndarray, frame_s: float, delta: float | None = None) -> np.ndarray:
     """Frames of local flux maxima (±2 frames) above a moving median + ``delta`` → ``int64[K]``."""
     if flux.size < 3:
         return np.zeros(0, np.int64)
     local = ndimage.maximum_filter1d(flux, size=5)
     med_len = max(3, round(0.25 / frame_s) | 1)
     base = ndimage.median_filter(flux, size=med_len, mode="nearest")
+    delta = ONSET_DELTA if delta is None else delta
     peaks = np.nonzero((flux == local) & (flux > base + delta) & (flux > 0))[0]
     return peaks.astype(np.int64)
 
@@ -200,23 +219,30 @@ class Analyzer:
         sample_rate: int,
         max_events: int,
         exclude: np.ndarray | None = None,
+        hints: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Events in a mono residual ``float32[n]`` → ``(vectors float64[K,32], times_s[K], scores[K])``.
 
         At most one event per onset; ``scores`` is the new-energy power the event is expected to explain
         (largest first).  Times are seconds from the start of ``residual``.  ``exclude`` (``float[K, 2]``:
         time_s, pitch) lists pitched events already found: their harmonics are ignored at their onsets, so
-        what they left over is not proposed again and the notes under them are.
+        what they left over is not proposed again and the notes under them are.  ``hints`` (``float[H]``,
+        seconds) are onset times from elsewhere (the proposal network) examined as well as the flux peaks.
         """
         if sample_rate != self.sr:
             raise ValueError(f"analyser built for {self.sr} Hz, got {sample_rate} Hz")
         x = np.asarray(residual, dtype=np.float32).reshape(-1)
         po = np.abs(stft(x, self.res_o)) ** 2
         pa = np.abs(stft(x, self.res_a)) ** 2
-        return self.propose_from_power(po, pa, max_events, exclude)
+        return self.propose_from_power(po, pa, max_events, exclude, hints)
 
     def propose_from_power(
-        self, po: np.ndarray, pa: np.ndarray, max_events: int, exclude: np.ndarray | None = None
+        self,
+        po: np.ndarray,
+        pa: np.ndarray,
+        max_events: int,
+        exclude: np.ndarray | None = None,
+        hints: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`propose`, from residual power spectrograms at the onset and analysis resolutions."""
         empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
@@ -226,6 +252,18 @@ class Analyzer:
         flux = onset_flux(fr.po)
         frame_s = self.res_o.hop / self.sr
         peaks = pick_onsets(flux, frame_s)
+        slow = pick_onsets(onset_flux(fr.po, lag=SLOW_ONSET_LAG), frame_s, SLOW_ONSET_DELTA)
+        if slow.size:  # slow attacks the fast flux missed
+            if peaks.size:
+                slow = slow[np.abs(slow[:, None] - peaks[None, :]).min(axis=1) > SLOW_ONSET_GAP]
+            peaks = np.unique(np.concatenate([peaks, slow]))
+        if hints is not None and len(hints):
+            # a hint near a flux peak adds nothing; the others are examined like flux peaks
+            hm = np.rint(np.asarray(hints, np.float64) / frame_s).astype(np.int64)
+            hm = hm[(hm >= 1) & (hm < po.shape[0])]
+            if peaks.size:
+                hm = hm[np.abs(hm[:, None] - peaks[None, :]).min(axis=1) > HINT_MERGE_FRAMES]
+            peaks = np.unique(np.concatenate([peaks, hm]))
         if peaks.size == 0:
             return empty
         cands: list[tuple[float, float, float, np.ndarray]] = []

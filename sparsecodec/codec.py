@@ -155,13 +155,15 @@ def encode_file(
     tags: dict[str, str] | None = None,
     device: str = "cpu",
     progress: Progress | None = None,
+    init: str | None = None,
 ) -> EncodeResult:
     """Encode audio ``src`` to a ``.spev`` at ``dst``.
 
     ``src``: a path or a binary file object of anything soundfile reads (a non-seekable stream is spooled to
     a temporary file first).  ``dst``: a path (written atomically) or a binary file object (written in order).
     ``kbps`` (default 4) sets the event budget; ``events_per_second`` caps the event rate instead;
-    ``refine`` adds that many joint optimisation steps per window; ``tags`` are merged over the input
+    ``refine`` adds that many joint optimisation steps per window; ``init`` picks what proposes events
+    (``"analysis"``, ``"hybrid"``, ``"network"``; default: the encoder's); ``tags`` are merged over the input
     file's own metadata (title, artist...).  ``progress`` receives the fraction done in [0, 1].
     Raises :class:`~sparsecodec.errors.InputError` for unreadable audio, ``UsageError`` for bad options.
     """
@@ -183,14 +185,14 @@ def encode_file(
         rate = audio_io.analysis_rate(info.sample_rate)
         all_tags = _check_tags({**info.tags, **(tags or {})})
         settings = encoder.EncoderSettings(
-            **_settings_kwargs(encoder.EncoderSettings, kbps, events_per_second, refine, device)
+            **_settings_kwargs(encoder.EncoderSettings, kbps, events_per_second, refine, device, init)
         )
         hop = int(encoder.hop_samples(rate))
         table = quantize.TABLES["default"]
         header = container.Header(
             layout_version=events.LAYOUT_VERSION,
-            encoder_id=encoder.ENCODER_ID,
-            weights_hash=encoder.weights_hash(),
+            encoder_id=encoder.encoder_id(settings.init),
+            weights_hash=encoder.weights_hash(settings.init),
             sample_rate=info.sample_rate,
             channels=info.channels,
             n_samples=info.frames,
@@ -241,11 +243,13 @@ def encode_file(
 
 
 def _settings_kwargs(
-    cls: Any, kbps: float | None, eps: float | None, refine: int, device: str
+    cls: Any, kbps: float | None, eps: float | None, refine: int, device: str, init: str | None = None
 ) -> dict[str, Any]:
     """Keyword arguments for the encoder's settings class, passing only the fields it has."""
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     wanted: dict[str, Any] = {"refine_steps": refine, "device": device}
+    if init is not None:
+        wanted["init"] = init
     if kbps is not None:
         wanted["kbps"] = kbps
     if eps is not None:

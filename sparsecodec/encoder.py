@@ -85,13 +85,20 @@ def window_samples(sample_rate: int) -> int:
     return 2 * hop_samples(sample_rate)
 
 
-def weights_hash() -> str:
-    """sha256 (hex) of the shipped proposal weights file, or ``"none"`` when there is none or the default
-    initialiser (:data:`DEFAULT_INIT`) does not use it (provenance of what ``init=None`` encodes with)."""
+def weights_hash(init: str | None = None) -> str:
+    """sha256 (hex) of the shipped proposal weights file, or ``"none"`` when there is none or the
+    initialiser ``init`` (``None``: :data:`DEFAULT_INIT`) does not use it (provenance for the header)."""
     path = _weights_path()
-    if path is None or DEFAULT_INIT == "analysis":
+    if path is None or (init or DEFAULT_INIT) == "analysis":
         return "none"
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def encoder_id(init: str | None = None) -> str:
+    """The encoder id recorded in the header: :data:`ENCODER_ID`, or with ``+hybrid``/``+network`` when
+    the proposal network takes part."""
+    mode = init or DEFAULT_INIT
+    return ENCODER_ID if mode in (None, "analysis") else f"{ENCODER_ID}+{mode}"
 
 
 def _weights_path() -> Path | None:
@@ -179,10 +186,15 @@ the shipped network gave a worse mrstft (0.47/0.57/0.77 vs 0.42/0.44/0.63) at a 
 def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, Initialiser]:
     """``(name, initialiser)`` for ``settings.init`` (``None``: :data:`DEFAULT_INIT`)."""
     mode = settings.init
-    if mode not in (None, "network", "analysis"):
-        raise UsageError(f"unknown encoder init {mode!r}: use 'network' or 'analysis'")
+    if mode not in (None, "network", "analysis", "hybrid"):
+        raise UsageError(f"unknown encoder init {mode!r}: use 'hybrid', 'network' or 'analysis'")
     if mode is None:
         mode = DEFAULT_INIT
+    if mode == "hybrid":
+        net = _load_network()
+        if net is None:
+            raise UsageError("init='hybrid' but no proposal network is available")
+        return "hybrid", HybridInit(analysis.Analyzer(sample_rate), net)
     if mode == "network" or (mode is None and _weights_path() is not None):
         net = _load_network()
         if net is not None:
@@ -190,6 +202,31 @@ def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, 
         if mode == "network":
             raise UsageError("init='network' but no proposal network is available")
     return "analysis", analysis.Analyzer(sample_rate)
+
+
+HINT_MIN_SCORE = 0.2
+"""Network onsets weaker than this (onset probability) are not passed to the analysis as hints."""
+
+
+@dataclass
+class HybridInit:
+    """The analysis, also examining the onsets the proposal network finds in the window (hints): the
+    network finds slow attacks that spectral flux misses; the analysis fits every vector."""
+
+    analyzer: analysis.Analyzer
+    net: Any
+
+    def hints(self, mono: np.ndarray, sample_rate: int, max_events: int) -> np.ndarray:
+        """Onset times (s from the start of ``mono``) the network proposes, ``float64[H]``."""
+        _v, times, scores = self.net.propose(mono, sample_rate, max_events, first_half=False)
+        return np.unique(np.asarray(times, np.float64)[np.asarray(scores) >= HINT_MIN_SCORE])
+
+    def propose(
+        self, residual: np.ndarray, sample_rate: int, max_events: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The analysis' proposals for ``residual`` with the network's onsets as hints."""
+        hints = self.hints(residual, sample_rate, 4 * max_events)
+        return self.analyzer.propose(residual, sample_rate, max_events, hints=hints)
 
 
 def _load_network() -> Initialiser | None:
@@ -310,12 +347,16 @@ class WindowEncoder:
         found_t: list[int] = []
         found_e: list[float] = []
         best = 0.0
+        hints: np.ndarray | None = None
         for _ in range(max(1, self.settings.rounds)):
             if len(found_v) >= budget:
                 break
             resid = self._residual_audio(spec, mag2, model)
             mono = resid.mean(axis=0)
-            vecs, times, _scores = self._propose(mono, budget - len(found_v), found_v, found_t, start)
+            if hints is None and isinstance(self.init, HybridInit):  # once per window, on the first residual
+                hints = self.init.hints(mono, sr, 4 * budget)
+            k = budget - len(found_v)
+            vecs, times, _scores = self._propose(mono, k, found_v, found_t, start, hints)
             model_before = model.copy()
             n_new = 0
             for v, t in zip(vecs, times, strict=False):
@@ -365,14 +406,21 @@ class WindowEncoder:
         )
 
     def _propose(
-        self, mono: np.ndarray, k: int, found_v: list[np.ndarray], found_t: list[int], start: int
+        self,
+        mono: np.ndarray,
+        k: int,
+        found_v: list[np.ndarray],
+        found_t: list[int],
+        start: int,
+        hints: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ask the initialiser for up to ``k`` events (the analyser also learns what was found).
 
         The stream's first window gets one analysis window of silence in front, so sound that is already
         there at sample 0 shows as an onset (spectral flux needs a frame before it).
         """
-        if isinstance(self.init, analysis.Analyzer):
+        analyzer = self.init.analyzer if isinstance(self.init, HybridInit) else self.init
+        if isinstance(analyzer, analysis.Analyzer):
             pad = self.res.n_fft if start == 0 else 0
             ex = [
                 ((t - start + pad) / self.sr, float(v[_C["pitch"]]))
@@ -382,7 +430,8 @@ class WindowEncoder:
             exclude = np.asarray(ex, np.float64).reshape(-1, 2)
             if pad:
                 mono = np.concatenate([np.zeros(pad, np.float32), mono])
-            vecs, times, scores = self.init.propose(mono, self.sr, k, exclude=exclude)
+            shifted = None if hints is None else hints + pad / self.sr
+            vecs, times, scores = analyzer.propose(mono, self.sr, k, exclude=exclude, hints=shifted)
             return vecs, np.maximum(times - pad / self.sr, 0.0), scores
         return self.init.propose(mono, self.sr, k)
 

@@ -65,6 +65,32 @@ def test_analyser_finds_pitch_and_onset_of_one_note() -> None:
     assert abs(tim[i] - 0.5) < 0.01
 
 
+def _legato_line(slow: bool = True) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Four sustained notes (150 ms attacks when ``slow``), each starting while the last still sounds."""
+    pitches = [60.0, 64.0, 67.0, 71.0]
+    v = _notes(np.random.default_rng(3), pitches, [0.0] * 4)
+    v[:, C["attack"]] = 0.15 if slow else 0.005
+    v[:, C["duration"]] = 1.0
+    v[:, C["release"]] = 0.3
+    v[:, C["t60_low"]] = 20.0
+    v[:, C["t60_high"]] = 20.0
+    v[:, C["level"]] = -16.0
+    return v, np.array([0.4, 1.3, 2.2, 3.1]), pitches
+
+
+def test_analyser_finds_slow_legato_onsets() -> None:
+    """Bowed-string-like notes (150 ms attacks, legato) are found: the slow flux sees what a one-frame
+    flux misses (without it, two of the four notes are found)."""
+    v, t, pitches = _legato_line()
+    x = render_np.render(v, t, SR * 5, SR)[0]
+    vec, tim, _ = analysis.Analyzer(SR).propose(x, SR, 8)
+    ok = events.is_pitched(vec)
+    found = 0
+    for ti, p in zip(t, pitches, strict=True):
+        found += bool((ok & (np.abs(tim - ti) < 0.06) & (np.abs(vec[:, C["pitch"]] - p) < 0.5)).any())
+    assert found >= 3
+
+
 def test_synthetic_mix_is_recovered() -> None:
     rng = np.random.default_rng(11)
     pitches = [48.0, 55.5, 62.0, 67.2, 72.0, 79.0]
@@ -147,6 +173,31 @@ def test_weights_hash_and_id() -> None:
     h = encoder.weights_hash()
     assert h == "none" or len(h) == 64
     assert encoder.ENCODER_ID.startswith("spev-")
+    assert encoder.weights_hash("analysis") == "none"
+    assert encoder.encoder_id("analysis") == encoder.ENCODER_ID
+    assert encoder.encoder_id("hybrid") == encoder.ENCODER_ID + "+hybrid"
+    if encoder._weights_path() is not None:
+        assert len(encoder.weights_hash("hybrid")) == 64
+
+
+def test_hybrid_init_adds_the_network_onsets() -> None:
+    """``init="hybrid"``: the analysis also examines the proposal network's onsets; it still finds the
+    notes of a plain mix, and every hint becomes a candidate onset of the analysis."""
+    if encoder._weights_path() is None:
+        pytest.skip("no shipped proposal weights")
+    rng = np.random.default_rng(5)
+    times = [0.3, 1.1, 1.9, 2.6]
+    pitches = [55.0, 62.0, 67.0, 59.0]
+    x = render_np.render(_notes(rng, pitches, times), np.array(times), SR * 4, SR)
+    s = encoder.EncoderSettings(init="hybrid", fill=False)
+    _, vec, tim = _encode(x, s)
+    for ti, p in zip(times, pitches, strict=True):
+        near = (np.abs(tim / SR - ti) < 0.03) & (np.abs(vec[:, C["pitch"]] - p) < 0.5)
+        assert near.any(), (ti, p)
+    name, init = encoder.make_initialiser(s, SR)
+    assert name == "hybrid" and isinstance(init, encoder.HybridInit)
+    hints = init.hints(x.mean(axis=0), SR, 16)
+    assert hints.ndim == 1 and np.all(np.diff(hints) > 0)
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs fluidsynth")

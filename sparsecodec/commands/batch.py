@@ -128,6 +128,7 @@ def encode(
     kbps: float | None,
     events_per_second: float | None,
     refine: int,
+    init: str | None,
     tags: tuple[str, ...],
 ) -> None:
     """Encode every audio file under SRC (any format soundfile reads) to DST/**/NAME.spev."""
@@ -137,6 +138,8 @@ def encode(
         options["kbps"] = kbps
     if events_per_second is not None:
         options["events_per_second"] = events_per_second
+    if init is not None:
+        options["init"] = init
     if tag_map:
         options["tags"] = tag_map
     common = {"jobs": jobs, "engine": engine, "address": address, "force": force}

@@ -39,6 +39,13 @@ def encoder_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="[STEPS]",
             help=f"Jointly refine each window's events (default {REFINE_DEFAULT_STEPS} steps when given).",
         ),
+        click.option(
+            "--init",
+            type=click.Choice(["analysis", "hybrid", "network"]),
+            default=None,
+            help="What proposes events: the spectral analysis (default), 'hybrid' (the analysis, also "
+            "examining the proposal network's onsets) or 'network' (the network alone).",
+        ),
         click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Add a tag (repeatable)."),
     ]
     for option in reversed(options):
@@ -87,6 +94,7 @@ def encode(
     kbps: float | None,
     events_per_second: float | None,
     refine: int,
+    init: str | None,
     tags: tuple[str, ...],
     device: str,
 ) -> None:
@@ -123,6 +131,7 @@ def encode(
                 kbps=kbps,
                 events_per_second=events_per_second,
                 refine=refine,
+                init=init,
                 tags=tag_map,
                 device=device,
                 progress=progress,

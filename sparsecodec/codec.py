@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -403,10 +404,11 @@ def _decode_workers(src: Source, device: str, ignore_errors: bool, seconds: floa
     """Processes for :func:`_decode_parallel` (1: decode in this process).
 
     More than one only for a CPU decode of a named file (the workers reopen it) with at least
-    :data:`PARALLEL_MIN_SEGMENT_S` per process, on a platform that can fork."""
+    :data:`PARALLEL_MIN_SEGMENT_S` per process, on a platform that can fork, from a process with no other
+    threads (forking a threaded process, a Ray worker say, can deadlock the child)."""
     if device != "cpu" or ignore_errors or not isinstance(src, (str, Path)):
         return 1
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return 1
     return max(1, min(_decode_threads(), int(seconds // PARALLEL_MIN_SEGMENT_S)))
 

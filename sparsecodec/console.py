@@ -92,10 +92,11 @@ class Console:
             TaskProgressColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=rich_console, transient=True) as bar:
+        # no auto-refresh: no refresh thread, so `spev decode` may still fork its workers (codec)
+        with Progress(*columns, console=rich_console, transient=True, auto_refresh=False) as bar:
             task = bar.add_task(description, total=1.0)
 
             def update(fraction: float) -> None:
-                bar.update(task, completed=min(max(float(fraction), 0.0), 1.0))
+                bar.update(task, completed=min(max(float(fraction), 0.0), 1.0), refresh=True)
 
             yield update

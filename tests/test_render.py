@@ -335,6 +335,7 @@ def test_parallel_decode_equals_one_process(
         return real(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(codec, "_decode_parallel", spy)
+    monkeypatch.setattr(codec.threading, "active_count", lambda: 1)  # threads other tests left behind
     outs = []
     for threads in ("1", "2"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
@@ -347,3 +348,35 @@ def test_parallel_decode_equals_one_process(
     assert outs[0].shape == outs[1].shape == (45 * 8000, 2)
     assert np.abs(outs[0]).max() > 0.01
     np.testing.assert_allclose(outs[1], outs[0], atol=1e-6)
+
+
+def test_parallel_decode_only_from_a_single_threaded_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forking a threaded process can deadlock the child: another live thread keeps the decode in one
+    process; the progress bar (rich, on a terminal) runs no thread of its own."""
+    import io
+    import sys
+    import threading
+
+    from sparsecodec import codec, console
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr(codec.threading, "active_count", lambda: 1)
+    assert codec._decode_workers("x.spev", "cpu", False, 60.0) == 2
+    assert codec._decode_workers("x.spev", "cpu", False, 30.0) == 1  # under 20 s per worker
+    assert codec._decode_workers("x.spev", "cuda", False, 60.0) == 1
+    assert codec._decode_workers("x.spev", "cpu", True, 60.0) == 1  # --ignore-errors
+    monkeypatch.setattr(codec.threading, "active_count", lambda: 2)
+    assert codec._decode_workers("x.spev", "cpu", False, 60.0) == 1
+    monkeypatch.undo()
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    before = threading.active_count()
+    with console.Console().progress("decoding") as update:
+        assert update is not None
+        update(0.5)
+        assert threading.active_count() == before
+    assert "decoding" in sys.stderr.getvalue()

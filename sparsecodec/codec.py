@@ -25,7 +25,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -511,10 +510,7 @@ def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sa
     if device == "cuda":
         from . import generator
 
-        cls = getattr(generator, "StreamRenderer", None)
-        if cls is not None:
-            return cls(rate, channels, n_total, start_sample=start_sample, device="cuda")
-        warnings.warn("the torch renderer has no streaming decode yet: decoding on the CPU", stacklevel=3)
+        return generator.StreamRenderer(rate, channels, n_total, start_sample=start_sample, device="cuda")
     from . import render_np
 
     threads = _decode_threads()

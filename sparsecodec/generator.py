@@ -235,18 +235,15 @@ class StreamRenderer:
         seeds: Any = None,
     ) -> np.ndarray:
         """Add events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
-        from .render_np import check_inputs
+        from .render_np import check_inputs, safe_frame
 
         v, t, s = check_inputs(vectors, times_s, seeds)
         if len(v):
             self._pending.append((v, t, s, parse_room(side)))
-        safe = float(safe_until_s)
-        if math.isnan(safe):
-            raise UsageError("safe_until_s must not be NaN")
-        if safe >= self.n_samples_total / self.sample_rate + events.MAX_SUPPORT_S:
+        m_safe = safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
+        if m_safe is None:
             return self._render_to(self.n_samples_total)
-        # like the numpy decoder: frames from the one holding safe_until on may still change
-        m_safe = math.ceil(safe * self.sample_rate / self._hop - 1e-9)
+        # the samples of the frames before m_safe, as the numpy decoder returns them
         return self._render_to(min((m_safe - dsp.HALF) * self._hop, self.n_samples_total))
 
     def finish(self) -> np.ndarray:

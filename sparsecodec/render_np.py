@@ -377,6 +377,18 @@ def smooth_noise_into(spec: np.ndarray, noise: np.ndarray) -> None:
     spec[:, PAD + nb - 1] += 2.0 * noise[:, PAD + nb - 2].real
 
 
+def safe_frame(safe_until_s: float, n_samples_total: int, sample_rate: int, hop: int) -> int | None:
+    """First frame an event starting at or after ``safe_until_s`` can still change (frames before it are
+    final), or None when such an event cannot reach the output at all (it starts more than
+    ``MAX_SUPPORT_S`` after its end).  Raises UsageError for NaN."""
+    safe = float(safe_until_s)
+    if math.isnan(safe):
+        raise UsageError("safe_until_s must not be NaN")
+    if safe >= n_samples_total / sample_rate + events.MAX_SUPPORT_S:
+        return None
+    return math.ceil(safe * sample_rate / hop - 1e-9)
+
+
 class StreamRenderer:
     """Overlap-add accumulator on the absolute frame grid; output covers ``[start_sample, n_samples_total)``.
 
@@ -433,14 +445,8 @@ class StreamRenderer:
         room = parse_room(side)
         if len(v):
             self._add_events(v, t, s, room)
-        safe = float(safe_until_s)
-        if math.isnan(safe):
-            raise UsageError("safe_until_s must not be NaN")
-        if safe >= self.n_samples_total / self.sample_rate + events.MAX_SUPPORT_S:
-            m_safe = self._m_end
-        else:
-            m_safe = math.ceil(safe * self.sample_rate / self._hop - 1e-9)
-        return self._finalise(min(m_safe, self._m_end))
+        m_safe = safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
+        return self._finalise(self._m_end if m_safe is None else min(m_safe, self._m_end))
 
     def finish(self) -> np.ndarray:
         """Return the remaining audio up to ``n_samples_total``, ``float32[C, k]``."""

@@ -328,10 +328,9 @@ def decode_file(
             )
         else:
             renderer = _make_renderer(device, out_rate, channels, last, first)
-            stats = _decode_serial(
+            n_events, n_chunks = _decode_serial(
                 reader, renderer, first, last, out_rate, ignore_errors, writer.write, progress
             )
-            n_events, n_chunks = stats
         lost = sorted(set(reader.lost)) if ignore_errors else []
         writer.close()
     if progress is not None:

@@ -478,6 +478,53 @@ def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return row, pos
 
 
+@dataclass
+class KeptRows:
+    """The rows of a from-onset :class:`FramePlan` at frames ``>= m_lo`` (a suffix of each event's rows)."""
+
+    idx: np.ndarray
+    """``int64[R]`` plan rows kept, event by event."""
+    ev: np.ndarray
+    """``int64[R]`` their events."""
+    count: np.ndarray
+    """``int64[E]`` rows kept per event."""
+    start: np.ndarray
+    """``int64[E]`` position in :attr:`idx` of each event's first kept row."""
+    first_tau: np.ndarray
+    """``float64[E]`` time after onset (s) of each event's first kept row (inf: none)."""
+
+
+def kept_rows(plan: FramePlan, n_events: int) -> KeptRows:
+    """:class:`KeptRows` of ``plan`` over ``n_events`` events."""
+    idx = np.flatnonzero(plan.keep)
+    ev = plan.ev[idx]
+    count = np.bincount(ev, minlength=n_events)
+    first_tau = np.full(n_events, np.inf)
+    if len(idx):
+        first_tau[ev[::-1]] = plan.tau[idx][::-1]
+    return KeptRows(idx, ev, count, np.cumsum(count) - count, first_tau)
+
+
+def frames_above_floor(
+    tau_end: np.ndarray, first_tau: np.ndarray, count: np.ndarray, sample_rate: int
+) -> np.ndarray:
+    """How many kept frames (``int64``, broadcast shape) a partial renders: those from the event's first kept
+    frame (``first_tau`` s after onset) up to ``tau_end`` (where it falls below the floor), at most
+    ``count``."""
+    hop = frame_size(sample_rate) // OVERLAP
+    with np.errstate(invalid="ignore"):
+        cnt = np.floor((tau_end - first_tau) * (sample_rate / hop) + 1e-9)
+    return np.clip(np.where(np.isfinite(cnt), cnt + 1, 0), 0, count).astype(np.int64)
+
+
+def first_rows(plan: FramePlan, n_events: int) -> np.ndarray:
+    """``int64[E]`` each event's first plan row (its onset frame; from-onset plans)."""
+    is_first = plan.local == 0
+    out = np.zeros(n_events, dtype=np.int64)
+    out[plan.ev[is_first]] = np.flatnonzero(is_first)
+    return out
+
+
 def select_partials(
     v: np.ndarray, times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int
 ) -> PartialSelection:
@@ -505,22 +552,12 @@ def select_partials(
         v[qe, _C["attack"]] + t60[qe, qk] * mq / LN1000,
         v[qe, _C["duration"]] + v[qe, _C["release"]] * mq / LN1000,
     )
-    keep_idx = np.flatnonzero(plan.keep)
-    ev_k = plan.ev[keep_idx]
-    n_keep = np.bincount(ev_k, minlength=ne)
-    start_k = np.cumsum(n_keep) - n_keep
-    first_keep_tau = np.full(ne, np.inf)
-    if len(keep_idx):
-        first_keep_tau[ev_k[::-1]] = plan.tau[keep_idx][::-1]
-    cnt = np.floor((tau_end - first_keep_tau[qe]) * (sample_rate / hop) + 1e-9)
-    cnt = np.clip(np.where(np.isfinite(cnt), cnt + 1, 0), 0, n_keep[qe]).astype(np.int64)
+    kept = kept_rows(plan, ne)
+    cnt = frames_above_floor(tau_end, kept.first_tau[qe], kept.count[qe], sample_rate)
     q, j = _ragged(cnt)
-    ef = keep_idx[start_k[qe[q]] + j]
-    is_first = plan.local == 0
-    first_row = np.zeros(ne, dtype=np.int64)
-    first_row[plan.ev[is_first]] = np.flatnonzero(is_first)
-    dt = np.where(is_first, plan.first_tau[plan.ev], hop / sample_rate)
-    return PartialSelection(plan, first_row[plan.ev], dt, ef, qe[q], qk[q])
+    ef = kept.idx[kept.start[qe[q]] + j]
+    dt = np.where(plan.local == 0, plan.first_tau[plan.ev], hop / sample_rate)
+    return PartialSelection(plan, first_rows(plan, ne)[plan.ev], dt, ef, qe[q], qk[q])
 
 
 def partial_values(

@@ -164,16 +164,9 @@ def add_partials(
     gp, peak, f0, ratios, r, t60, tau_end = _partial_tables(v, sample_rate)
     att = v[:, _C["attack"]]
     # keep rows (frames >= m_lo) are a suffix of each event's plan rows
-    keep_idx = np.flatnonzero(plan.keep)
-    ev_k = plan.ev[keep_idx]
-    n_keep = np.bincount(ev_k, minlength=ne)
-    start_k = np.cumsum(n_keep) - n_keep
-    first_keep_tau = np.full(ne, np.inf)
-    if len(keep_idx):
-        first_keep_tau[ev_k[::-1]] = plan.tau[keep_idx][::-1]
-    with np.errstate(invalid="ignore"):
-        cnt = np.floor((tau_end - first_keep_tau[:, None]) * (sample_rate / hop) + 1e-9)
-    cnt = np.clip(np.where(np.isfinite(cnt), cnt + 1, 0), 0, n_keep[:, None]).astype(np.int64)
+    kept = dsp.kept_rows(plan, ne)
+    keep_idx, ev_k, n_keep, start_k = kept.idx, kept.ev, kept.count, kept.start
+    cnt = dsp.frames_above_floor(tau_end, kept.first_tau[:, None], n_keep[:, None], sample_rate)
     used = np.flatnonzero(cnt.any(axis=0))
     if not len(used):
         return
@@ -200,8 +193,7 @@ def add_partials(
     f_t[moving] *= 2.0 ** (dsp.pitch_offset(vp[moving], jph[ev[moving]], tau_ef[moving], np) / 12.0)
     f_on = f0 * 2.0 ** (dsp.pitch_offset(v, jph, np.zeros(ne), np) / 12.0)
     is_first = plan.local == 0
-    first_row = np.zeros(ne, dtype=np.int64)
-    first_row[ev[is_first]] = np.flatnonzero(is_first)
+    first_row = dsp.first_rows(plan, ne)
     dt = np.where(is_first, plan.first_tau[ev], hop / sample_rate)
     prev = np.where(is_first, f_on[ev], np.r_[f_t[:1], f_t[:-1]])
     inc = math.pi * dt * (prev + f_t)

@@ -27,6 +27,7 @@ amplitude ``A`` shows a peak bin magnitude ``≈ A`` and power ``≈ A²``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,6 +142,11 @@ SLOW_ONSET_DELTA = 0.6
 """Threshold of the slow flux's peaks over its moving median (dB)."""
 SLOW_ONSET_GAP = 8
 """A slow-flux peak within this many onset frames (46 ms) of a fast one is the same onset."""
+PRIOR_FLOOR = 0.05
+"""Added to a pitch prior's probabilities before they weight the harmonic salience."""
+PitchPrior = Callable[[float, np.ndarray], np.ndarray]
+"""``prior(t0_s, pitches)``: probability ``float[P]`` of each candidate pitch (MIDI) at onset ``t0_s``."""
+
 HINT_MERGE_FRAMES = 4
 """An onset hint within this many onset frames (23 ms at 44.1 kHz) of a flux peak is the same onset."""
 
@@ -220,6 +226,7 @@ class Analyzer:
         max_events: int,
         exclude: np.ndarray | None = None,
         hints: np.ndarray | None = None,
+        pitch_prior: PitchPrior | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Events in a mono residual ``float32[n]`` → ``(vectors float64[K,32], times_s[K], scores[K])``.
 
@@ -234,7 +241,7 @@ class Analyzer:
         x = np.asarray(residual, dtype=np.float32).reshape(-1)
         po = np.abs(stft(x, self.res_o)) ** 2
         pa = np.abs(stft(x, self.res_a)) ** 2
-        return self.propose_from_power(po, pa, max_events, exclude, hints)
+        return self.propose_from_power(po, pa, max_events, exclude, hints, pitch_prior)
 
     def propose_from_power(
         self,
@@ -243,6 +250,7 @@ class Analyzer:
         max_events: int,
         exclude: np.ndarray | None = None,
         hints: np.ndarray | None = None,
+        pitch_prior: PitchPrior | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`propose`, from residual power spectrograms at the onset and analysis resolutions."""
         empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
@@ -287,7 +295,8 @@ class Analyzer:
                 break
         vecs, times, scores = [], [], []
         for score, t0, attack, new in kept:
-            v = self._estimate(fr, t0, attack, new)
+            prior = None if pitch_prior is None else pitch_prior(t0, self.cand_pitch)
+            v = self._estimate(fr, t0, attack, new, prior)
             vecs.append(v)
             times.append(max(t0, 0.0))
             scores.append(score)
@@ -375,7 +384,9 @@ class Analyzer:
         for d in range(-width, width + 1):
             p[np.clip(c + d, 0, p.size - 1)] = 0.0
 
-    def _f0(self, new: np.ndarray, second: bool = False) -> tuple[float, float]:
+    def _f0(
+        self, new: np.ndarray, second: bool = False, prior: np.ndarray | None = None
+    ) -> tuple[float, float]:
         """``(f0_hz, harmonicity)`` of a new-energy power spectrum; harmonicity in ``[0, 1]``.
 
         When one f0 explains too little, a second f0 is sought on the rest (``second`` marks that call).
@@ -383,6 +394,8 @@ class Analyzer:
         mag = np.sqrt(new)
         y = ndimage.maximum_filter1d(np.sqrt(mag), size=3)
         sal = (self.cand_weight * y[self.cand_bins]).sum(axis=1)
+        if prior is not None:
+            sal = sal * (PRIOR_FLOOR + prior)
         best = int(np.argmax(sal))
         f0 = float(events.pitch_to_hz(self.cand_pitch[best]))
         # refine from the partial peaks (parabolic interpolation on log power)
@@ -428,7 +441,7 @@ class Analyzer:
         # a chord: the best f0 explains one note; count it pitched when two f0s explain the onset together
         rest = new.copy()
         self._mask_harmonics(rest, f0, width=1)
-        f0b, _ = self._f0(rest, second=True)
+        f0b, _ = self._f0(rest, second=True, prior=prior)
         k_b = np.arange(1, int(self.f_max / f0b) + 1)
         for d in (-1, 0, 1):
             mask[np.clip(np.rint(k_b * f0b / self.bin_hz).astype(np.int64) + d, 0, top - 1)] = True
@@ -437,11 +450,13 @@ class Analyzer:
         score2 = max(0.0, (harm2 - cover2) / max(1.0 - cover2, 1e-6))
         return f0, score if score2 < 0.7 else max(score, 0.56)
 
-    def _estimate(self, fr: _Frames, t0: float, attack: float, new: np.ndarray) -> np.ndarray:
+    def _estimate(
+        self, fr: _Frames, t0: float, attack: float, new: np.ndarray, prior: np.ndarray | None = None
+    ) -> np.ndarray:
         """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``."""
         v = events.defaults(1)[0]
         v[_C["attack"]] = attack
-        f0, harm = self._f0(new)
+        f0, harm = self._f0(new, prior=prior)
         total = float(new.sum())
         pitched = harm > 0.55 and f0 < self.f_max
         if pitched:

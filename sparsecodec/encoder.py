@@ -67,9 +67,6 @@ FILL_REL_FLOOR = 0.1
 """Floor (× mean residual) added to each row's residual in the fit's weights."""
 FILL_GAIN = 2.0
 """Scale on the fitted fill gains (the relative-error fit under-fills: +3 dB measured best on music)."""
-FILL_GATE = (0.5, 0.8)
-"""A fill band's gain ramps from 0 to 1 as the unexplained share of its input power (and of the whole hop's
-input power) goes over this range."""
 
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
@@ -204,29 +201,52 @@ def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, 
     return "analysis", analysis.Analyzer(sample_rate)
 
 
+USE_PRIOR = False
+"""Whether the hybrid passes the network's pitch map to the analysis as a prior on each onset's f0 (off:
+with the shipped weights it cost notes 0.04 ViSQOL, docs/encoder.md)."""
 HINT_MIN_SCORE = 0.2
 """Network onsets weaker than this (onset probability) are not passed to the analysis as hints."""
 
 
 @dataclass
 class HybridInit:
-    """The analysis, also examining the onsets the proposal network finds in the window (hints): the
-    network finds slow attacks that spectral flux misses; the analysis fits every vector."""
+    """The analysis, guided by the proposal network run once per window on its first residual: the
+    network's onsets are examined as well as the flux peaks (it finds slow attacks that spectral flux
+    misses), and its pitch map weights the analysis' harmonic salience at each onset (fewer octave and
+    fifth errors); the analysis fits every vector."""
 
     analyzer: analysis.Analyzer
     net: Any
 
-    def hints(self, mono: np.ndarray, sample_rate: int, max_events: int) -> np.ndarray:
-        """Onset times (s from the start of ``mono``) the network proposes, ``float64[H]``."""
-        _v, times, scores = self.net.propose(mono, sample_rate, max_events, first_half=False)
-        return np.unique(np.asarray(times, np.float64)[np.asarray(scores) >= HINT_MIN_SCORE])
+    def cues(
+        self, mono: np.ndarray, sample_rate: int, max_events: int
+    ) -> tuple[np.ndarray, analysis.PitchPrior]:
+        """``(hints, pitch_prior)`` for a window's mono residual: onset times ``float64[H]`` (s from the
+        start of ``mono``) and the network's pitch probabilities at a time (same clock)."""
+        from . import proposal  # type: ignore[attr-defined,unused-ignore]
+
+        feats = proposal.features(np.asarray(mono, np.float32), sample_rate)
+        maps = self.net.maps(feats)
+        _v, times, scores = self.net.propose_features(
+            feats, mono.size / sample_rate, max_events, first_half=False, maps=maps
+        )
+        hints = np.unique(np.asarray(times, np.float64)[np.asarray(scores) >= HINT_MIN_SCORE])
+        pitch = np.asarray(maps.pitch, np.float64)  # [P, T]
+        frame_s = proposal.HOP / proposal.ANALYSIS_RATE
+
+        def prior(t0: float, pitches: np.ndarray) -> np.ndarray:
+            f = int(np.clip(round(t0 / frame_s), 0, pitch.shape[1] - 1))
+            p = pitch[:, max(0, f - 1) : f + 2].max(axis=1)
+            return np.asarray(np.interp(pitches, proposal.PITCH_GRID, p))
+
+        return hints, prior
 
     def propose(
         self, residual: np.ndarray, sample_rate: int, max_events: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The analysis' proposals for ``residual`` with the network's onsets as hints."""
-        hints = self.hints(residual, sample_rate, 4 * max_events)
-        return self.analyzer.propose(residual, sample_rate, max_events, hints=hints)
+        """The analysis' proposals for ``residual`` with the network's cues."""
+        hints, prior = self.cues(residual, sample_rate, 4 * max_events)
+        return self.analyzer.propose(residual, sample_rate, max_events, hints=hints, pitch_prior=prior)
 
 
 def _load_network() -> Initialiser | None:
@@ -347,16 +367,16 @@ class WindowEncoder:
         found_t: list[int] = []
         found_e: list[float] = []
         best = 0.0
-        hints: np.ndarray | None = None
+        cues: tuple[np.ndarray, analysis.PitchPrior] | None = None
         for _ in range(max(1, self.settings.rounds)):
             if len(found_v) >= budget:
                 break
             resid = self._residual_audio(spec, mag2, model)
             mono = resid.mean(axis=0)
-            if hints is None and isinstance(self.init, HybridInit):  # once per window, on the first residual
-                hints = self.init.hints(mono, sr, 4 * budget)
+            if cues is None and isinstance(self.init, HybridInit):  # once per window, on the first residual
+                cues = self.init.cues(mono, sr, 4 * budget)
             k = budget - len(found_v)
-            vecs, times, _scores = self._propose(mono, k, found_v, found_t, start, hints)
+            vecs, times, _scores = self._propose(mono, k, found_v, found_t, start, cues)
             model_before = model.copy()
             n_new = 0
             for v, t in zip(vecs, times, strict=False):
@@ -412,7 +432,7 @@ class WindowEncoder:
         found_v: list[np.ndarray],
         found_t: list[int],
         start: int,
-        hints: np.ndarray | None = None,
+        cues: tuple[np.ndarray, analysis.PitchPrior] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ask the initialiser for up to ``k`` events (the analyser also learns what was found).
 
@@ -430,8 +450,15 @@ class WindowEncoder:
             exclude = np.asarray(ex, np.float64).reshape(-1, 2)
             if pad:
                 mono = np.concatenate([np.zeros(pad, np.float32), mono])
-            shifted = None if hints is None else hints + pad / self.sr
-            vecs, times, scores = analyzer.propose(mono, self.sr, k, exclude=exclude, hints=shifted)
+            hints, prior = cues if cues is not None else (None, None)
+            if hints is not None:
+                hints = hints + pad / self.sr
+            if prior is not None and pad:
+                unpadded = prior
+                prior = lambda t0, pitches: unpadded(t0 - pad / self.sr, pitches)  # noqa: E731
+            vecs, times, scores = analyzer.propose(
+                mono, self.sr, k, exclude=exclude, hints=hints, pitch_prior=prior if USE_PRIOR else None
+            )
             return vecs, np.maximum(times - pad / self.sr, 0.0), scores
         return self.init.propose(mono, self.sr, k)
 
@@ -562,7 +589,8 @@ class WindowEncoder:
         :data:`FILL_DECAY` segments; the band's unit-level event is rendered once, its power spectrogram
         shifted per segment, and all gains are fitted at once by non-negative least squares on the residual
         power (channels summed) in fine log bands, each row weighted by 1 / its residual (relative error,
-        close to the benchmark's log-spectral distance).  Pan from the L/R residual under each tile.
+        close to the benchmark's log-spectral distance).  Each tile's gain is then chosen by the log-spectral
+        distance it leaves (:func:`_select_fill`).  Pan from the L/R residual under each tile.
         """
         from scipy.optimize import nnls
 
@@ -604,22 +632,19 @@ class WindowEncoder:
         r_ch = r2 @ pool  # [C, M, Q]
         r_ch = _pool_frames(r_ch, FILL_POOL, n_rows)
         r = r_ch.sum(axis=0)  # [rows, Q]
-        # per band: the share of the input's power still unexplained; fill only where it is large (dense
-        # music), not in what the onset events explain well (notes: 0.25-0.4; music: 0.85-0.99 measured)
-        tot_q = (mag2[:, m0:n_obs] @ pool).sum(axis=(0, 1))  # [Q]
-        res_q = r.sum(axis=0)
-        band_q = np.arange(n_q) // FILL_FINE_PER_BAND
-        rho = np.bincount(band_q, res_q, n_k) / np.maximum(np.bincount(band_q, tot_q, n_k), 1e-30)
-        rho_all = float(res_q.sum()) / max(float(tot_q.sum()), 1e-30)
-        gate = np.clip((np.minimum(rho, rho_all) - FILL_GATE[0]) / (FILL_GATE[1] - FILL_GATE[0]), 0.0, 1.0)
         if float(r.sum()) <= 0.0:
             return empty
         cols = np.zeros((n_k * n_j, n_rows, n_q))
+        unit_bins: list[tuple[int, np.ndarray]] = []  # per band: first bin, unit tile power [M, bins]
+        bin_of = np.searchsorted(freqs, edges)
         for k in range(n_k):
             n = math.ceil(float(events.support_s(base[k : k + 1])[0]) * sr) + 1
             mono = self.render(base[k : k + 1], np.zeros(1), n, sr, channels=1, start_s=0.0)
             _, e_spec = analysis.stft_segment(np.asarray(mono, np.float32)[0], 0, n_obs, res)
-            e2 = (np.abs(e_spec) ** 2) @ pool  # [M, Q], frames from 0
+            p_bins = np.abs(e_spec) ** 2  # [M, B]
+            b0, b1 = bin_of[max(k - 1, 0)], bin_of[min(k + 2, n_k)]  # the band and its neighbours
+            unit_bins.append((int(b0), p_bins[:, b0:b1].copy()))
+            e2 = p_bins @ pool  # [M, Q], frames from 0
             for j, s0 in enumerate(seg_starts):
                 a = int(s0) // res.hop
                 m = min(e2.shape[0], n_obs - a)
@@ -631,10 +656,13 @@ class WindowEncoder:
         w = 1.0 / (r + FILL_REL_FLOOR * float(r.mean()) + 1e-20)
         a_mat = (cols * w[None]).reshape(len(cols), -1).T
         gains, _ = nnls(a_mat, (w * r).ravel(), maxiter=50 * len(cols))
+        tile_a = [int(s0) // res.hop for s0 in seg_starts]
+        obs = (mag2[:, :n_obs], model[:, :n_obs])
+        gains = _select_fill(gains * FILL_GAIN, unit_bins, tile_a, seg_fr, *obs, bin_of)
         vecs, times = [], []
         for k in range(n_k):
             for j, s0 in enumerate(seg_starts):
-                g = float(gains[k * n_j + j]) * FILL_GAIN * float(gate[k])
+                g = float(gains[k * n_j + j])
                 if g <= 0.0 or 10.0 * math.log10(g) < events.LO[_C["level"]] + 10.0:
                     continue
                 v = base[k].copy()
@@ -836,6 +864,64 @@ def refine_events(
         opt.step()
     out = events.from_unit(best_u.cpu().numpy())
     return np.asarray(events.clip(out), np.float64)
+
+
+FILL_SCALES = (0.0, 0.25, 0.5, 1.0, 2.0)
+"""Scales of a fill tile's fitted gain that :func:`_select_fill` chooses from."""
+FILL_LOG_FLOOR = 1e-14
+"""Power floor (amplitude-scaled, ≈ −140 dB) inside the log of the tile selection's distance."""
+
+
+def _select_fill(
+    gains: np.ndarray,
+    unit_bins: list[tuple[int, np.ndarray]],
+    tile_a: list[int],
+    seg_fr: int,
+    mag2: np.ndarray,
+    model: np.ndarray,
+    bin_of: np.ndarray,
+) -> np.ndarray:
+    """Rescale fill gains ``[K·J]`` (band-major) tile by tile, each by the factor in :data:`FILL_SCALES`
+    that minimises the mean ``|log10 P_model − log10 P_input|`` over its band's bins and two segments of
+    frames from its start, given the events and every other tile.
+
+    ``unit_bins[k]``: ``(b0, power)``, band ``k``'s unit tile power ``[M, bins]`` from frame 0 and bin
+    ``b0``; ``tile_a[j]``: segment ``j``'s first frame; ``mag2``/``model``: input and event power
+    ``[C, M, B]`` (channels summed); ``bin_of``: the first bin of each band edge ``[K + 1]``.  The
+    benchmark's mrstft is this distance on the decoded audio: fill goes where the input has a noise floor
+    the events leave empty, and stays out of the gaps between clean partials.
+    """
+    log_in = np.log10(mag2.sum(axis=0) + FILL_LOG_FLOOR)
+    n_obs = log_in.shape[0]
+    n_j = len(tile_a)
+    total = model.sum(axis=0).astype(np.float64) + FILL_LOG_FLOOR
+
+    def add(t: int, scale: float) -> None:
+        b0, unit = unit_bins[t // n_j]
+        a = tile_a[t % n_j]
+        m = min(unit.shape[0], n_obs - a)
+        if m > 0:
+            total[a : a + m, b0 : b0 + unit.shape[1]] += scale * unit[:m]
+
+    for t in np.nonzero(gains > 0)[0]:
+        add(int(t), float(gains[t]))
+    out = gains.copy()
+    for t in np.nonzero(gains > 0)[0]:
+        k, a = int(t) // n_j, tile_a[int(t) % n_j]
+        b0, unit = unit_bins[k]
+        lo, hi = int(bin_of[k]) - b0, int(bin_of[k + 1]) - b0
+        r1 = min(a + 2 * seg_fr, a + unit.shape[0], n_obs)
+        if hi <= lo or r1 <= a:
+            continue
+        own = out[t] * unit[: r1 - a, lo:hi]
+        rest = np.maximum(total[a:r1, b0 + lo : b0 + hi] - own, FILL_LOG_FLOOR)
+        ref = log_in[a:r1, b0 + lo : b0 + hi]
+        dist = [float(np.abs(np.log10(rest + s * own) - ref).mean()) for s in FILL_SCALES]
+        scale = FILL_SCALES[int(np.argmin(dist))]
+        add(int(t), (scale - 1.0) * float(out[t]))
+        out[t] *= scale
+    np.maximum(out, 0.0, out=out)
+    return out
 
 
 def _pool_frames(x: np.ndarray, factor: int, n_rows: int) -> np.ndarray:

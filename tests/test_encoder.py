@@ -196,8 +196,11 @@ def test_hybrid_init_adds_the_network_onsets() -> None:
         assert near.any(), (ti, p)
     name, init = encoder.make_initialiser(s, SR)
     assert name == "hybrid" and isinstance(init, encoder.HybridInit)
-    hints = init.hints(x.mean(axis=0), SR, 16)
+    hints, prior = init.cues(x.mean(axis=0), SR, 16)
     assert hints.ndim == 1 and np.all(np.diff(hints) > 0)
+    grid = np.arange(24.0, 108.0, 0.5)
+    p = prior(1.1, grid)  # the network's pitch map at the second note
+    assert p.shape == grid.shape and np.all((p >= 0) & (p <= 1))
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs fluidsynth")

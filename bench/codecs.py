@@ -265,8 +265,8 @@ class CeilingCodec(Codec):
 
 def default_codecs(quick: bool = False) -> list[Codec]:
     """The rows: spev (default: --kbps 4), spev --refine 30 (the best mode), spev --init hybrid (the
-    proposal network's onsets examined too: the network against the plain analysis, same steps and
-    budget), --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling.
+    proposal network's onsets and pitch map guide the analysis: the network against the plain analysis,
+    same steps and budget), --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling.
 
     ``spev-4k`` is not a row of its own: the CLI's default rate is 4 kbps, so the ``spev`` row is it."""
     spev: list[Codec] = [SpevCodec("spev")]

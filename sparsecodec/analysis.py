@@ -27,8 +27,7 @@ amplitude ``A`` shows a peak bin magnitude ``≈ A`` and power ``≈ A²``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -144,8 +143,45 @@ SLOW_ONSET_GAP = 8
 """A slow-flux peak within this many onset frames (46 ms) of a fast one is the same onset."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
-PitchPrior = Callable[[float, np.ndarray], np.ndarray]
-"""``prior(t0_s, pitches)``: probability ``float[P]`` of each candidate pitch (MIDI) at onset ``t0_s``."""
+
+
+@dataclass
+class Cues:
+    """What a second detector (the proposal network) reads in a residual, on the residual's clock.
+
+    ``onset``: probability per frame ``float[T]``; ``pitch``: probabilities ``float[P, T]`` of the pitches
+    ``pitch_grid`` (MIDI ``float[P]``); frame ``t`` is at ``offset_s + t · frame_s`` seconds.
+    """
+
+    onset: np.ndarray
+    pitch: np.ndarray
+    pitch_grid: np.ndarray
+    frame_s: float
+    offset_s: float = 0.0
+    hint_min: float = 0.2
+    """Onset peaks at least this probable are examined as onsets (hints)."""
+
+    def shifted(self, dt_s: float) -> Cues:
+        """The same cues on a clock ``dt_s`` seconds later (a residual padded in front by ``dt_s``)."""
+        return replace(self, offset_s=self.offset_s + dt_s)
+
+    def _frame(self, t_s: float) -> int:
+        return int(np.clip(round((t_s - self.offset_s) / self.frame_s), 0, self.onset.shape[0] - 1))
+
+    def hints(self) -> np.ndarray:
+        """Times (s) of the local maxima of the onset probability at or above :attr:`hint_min`."""
+        o = np.asarray(self.onset, np.float64)
+        if o.size < 3:
+            return np.zeros(0)
+        m = np.flatnonzero((o[1:-1] >= o[:-2]) & (o[1:-1] > o[2:]) & (o[1:-1] >= self.hint_min)) + 1
+        return self.offset_s + m * self.frame_s
+
+    def pitch_prior(self, t_s: float, pitches: np.ndarray) -> np.ndarray:
+        """Probability ``float[len(pitches)]`` of each pitch (MIDI) within ±1 frame of ``t_s``."""
+        f = self._frame(t_s)
+        p = np.asarray(self.pitch[:, max(0, f - 1) : f + 2], np.float64).max(axis=1)
+        return np.asarray(np.interp(pitches, self.pitch_grid, p))
+
 
 HINT_MERGE_FRAMES = 4
 """An onset hint within this many onset frames (23 ms at 44.1 kHz) of a flux peak is the same onset."""
@@ -225,23 +261,23 @@ class Analyzer:
         sample_rate: int,
         max_events: int,
         exclude: np.ndarray | None = None,
-        hints: np.ndarray | None = None,
-        pitch_prior: PitchPrior | None = None,
+        cues: Cues | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Events in a mono residual ``float32[n]`` → ``(vectors float64[K,32], times_s[K], scores[K])``.
 
         At most one event per onset; ``scores`` is the new-energy power the event is expected to explain
         (largest first).  Times are seconds from the start of ``residual``.  ``exclude`` (``float[K, 2]``:
         time_s, pitch) lists pitched events already found: their harmonics are ignored at their onsets, so
-        what they left over is not proposed again and the notes under them are.  ``hints`` (``float[H]``,
-        seconds) are onset times from elsewhere (the proposal network) examined as well as the flux peaks.
+        what they left over is not proposed again and the notes under them are.  ``cues`` (the proposal
+        network's reading of the same residual, :class:`Cues`): its onsets are examined as well as the flux
+        peaks, and its pitch map weights the harmonic salience of each onset's f0.
         """
         if sample_rate != self.sr:
             raise ValueError(f"analyser built for {self.sr} Hz, got {sample_rate} Hz")
         x = np.asarray(residual, dtype=np.float32).reshape(-1)
         po = np.abs(stft(x, self.res_o)) ** 2
         pa = np.abs(stft(x, self.res_a)) ** 2
-        return self.propose_from_power(po, pa, max_events, exclude, hints, pitch_prior)
+        return self.propose_from_power(po, pa, max_events, exclude, cues)
 
     def propose_from_power(
         self,
@@ -249,8 +285,7 @@ class Analyzer:
         pa: np.ndarray,
         max_events: int,
         exclude: np.ndarray | None = None,
-        hints: np.ndarray | None = None,
-        pitch_prior: PitchPrior | None = None,
+        cues: Cues | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`propose`, from residual power spectrograms at the onset and analysis resolutions."""
         empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
@@ -265,6 +300,7 @@ class Analyzer:
             if peaks.size:
                 slow = slow[np.abs(slow[:, None] - peaks[None, :]).min(axis=1) > SLOW_ONSET_GAP]
             peaks = np.unique(np.concatenate([peaks, slow]))
+        hints = None if cues is None else cues.hints()
         if hints is not None and len(hints):
             # a hint near a flux peak adds nothing; the others are examined like flux peaks
             hm = np.rint(np.asarray(hints, np.float64) / frame_s).astype(np.int64)
@@ -295,7 +331,7 @@ class Analyzer:
                 break
         vecs, times, scores = [], [], []
         for score, t0, attack, new in kept:
-            prior = None if pitch_prior is None else pitch_prior(t0, self.cand_pitch)
+            prior = None if cues is None else cues.pitch_prior(t0, self.cand_pitch)
             v = self._estimate(fr, t0, attack, new, prior)
             vecs.append(v)
             times.append(max(t0, 0.0))

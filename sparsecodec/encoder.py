@@ -201,52 +201,39 @@ def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, 
     return "analysis", analysis.Analyzer(sample_rate)
 
 
-USE_PRIOR = False
-"""Whether the hybrid passes the network's pitch map to the analysis as a prior on each onset's f0 (off:
-with the shipped weights it cost notes 0.04 ViSQOL, docs/encoder.md)."""
 HINT_MIN_SCORE = 0.2
-"""Network onsets weaker than this (onset probability) are not passed to the analysis as hints."""
+"""Network onsets at least this probable are examined by the analysis as onsets (hints)."""
 
 
 @dataclass
 class HybridInit:
-    """The analysis, guided by the proposal network run once per window on its first residual: the
-    network's onsets are examined as well as the flux peaks (it finds slow attacks that spectral flux
-    misses), and its pitch map weights the analysis' harmonic salience at each onset (fewer octave and
-    fifth errors); the analysis fits every vector."""
+    """The analysis, guided by the proposal network run once per window on its first residual
+    (:class:`analysis.Cues`): the network's onsets are examined as well as the flux peaks (it finds slow
+    attacks that spectral flux misses) and its pitch map weights the analysis' f0 salience at each onset
+    (fewer octave errors); the analysis fits every vector."""
 
     analyzer: analysis.Analyzer
     net: Any
 
-    def cues(
-        self, mono: np.ndarray, sample_rate: int, max_events: int
-    ) -> tuple[np.ndarray, analysis.PitchPrior]:
-        """``(hints, pitch_prior)`` for a window's mono residual: onset times ``float64[H]`` (s from the
-        start of ``mono``) and the network's pitch probabilities at a time (same clock)."""
+    def cues(self, mono: np.ndarray, sample_rate: int) -> analysis.Cues:
+        """The network's maps of a window's mono residual ``float[n]`` (clock: s from ``mono[0]``)."""
         from . import proposal  # type: ignore[attr-defined,unused-ignore]
 
-        feats = proposal.features(np.asarray(mono, np.float32), sample_rate)
-        maps = self.net.maps(feats)
-        _v, times, scores = self.net.propose_features(
-            feats, mono.size / sample_rate, max_events, first_half=False, maps=maps
+        maps = self.net.maps(proposal.features(np.asarray(mono, np.float32), sample_rate))
+        return analysis.Cues(
+            onset=np.asarray(maps.onset, np.float64),
+            pitch=np.asarray(maps.pitch, np.float64),
+            pitch_grid=proposal.PITCH_GRID,
+            frame_s=proposal.HOP / proposal.ANALYSIS_RATE,
+            hint_min=HINT_MIN_SCORE,
         )
-        hints = np.unique(np.asarray(times, np.float64)[np.asarray(scores) >= HINT_MIN_SCORE])
-        pitch = np.asarray(maps.pitch, np.float64)  # [P, T]
-        frame_s = proposal.HOP / proposal.ANALYSIS_RATE
-
-        def prior(t0: float, pitches: np.ndarray) -> np.ndarray:
-            f = int(np.clip(round(t0 / frame_s), 0, pitch.shape[1] - 1))
-            p = pitch[:, max(0, f - 1) : f + 2].max(axis=1)
-            return np.asarray(np.interp(pitches, proposal.PITCH_GRID, p))
-
-        return hints, prior
 
     def propose(
         self, residual: np.ndarray, sample_rate: int, max_events: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The analysis' proposals for ``residual`` with the network's cues."""
-        hints, prior = self.cues(residual, sample_rate, 4 * max_events)
-        return self.analyzer.propose(residual, sample_rate, max_events, hints=hints, pitch_prior=prior)
+        cues = self.cues(residual, sample_rate)
+        return self.analyzer.propose(residual, sample_rate, max_events, cues=cues)
 
 
 def _load_network() -> Initialiser | None:
@@ -367,14 +354,14 @@ class WindowEncoder:
         found_t: list[int] = []
         found_e: list[float] = []
         best = 0.0
-        cues: tuple[np.ndarray, analysis.PitchPrior] | None = None
+        cues: analysis.Cues | None = None
         for _ in range(max(1, self.settings.rounds)):
             if len(found_v) >= budget:
                 break
             resid = self._residual_audio(spec, mag2, model)
             mono = resid.mean(axis=0)
             if cues is None and isinstance(self.init, HybridInit):  # once per window, on the first residual
-                cues = self.init.cues(mono, sr, 4 * budget)
+                cues = self.init.cues(mono, sr)
             k = budget - len(found_v)
             vecs, times, _scores = self._propose(mono, k, found_v, found_t, start, cues)
             model_before = model.copy()
@@ -432,7 +419,7 @@ class WindowEncoder:
         found_v: list[np.ndarray],
         found_t: list[int],
         start: int,
-        cues: tuple[np.ndarray, analysis.PitchPrior] | None = None,
+        cues: analysis.Cues | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ask the initialiser for up to ``k`` events (the analyser also learns what was found).
 
@@ -450,15 +437,9 @@ class WindowEncoder:
             exclude = np.asarray(ex, np.float64).reshape(-1, 2)
             if pad:
                 mono = np.concatenate([np.zeros(pad, np.float32), mono])
-            hints, prior = cues if cues is not None else (None, None)
-            if hints is not None:
-                hints = hints + pad / self.sr
-            if prior is not None and pad:
-                unpadded = prior
-                prior = lambda t0, pitches: unpadded(t0 - pad / self.sr, pitches)  # noqa: E731
-            vecs, times, scores = analyzer.propose(
-                mono, self.sr, k, exclude=exclude, hints=hints, pitch_prior=prior if USE_PRIOR else None
-            )
+            if cues is not None and pad:
+                cues = cues.shifted(pad / self.sr)
+            vecs, times, scores = analyzer.propose(mono, self.sr, k, exclude=exclude, cues=cues)
             return vecs, np.maximum(times - pad / self.sr, 0.0), scores
         return self.init.propose(mono, self.sr, k)
 

@@ -196,11 +196,14 @@ def test_hybrid_init_adds_the_network_onsets() -> None:
         assert near.any(), (ti, p)
     name, init = encoder.make_initialiser(s, SR)
     assert name == "hybrid" and isinstance(init, encoder.HybridInit)
-    hints, prior = init.cues(x.mean(axis=0), SR, 16)
+    cues = init.cues(x.mean(axis=0), SR)
+    hints = cues.hints()
     assert hints.ndim == 1 and np.all(np.diff(hints) > 0)
+    assert all(np.abs(hints - t).min() < 0.03 for t in times)  # the network hears every note
     grid = np.arange(24.0, 108.0, 0.5)
-    p = prior(1.1, grid)  # the network's pitch map at the second note
+    p = cues.pitch_prior(1.1, grid)  # the network's pitch map at the second note
     assert p.shape == grid.shape and np.all((p >= 0) & (p <= 1))
+    assert np.array_equal(cues.shifted(0.5).pitch_prior(1.6, grid), p)
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs fluidsynth")

@@ -348,3 +348,20 @@ def test_kbps_controls_events_and_fill_covers_dense_texture() -> None:
     assert d_on < 0.7 * d_off, (d_on, d_off)
     # levels are not biased low: the decode's power within 3.2 dB of the input's
     assert abs(10 * np.log10(np.mean(y_on**2) / np.mean(x**2))) < 3.2
+
+
+def test_fill_selection_fills_noise_floors_and_not_the_gaps_between_partials() -> None:
+    """``_select_fill`` keeps a tile where the input has a noise floor the events leave empty, and drops
+    one that would put noise between clean partials the events already explain."""
+    m, b = 40, 64
+    mag2 = np.full((1, m, b), 1e-12, np.float32)
+    model = np.zeros((1, m, b), np.float32)
+    mag2[0, :, :32] = 1e-4  # band 0: a noise floor, nothing explains it
+    mag2[0, :, 32::4] = 1.0  # band 1: clean partials ...
+    model[0, :, 32::4] = 1.0  # ... that the events explain
+    unit = [(0, np.full((m, 48), 1e-4)), (16, np.full((m, 48), 1e-4))]  # each tile spills into its neighbour
+    out = encoder._select_fill(np.array([1.0, 1.0]), unit, [0], 20, mag2, model, np.array([0, 32, 64]))
+    assert out[0] == 1.0 and out[1] == 0.0
+    # too loud a fit is turned down
+    out = encoder._select_fill(np.array([8.0, 0.0]), unit, [0], 20, mag2, model, np.array([0, 32, 64]))
+    assert 0.0 < out[0] <= 4.0

@@ -175,9 +175,9 @@ Renderer = Callable[..., np.ndarray]
 
 
 DEFAULT_INIT: str | None = "analysis"
-"""What ``init=None`` means: ``"analysis"``, ``"network"`` or ``None`` (the network when weights are
-shipped).  The analysis for now: on fluidsynth piano/guitar phrases and a synthetic mix (docs/encoder.md)
-the shipped network gave a worse mrstft (0.47/0.57/0.77 vs 0.42/0.44/0.63) at a quarter of the speed."""
+"""What ``init=None`` means: ``"analysis"``, ``"hybrid"``, ``"network"`` or ``None`` (the network when
+weights are shipped).  The analysis for now: in the benchmark (docs/benchmark.md) the hybrid wins note F1
+(0.71 vs 0.67) and music mrstft, ties music and notes ViSQOL, loses speech, at 0.6-0.8x the encode speed."""
 
 
 def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, Initialiser]:

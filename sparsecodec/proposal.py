@@ -58,6 +58,8 @@ PITCH_LO_MIDI = 12.0
 PITCH_BINS_PER_SEMITONE = 2
 N_PITCH = 217
 """Pitch classes of the pitch head: MIDI 12.0 .. 120.0 in half semitones."""
+PITCH_GRID = PITCH_LO_MIDI + np.arange(N_PITCH) / PITCH_BINS_PER_SEMITONE
+"""MIDI pitch of each row of :attr:`Proposal.pitch`."""
 FLOOR_DB = -100.0
 WEIGHTS_NAME = "proposal.safetensors"
 MAX_WEIGHTS_BYTES = 64 << 20
@@ -372,19 +374,17 @@ class ProposalNet:
         first_half: bool = True,
         min_score: float = 0.02,
         max_pitches: int = 3,
-        maps: Proposal | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`propose` on precomputed features ``float32[N_BANDS, T]`` of ``duration_s`` seconds.
 
         Pitch: at each onset peak, harmonic summation over the energy that is *new* at the onset
         (:func:`onset_salience`), weighted by the network's pitch map, gives up to ``max_pitches``
-        candidates by iterative cancellation of the chosen notes' harmonics.  ``maps``: the network's
-        output for ``feats`` when already computed (:meth:`maps`).
+        candidates by iterative cancellation of the chosen notes' harmonics.
         """
         empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
         if max_events <= 0:
             return empty
-        out = self.maps(feats) if maps is None else maps
+        out = self.maps(feats)
         onset, pitch, unit = out.onset.astype(np.float64), out.pitch.astype(np.float64), out.unit
         t_frames = onset.shape[0]
         limit_s = duration_s / (2.0 if first_half else 1.0)
@@ -467,10 +467,6 @@ def _onset_pitches(
         for k in range(1, HS_HARMONICS + 1):  # cancel this note's harmonics before the next pick
             amp[np.abs(_BAND_PITCH - (p + 12.0 * math.log2(k))) <= 0.75] = 0.0
     return out
-
-
-PITCH_GRID = PITCH_LO_MIDI + np.arange(N_PITCH) / PITCH_BINS_PER_SEMITONE
-"""MIDI pitch of each row of :attr:`Proposal.pitch`."""
 
 
 def _peaks_1d(x: np.ndarray, threshold: float) -> list[int]:

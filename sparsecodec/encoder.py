@@ -67,6 +67,10 @@ FILL_REL_FLOOR = 0.1
 """Floor (× mean residual) added to each row's residual in the fit's weights."""
 FILL_GAIN = 2.0
 """Scale on the fitted fill gains (the relative-error fit under-fills: +3 dB measured best on music)."""
+FILL_SCALES = (0.0, 0.25, 0.5, 1.0, 2.0)
+"""Scales of a fill tile's fitted gain that :func:`_select_fill` chooses from."""
+FILL_LOG_FLOOR = 1e-14
+"""Power floor (amplitude-scaled, ≈ −140 dB) inside the log of the tile selection's distance."""
 
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
@@ -616,6 +620,7 @@ class WindowEncoder:
         if float(r.sum()) <= 0.0:
             return empty
         cols = np.zeros((n_k * n_j, n_rows, n_q))
+        tile_a = [int(s0) // res.hop for s0 in seg_starts]  # each segment's first frame
         unit_bins: list[tuple[int, np.ndarray]] = []  # per band: first bin, unit tile power [M, bins]
         bin_of = np.searchsorted(freqs, edges)
         for k in range(n_k):
@@ -626,8 +631,7 @@ class WindowEncoder:
             b0, b1 = bin_of[max(k - 1, 0)], bin_of[min(k + 2, n_k)]  # the band and its neighbours
             unit_bins.append((int(b0), p_bins[:, b0:b1].copy()))
             e2 = p_bins @ pool  # [M, Q], frames from 0
-            for j, s0 in enumerate(seg_starts):
-                a = int(s0) // res.hop
+            for j, a in enumerate(tile_a):
                 m = min(e2.shape[0], n_obs - a)
                 if m <= 0:
                     continue
@@ -637,7 +641,6 @@ class WindowEncoder:
         w = 1.0 / (r + FILL_REL_FLOOR * float(r.mean()) + 1e-20)
         a_mat = (cols * w[None]).reshape(len(cols), -1).T
         gains, _ = nnls(a_mat, (w * r).ravel(), maxiter=50 * len(cols))
-        tile_a = [int(s0) // res.hop for s0 in seg_starts]
         obs = (mag2[:, :n_obs], model[:, :n_obs])
         gains = _select_fill(gains * FILL_GAIN, unit_bins, tile_a, seg_fr, *obs, bin_of)
         vecs, times = [], []
@@ -847,12 +850,6 @@ def refine_events(
     return np.asarray(events.clip(out), np.float64)
 
 
-FILL_SCALES = (0.0, 0.25, 0.5, 1.0, 2.0)
-"""Scales of a fill tile's fitted gain that :func:`_select_fill` chooses from."""
-FILL_LOG_FLOOR = 1e-14
-"""Power floor (amplitude-scaled, ≈ −140 dB) inside the log of the tile selection's distance."""
-
-
 def _select_fill(
     gains: np.ndarray,
     unit_bins: list[tuple[int, np.ndarray]],
@@ -884,10 +881,11 @@ def _select_fill(
         if m > 0:
             total[a : a + m, b0 : b0 + unit.shape[1]] += scale * unit[:m]
 
-    for t in np.nonzero(gains > 0)[0]:
+    live = np.nonzero(gains > 0)[0]
+    for t in live:
         add(int(t), float(gains[t]))
     out = gains.copy()
-    for t in np.nonzero(gains > 0)[0]:
+    for t in live:
         k, a = int(t) // n_j, tile_a[int(t) % n_j]
         b0, unit = unit_bins[k]
         lo, hi = int(bin_of[k]) - b0, int(bin_of[k + 1]) - b0
@@ -901,7 +899,6 @@ def _select_fill(
         scale = FILL_SCALES[int(np.argmin(dist))]
         add(int(t), (scale - 1.0) * float(out[t]))
         out[t] *= scale
-    np.maximum(out, 0.0, out=out)
     return out
 
 

@@ -143,6 +143,11 @@ SLOW_ONSET_GAP = 8
 """A slow-flux peak within this many onset frames (46 ms) of a fast one is the same onset."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
+PRIOR_SALIENCE_RATIO = 0.5
+"""A pitch prior only chooses among f0 candidates with at least this share of the best harmonic salience."""
+PRIOR_HARM_TOL = 0.15
+"""The prior's f0 is kept when its harmonicity is at most this much below that of the f0 found without it
+(otherwise the prior pulled the f0 off the partials: on speech, which the network never saw, it did)."""
 
 
 @dataclass
@@ -431,7 +436,7 @@ class Analyzer:
         y = ndimage.maximum_filter1d(np.sqrt(mag), size=3)
         sal = (self.cand_weight * y[self.cand_bins]).sum(axis=1)
         if prior is not None:
-            sal = sal * (PRIOR_FLOOR + prior)
+            sal = np.where(sal >= PRIOR_SALIENCE_RATIO * sal.max(), sal * (PRIOR_FLOOR + prior), 0.0)
         best = int(np.argmax(sal))
         f0 = float(events.pitch_to_hz(self.cand_pitch[best]))
         # refine from the partial peaks (parabolic interpolation on log power)
@@ -486,13 +491,23 @@ class Analyzer:
         score2 = max(0.0, (harm2 - cover2) / max(1.0 - cover2, 1e-6))
         return f0, score if score2 < 0.7 else max(score, 0.56)
 
+    def _f0_with_prior(self, new: np.ndarray, prior: np.ndarray | None) -> tuple[float, float]:
+        """:meth:`_f0` guided by a pitch prior (``float[len(cand_pitch)]`` or ``None``): the prior's choice
+        stands unless its harmonicity is more than :data:`PRIOR_HARM_TOL` below the unguided f0's."""
+        f0, harm = self._f0(new)
+        if prior is not None:
+            f0_p, harm_p = self._f0(new, prior=prior)
+            if harm_p >= harm - PRIOR_HARM_TOL:
+                return f0_p, harm_p
+        return f0, harm
+
     def _estimate(
         self, fr: _Frames, t0: float, attack: float, new: np.ndarray, prior: np.ndarray | None = None
     ) -> np.ndarray:
         """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``."""
         v = events.defaults(1)[0]
         v[_C["attack"]] = attack
-        f0, harm = self._f0(new, prior=prior)
+        f0, harm = self._f0_with_prior(new, prior)
         total = float(new.sum())
         pitched = harm > 0.55 and f0 < self.f_max
         if pitched:

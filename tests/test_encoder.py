@@ -365,3 +365,25 @@ def test_fill_selection_fills_noise_floors_and_not_the_gaps_between_partials() -
     # too loud a fit is turned down
     out = encoder._select_fill(np.array([8.0, 0.0]), unit, [0], 20, mag2, model, np.array([0, 32, 64]))
     assert 0.0 < out[0] <= 4.0
+
+
+def test_pitch_prior_breaks_ties_but_cannot_pull_f0_off_the_partials() -> None:
+    """A pitch prior picks among f0s that explain the partials equally (the octave below a tone with all
+    harmonics), but a prior on the octave above, which explains only the even partials, is overruled."""
+    a = analysis.Analyzer(SR)
+    new = np.zeros(a.res_a.n_fft // 2 + 1)
+    f0 = float(events.pitch_to_hz(57.0))
+    for k in range(1, 13):
+        new[round(k * f0 / a.bin_hz)] = 1.0 / k
+
+    def prior_at(p: float) -> np.ndarray:
+        return np.exp(-0.5 * ((a.cand_pitch - p) / 0.5) ** 2)
+
+    def pitch(hz: float) -> float:
+        return float(events.hz_to_pitch(hz))
+
+    assert abs(pitch(a._f0(new)[0]) - 57.0) < 0.25
+    assert abs(pitch(a._f0_with_prior(new, prior_at(45.0))[0]) - 45.0) < 0.25  # a tie: the prior decides
+    assert abs(pitch(a._f0(new, prior=prior_at(69.0))[0]) - 69.0) < 0.25  # unguarded, it would move
+    f0_g, harm_g = a._f0_with_prior(new, prior_at(69.0))
+    assert abs(pitch(f0_g) - 57.0) < 0.25 and harm_g > 0.9

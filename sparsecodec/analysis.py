@@ -141,6 +141,10 @@ SLOW_ONSET_DELTA = 0.6
 """Threshold of the slow flux's peaks over its moving median (dB)."""
 SLOW_ONSET_GAP = 8
 """A slow-flux peak within this many onset frames (46 ms) of a fast one is the same onset."""
+ONSET_GRID_S = 0.0005
+"""Onset times are fitted on this grid (s) ..."""
+ONSET_GRID_COARSE_S = 0.002
+"""... after a first pass on this coarser one (the template error is smooth in the onset time)."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
 PRIOR_SALIENCE_RATIO = 0.5
@@ -165,6 +169,8 @@ class Cues:
     offset_s: float = 0.0
     hint_min: float = 0.2
     """Onset peaks at least this probable are examined as onsets (hints)."""
+    hint_times: np.ndarray | None = None
+    """When set, the hints (s, this clock) instead of the onset map's peaks (see :meth:`keep_hints`)."""
 
     def shifted(self, dt_s: float) -> Cues:
         """The same cues on a clock ``dt_s`` seconds later (a residual padded in front by ``dt_s``)."""
@@ -174,12 +180,23 @@ class Cues:
         return int(np.clip(round((t_s - self.offset_s) / self.frame_s), 0, self.onset.shape[0] - 1))
 
     def hints(self) -> np.ndarray:
-        """Times (s) of the local maxima of the onset probability at or above :attr:`hint_min`."""
+        """Times (s) of the local maxima of the onset probability at or above :attr:`hint_min` (or
+        :attr:`hint_times` when set)."""
+        if self.hint_times is not None:
+            return np.asarray(self.hint_times, np.float64)
         o = np.asarray(self.onset, np.float64)
         if o.size < 3:
             return np.zeros(0)
         m = np.flatnonzero((o[1:-1] >= o[:-2]) & (o[1:-1] > o[2:]) & (o[1:-1] >= self.hint_min)) + 1
         return self.offset_s + m * self.frame_s
+
+    def keep_hints(self, found_s: np.ndarray, tol_s: float) -> Cues:
+        """The same cues with only the hints within ``tol_s`` of a time in ``found_s`` (s, this clock): a
+        hint that gave no event in one round is not examined again (it costs a fit each round)."""
+        h = self.hints()
+        f = np.asarray(found_s, np.float64).reshape(-1)
+        keep = np.abs(h[:, None] - f[None, :]).min(axis=1) <= tol_s if f.size else np.zeros(h.size, bool)
+        return replace(self, hint_times=h[keep])
 
     def pitch_prior(self, t_s: float, pitches: np.ndarray) -> np.ndarray:
         """Probability ``float[len(pitches)]`` of each pitch (MIDI) within ±1 frame of ``t_s``."""
@@ -370,18 +387,26 @@ class Analyzer:
         centres = (np.arange(use.size) + start) * hop / self.sr  # s
         t_pk = float(centres[min(pk, use.size - 1)])
         tpl = self._templates()
-        # candidate onsets: from 60 ms before the peak frame to the peak frame
-        t0s = t_pk - np.arange(0.0, 0.3, 0.0005)
-        d = centres[None, :] - t0s[:, None]  # [T, M] seconds from onset to frame centre
-        idx = np.clip(np.rint((d - tpl.d0) * self.sr).astype(np.int64), 0, tpl.curves.shape[1] - 1)
-        pred = tpl.curves[:, idx]  # [A, T, M]
-        num = (pred * use).sum(axis=-1)
-        den = (pred * pred).sum(axis=-1)
-        scale = num / np.maximum(den, 1e-30)
-        err = (use * use).sum() - scale * num
-        err = np.where(scale > 0, err, np.inf)
-        ia, it = np.unravel_index(int(np.argmin(err)), err.shape)
-        return float(t0s[it]), float(tpl.attacks[ia])
+
+        def fit(t0s: np.ndarray) -> tuple[float, int, int]:
+            """Least-squares error, attack index and onset index of the best template over ``t0s``."""
+            d = centres[None, :] - t0s[:, None]  # [T, M] seconds from onset to frame centre
+            idx = np.clip(np.rint((d - tpl.d0) * self.sr).astype(np.int64), 0, tpl.curves.shape[1] - 1)
+            pred = tpl.curves[:, idx]  # [A, T, M]
+            num = (pred * use).sum(axis=-1)
+            den = (pred * pred).sum(axis=-1)
+            scale = num / np.maximum(den, 1e-30)
+            err = np.where(scale > 0, (use * use).sum() - scale * num, np.inf)
+            ia, it = np.unravel_index(int(np.argmin(err)), err.shape)
+            return float(err[ia, it]), int(ia), int(it)
+
+        # candidate onsets: up to 300 ms before the peak frame, on a coarse grid, then finely around the best
+        coarse = t_pk - np.arange(0.0, 0.3, ONSET_GRID_COARSE_S)
+        _, _, it = fit(coarse)
+        fine = coarse[it] + np.arange(-ONSET_GRID_COARSE_S, ONSET_GRID_COARSE_S + 1e-9, ONSET_GRID_S)
+        fine = fine[(fine <= t_pk) & (fine > t_pk - 0.3)]
+        _, ia, it = fit(fine)
+        return float(fine[it]), float(tpl.attacks[ia])
 
     def _templates(self) -> _Templates:
         """Envelope templates for :meth:`_onset_time` (built once per analyser)."""

@@ -207,6 +207,8 @@ def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, 
 
 HINT_MIN_SCORE = 0.2
 """Network onsets at least this probable are examined by the analysis as onsets (hints)."""
+HINT_KEEP_S = 0.05
+"""A hint stays for the next round only if an event was found within this many seconds of it."""
 
 
 @dataclass
@@ -385,6 +387,8 @@ class WindowEncoder:
                 n_new += 1
             if n_new == 0:
                 break
+            if cues is not None:  # hints that found nothing are not examined again
+                cues = cues.keep_hints((np.asarray(found_t[-n_new:]) - start) / sr, HINT_KEEP_S)
             # the round's events: local refinement, then their exact (full-support) power replaces the
             # calibration renders' (which covered only CALIBRATION_SPAN_S of each event)
             new_v, new_t = np.stack(found_v[-n_new:]), np.asarray(found_t[-n_new:], np.int64)

@@ -264,16 +264,16 @@ class CeilingCodec(Codec):
 
 
 def default_codecs(quick: bool = False) -> list[Codec]:
-    """The rows: spev (default: --kbps 4), spev --refine 30 (the best mode), spev --init hybrid (the
-    proposal network's onsets and pitch map guide the analysis: the network against the plain analysis,
-    same steps and budget), --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling.
+    """The rows: spev (default: --kbps 4, the analysis guided by the proposal network), spev --refine 30
+    (the best mode), spev --init analysis (the same encoder without the network: same steps and budget),
+    --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling.
 
     ``spev-4k`` is not a row of its own: the CLI's default rate is 4 kbps, so the ``spev`` row is it."""
     spev: list[Codec] = [SpevCodec("spev")]
     if not quick:  # the variants skip the long track (it tests streaming + memory; keeps the run short)
         spev += [
             SpevCodec("spev-refine", refine=30, skip_categories=("long",)),
-            SpevCodec("spev-network", extra_args=("--init", "hybrid"), skip_categories=("long",)),
+            SpevCodec("spev-analysis", extra_args=("--init", "analysis"), skip_categories=("long",)),
             SpevCodec("spev-2k", kbps=2, skip_categories=("long",)),
             SpevCodec("spev-8k", kbps=8, skip_categories=("long",)),
         ]

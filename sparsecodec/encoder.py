@@ -86,11 +86,19 @@ def window_samples(sample_rate: int) -> int:
     return 2 * hop_samples(sample_rate)
 
 
+def resolve_init(init: str | None = None) -> str:
+    """The initialiser ``init`` names: ``None`` is :data:`DEFAULT_INIT`, or ``"analysis"`` when no proposal
+    weights are shipped."""
+    if init is not None:
+        return init
+    return DEFAULT_INIT if _weights_path() is not None else "analysis"
+
+
 def weights_hash(init: str | None = None) -> str:
     """sha256 (hex) of the shipped proposal weights file, or ``"none"`` when there is none or the
     initialiser ``init`` (``None``: :data:`DEFAULT_INIT`) does not use it (provenance for the header)."""
     path = _weights_path()
-    if path is None or (init or DEFAULT_INIT) == "analysis":
+    if path is None or resolve_init(init) == "analysis":
         return "none"
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -98,8 +106,8 @@ def weights_hash(init: str | None = None) -> str:
 def encoder_id(init: str | None = None) -> str:
     """The encoder id recorded in the header: :data:`ENCODER_ID`, or with ``+hybrid``/``+network`` when
     the proposal network takes part."""
-    mode = init or DEFAULT_INIT
-    return ENCODER_ID if mode in (None, "analysis") else f"{ENCODER_ID}+{mode}"
+    mode = resolve_init(init)
+    return ENCODER_ID if mode == "analysis" else f"{ENCODER_ID}+{mode}"
 
 
 def _weights_path() -> Path | None:
@@ -121,7 +129,7 @@ class EncoderSettings:
     local_steps: int = 0
     """Joint Adam steps on the window's events when ``refine_steps`` is 0 (cheap refinement); 0 = off."""
     init: str | None = None
-    """``"network"`` or ``"analysis"``; ``None``: :data:`DEFAULT_INIT` (the analysis today)."""
+    """``"hybrid"``, ``"network"`` or ``"analysis"``; ``None``: :data:`DEFAULT_INIT` (the hybrid)."""
     seed: int = 0
     """Seed for anything stochastic (nothing is, today: kept for provenance and the network)."""
     rounds: int = 6
@@ -178,31 +186,25 @@ class Initialiser(Protocol):
 Renderer = Callable[..., np.ndarray]
 
 
-DEFAULT_INIT: str | None = "analysis"
-"""What ``init=None`` means: ``"analysis"``, ``"hybrid"``, ``"network"`` or ``None`` (the network when
-weights are shipped).  The analysis for now: in the benchmark (docs/benchmark.md) the hybrid wins note F1
-(0.71 vs 0.67) and music mrstft, ties music and notes ViSQOL, loses speech, at 0.6-0.8x the encode speed."""
+DEFAULT_INIT = "hybrid"
+"""What ``init=None`` means (when the proposal weights are shipped): the analysis guided by the network.
+In the benchmark (docs/benchmark.md) it beats the plain analysis on music, notes and speech at the same
+budget and steps."""
 
 
 def make_initialiser(settings: EncoderSettings, sample_rate: int) -> tuple[str, Initialiser]:
     """``(name, initialiser)`` for ``settings.init`` (``None``: :data:`DEFAULT_INIT`)."""
-    mode = settings.init
-    if mode not in (None, "network", "analysis", "hybrid"):
-        raise UsageError(f"unknown encoder init {mode!r}: use 'hybrid', 'network' or 'analysis'")
-    if mode is None:
-        mode = DEFAULT_INIT
+    if settings.init not in (None, "network", "analysis", "hybrid"):
+        raise UsageError(f"unknown encoder init {settings.init!r}: use 'hybrid', 'network' or 'analysis'")
+    mode = resolve_init(settings.init)
+    if mode == "analysis":
+        return "analysis", analysis.Analyzer(sample_rate)
+    net = _load_network()
+    if net is None:
+        raise UsageError(f"init={mode!r} but no proposal network is available")
     if mode == "hybrid":
-        net = _load_network()
-        if net is None:
-            raise UsageError("init='hybrid' but no proposal network is available")
         return "hybrid", HybridInit(analysis.Analyzer(sample_rate), net)
-    if mode == "network" or (mode is None and _weights_path() is not None):
-        net = _load_network()
-        if net is not None:
-            return "network", net
-        if mode == "network":
-            raise UsageError("init='network' but no proposal network is available")
-    return "analysis", analysis.Analyzer(sample_rate)
+    return "network", net
 
 
 HINT_MIN_SCORE = 0.2

@@ -43,8 +43,8 @@ def encoder_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--init",
             type=click.Choice(["analysis", "hybrid", "network"]),
             default=None,
-            help="What proposes events: the spectral analysis (default), 'hybrid' (the analysis, also "
-            "examining the proposal network's onsets) or 'network' (the network alone).",
+            help="What proposes events: 'hybrid' (default: the spectral analysis guided by the proposal "
+            "network's onsets and pitch map), 'analysis' (no network) or 'network' (the network alone).",
         ),
         click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Add a tag (repeatable)."),
     ]

@@ -170,7 +170,7 @@ class Cues:
     hint_min: float = 0.2
     """Onset peaks at least this probable are examined as onsets (hints)."""
     hint_times: np.ndarray | None = None
-    """When set, the hints (s, this clock) instead of the onset map's peaks (see :meth:`keep_hints`)."""
+    """When set, the hints (s after ``offset_s``) instead of the onset map's peaks (:meth:`keep_hints`)."""
 
     def shifted(self, dt_s: float) -> Cues:
         """The same cues on a clock ``dt_s`` seconds later (a residual padded in front by ``dt_s``)."""
@@ -183,7 +183,7 @@ class Cues:
         """Times (s) of the local maxima of the onset probability at or above :attr:`hint_min` (or
         :attr:`hint_times` when set)."""
         if self.hint_times is not None:
-            return np.asarray(self.hint_times, np.float64)
+            return self.offset_s + np.asarray(self.hint_times, np.float64)
         o = np.asarray(self.onset, np.float64)
         if o.size < 3:
             return np.zeros(0)
@@ -196,7 +196,7 @@ class Cues:
         h = self.hints()
         f = np.asarray(found_s, np.float64).reshape(-1)
         keep = np.abs(h[:, None] - f[None, :]).min(axis=1) <= tol_s if f.size else np.zeros(h.size, bool)
-        return replace(self, hint_times=h[keep])
+        return replace(self, hint_times=h[keep] - self.offset_s)
 
     def pitch_prior(self, t_s: float, pitches: np.ndarray) -> np.ndarray:
         """Probability ``float[len(pitches)]`` of each pitch (MIDI) within ±1 frame of ``t_s``."""
@@ -388,8 +388,8 @@ class Analyzer:
         t_pk = float(centres[min(pk, use.size - 1)])
         tpl = self._templates()
 
-        def fit(t0s: np.ndarray) -> tuple[float, int, int]:
-            """Least-squares error, attack index and onset index of the best template over ``t0s``."""
+        def fit(t0s: np.ndarray) -> tuple[int, int]:
+            """Attack index and onset index of the best template (least squares) over ``t0s``."""
             d = centres[None, :] - t0s[:, None]  # [T, M] seconds from onset to frame centre
             idx = np.clip(np.rint((d - tpl.d0) * self.sr).astype(np.int64), 0, tpl.curves.shape[1] - 1)
             pred = tpl.curves[:, idx]  # [A, T, M]
@@ -398,14 +398,14 @@ class Analyzer:
             scale = num / np.maximum(den, 1e-30)
             err = np.where(scale > 0, (use * use).sum() - scale * num, np.inf)
             ia, it = np.unravel_index(int(np.argmin(err)), err.shape)
-            return float(err[ia, it]), int(ia), int(it)
+            return int(ia), int(it)
 
         # candidate onsets: up to 300 ms before the peak frame, on a coarse grid, then finely around the best
         coarse = t_pk - np.arange(0.0, 0.3, ONSET_GRID_COARSE_S)
-        _, _, it = fit(coarse)
+        _, it = fit(coarse)
         fine = coarse[it] + np.arange(-ONSET_GRID_COARSE_S, ONSET_GRID_COARSE_S + 1e-9, ONSET_GRID_S)
         fine = fine[(fine <= t_pk) & (fine > t_pk - 0.3)]
-        _, ia, it = fit(fine)
+        ia, it = fit(fine)
         return float(fine[it]), float(tpl.attacks[ia])
 
     def _templates(self) -> _Templates:

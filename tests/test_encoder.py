@@ -211,6 +211,9 @@ def test_hybrid_init_adds_the_network_onsets() -> None:
     p = cues.pitch_prior(1.1, grid)  # the network's pitch map at the second note
     assert p.shape == grid.shape and np.all((p >= 0) & (p <= 1))
     assert np.array_equal(cues.shifted(0.5).pitch_prior(1.6, grid), p)
+    kept = cues.keep_hints(np.array([times[1]]), 0.03)  # only the hint that found the second note stays
+    assert kept.hints().size == 1 and abs(kept.hints()[0] - times[1]) < 0.03
+    np.testing.assert_allclose(kept.shifted(0.5).hints(), kept.hints() + 0.5)  # on the padded clock too
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs fluidsynth")

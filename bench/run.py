@@ -266,7 +266,7 @@ def run_benchmark(
     t0 = time.perf_counter()
     meta: dict[str, Any] = machine_info()
     meta.update(
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         quick=quick,
         devset_dir=str(devset_dir),
         devset_seed=SEED,

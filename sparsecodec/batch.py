@@ -214,7 +214,7 @@ def clean_stale_temps(dst: str | Path) -> int:
 
 
 def _utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 class Manifest:

@@ -12,11 +12,21 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import click
 
 ProgressFn = Callable[[float], None]
+
+
+def binary_stdin() -> BinaryIO:
+    """The process's standard input as bytes (looked up on each call: click's test runner swaps it)."""
+    return sys.stdin.buffer
+
+
+def binary_stdout() -> BinaryIO:
+    """The process's standard output as bytes (looked up on each call: click's test runner swaps it)."""
+    return sys.stdout.buffer
 
 
 def _colour_allowed(stream: TextIO) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli import verbosity_options
+from ..console import binary_stdin, binary_stdout
 from . import STDIO, Job, console_for, plan_jobs, run_jobs
 
 
@@ -87,7 +88,7 @@ def decode(
         from ..codec import decode_file
 
         assert job.dst is not None
-        stdout = click.get_binary_stream("stdout")
+        stdout = binary_stdout()
         if job.dst == STDIO:
             if stdout.isatty():
                 raise UsageError("refusing to write audio to a terminal (redirect stdout)")
@@ -96,7 +97,7 @@ def decode(
             dst_fmt = fmt or Path(job.dst).suffix.lower().lstrip(".")
             if dst_fmt not in ("wav", "flac"):
                 raise UsageError(f"{job.dst}: unknown output type (use .wav or .flac, or --format)")
-        src = click.get_binary_stream("stdin") if job.src == STDIO else job.src
+        src = binary_stdin() if job.src == STDIO else job.src
         dst = stdout if job.dst == STDIO else job.dst
         with console.progress(f"decoding {job.src}") as progress:
             r = decode_file(

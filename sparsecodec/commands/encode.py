@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..cli import verbosity_options
+from ..console import binary_stdin, binary_stdout
 from . import STDIO, Job, console_for, plan_jobs, run_jobs
 
 REFINE_DEFAULT_STEPS = 30
@@ -119,10 +120,10 @@ def encode(
         from ..errors import UsageError
 
         assert job.dst is not None
-        stdout = click.get_binary_stream("stdout")
+        stdout = binary_stdout()
         if job.dst == STDIO and stdout.isatty():
             raise UsageError("refusing to write a .spev file to a terminal (redirect stdout)")
-        src = click.get_binary_stream("stdin") if job.src == STDIO else job.src
+        src = binary_stdin() if job.src == STDIO else job.src
         dst = stdout if job.dst == STDIO else job.dst
         with console.progress(f"encoding {job.src}") as progress:
             r = encode_file(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..cli import verbosity_options
+from ..console import binary_stdout
 from . import console_for
 
 
@@ -46,7 +47,7 @@ def command(
         suffix = Path(output).suffix.lower() if output and output != "-" else ""
         fmt = {".csv": "csv", ".mid": "midi", ".midi": "midi", ".smf": "midi"}.get(suffix, "json")
     if output is None or output == "-":
-        stdout = click.get_binary_stream("stdout")
+        stdout = binary_stdout()
         if fmt == "midi" and stdout.isatty():
             raise UsageError("refusing to write binary MIDI to a terminal (use -o FILE or redirect stdout)")
         data = export_bytes(src, fmt, pitch_bend=pitch_bend)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..cli import verbosity_options
+from ..console import binary_stdin
 from . import STDIO, Job, console_for, run_jobs
 
 
@@ -67,7 +68,7 @@ def inspect(ctx: click.Context, paths: tuple[str, ...], as_json: bool, with_even
 
     def work(job: Job) -> None:
         name = "<stdin>" if job.src == STDIO else job.src
-        src = click.get_binary_stream("stdin") if job.src == STDIO else job.src
+        src = binary_stdin() if job.src == STDIO else job.src
         info, listed = read_info(src, name=name, with_events=with_events)
         if as_json:
             doc = asdict(info)

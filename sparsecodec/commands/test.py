@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..cli import verbosity_options
+from ..console import binary_stdin
 from . import STDIO, Job, console_for, run_jobs
 
 
@@ -27,7 +28,7 @@ def test(ctx: click.Context, paths: tuple[str, ...]) -> None:
     console = console_for(ctx)
 
     def work(job: Job) -> None:
-        src = click.get_binary_stream("stdin") if job.src == STDIO else job.src
+        src = binary_stdin() if job.src == STDIO else job.src
         n = verify_file(src)
         console.result(f"{'<stdin>' if job.src == STDIO else job.src}: ok ({n} chunks)")
 

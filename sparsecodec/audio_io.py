@@ -13,8 +13,10 @@ not depend on block boundaries or seeks.  No torch import here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -96,11 +98,21 @@ class AudioReader:
     """Read an audio file (path or seekable binary file) in blocks of ``float32[channels, k]``.
 
     Raises :class:`~sparsecodec.errors.InputError` for a missing, unreadable, empty, too long or
-    more-than-stereo input.  Use as a context manager.
+    more-than-stereo input, and while reading for damage: a WAV or FLAC holding fewer samples than its header
+    declares, a decode error libsndfile reports mid-stream, NaN or infinite samples.  With ``ignore_errors``
+    the reader keeps what is sound instead (it stops at the damage, NaN/Inf become 0) and notes each repair in
+    :attr:`warnings`.  Samples beyond [-1, 1] are clipped, with a warning.  Use as a context manager.
     """
 
-    def __init__(self, src: str | Path | BinaryIO, name: str | None = None) -> None:
+    def __init__(
+        self, src: str | Path | BinaryIO, name: str | None = None, *, ignore_errors: bool = False
+    ) -> None:
         import soundfile as sf
+
+        self.ignore_errors = ignore_errors
+        self.warnings: list[str] = []
+        """What was repaired or cut short (``ignore_errors`` only), one line each."""
+        self.frames_read = 0
 
         self.name = name or (str(src) if isinstance(src, (str, Path)) else getattr(src, "name", "<stream>"))
         if isinstance(src, (str, Path)):
@@ -116,6 +128,7 @@ class AudioReader:
             raise InputError(f"{self.name}: cannot read audio ({_sf_message(exc)})") from None
         try:
             self.info = self._make_info()
+            self.declared_frames = self._declared_frames(src)
         except BaseException:
             self._f.close()
             raise
@@ -140,19 +153,80 @@ class AudioReader:
             tags = {}
         return AudioInfo(rate, channels, frames, str(f.format), str(f.subtype), tags)
 
+    def _declared_frames(self, src: str | BinaryIO) -> int | None:
+        """Frames the header promises, where the format states it reliably (WAV, FLAC); else ``None``.
+
+        libsndfile shortens a cut-off WAV's length to what the file holds, so the RIFF ``data`` size is read
+        here; a FLAC's STREAMINFO count is what libsndfile reports.  OGG declares no length.
+        """
+        fmt = self.info.format
+        if fmt == "FLAC":
+            return self.info.frames
+        if fmt != "WAV":
+            return None
+        if isinstance(src, str):
+            with open(src, "rb") as f:
+                head = f.read(WAV_HEAD_BYTES)
+        else:
+            pos = src.tell()
+            head = src.read(WAV_HEAD_BYTES)
+            src.seek(pos)
+        return wav_declared_frames(head)
+
+    def _damaged(self, what: str) -> None:
+        """Stop on damage: raise, or (``ignore_errors``) note it and let the caller keep what was read."""
+        if not self.ignore_errors:
+            raise InputError(f"{self.name}: {what} (--ignore-errors encodes what is there)")
+        self.warnings.append(f"{self.name}: {what}; kept what is there")
+
+    def _sanitised(self, data: np.ndarray) -> np.ndarray:
+        """``data`` with NaN/Inf refused (or zeroed) and out-of-range floats clipped to [-1, 1]."""
+        finite = np.isfinite(data)
+        if not finite.all():
+            bad = int(np.argmin(finite.all(axis=0)))
+            at = (self.frames_read + bad) / self.info.sample_rate
+            if not self.ignore_errors:
+                raise InputError(
+                    f"{self.name}: NaN or infinite samples at {at:.2f} s (--ignore-errors zeroes them)"
+                )
+            if not any("NaN" in w for w in self.warnings):
+                self.warnings.append(f"{self.name}: NaN or infinite samples from {at:.2f} s replaced by 0")
+            data = np.where(finite, data, np.float32(0.0))
+        if np.abs(data).max(initial=0.0) > 1.0:
+            if not any("clipped" in w for w in self.warnings):
+                at = self.frames_read / self.info.sample_rate
+                self.warnings.append(
+                    f"{self.name}: samples beyond full scale from {at:.2f} s clipped to [-1, 1]"
+                )
+            data = np.clip(data, -1.0, 1.0)
+        return data
+
     def blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
-        """Yield ``float32[channels, k]`` blocks from the start to the end of the file."""
+        """Yield ``float32[channels, k]`` blocks from the start to the end of the file.
+
+        Raises :class:`InputError` at damage (see the class); :attr:`frames_read` counts what was yielded.
+        """
         import soundfile as sf
 
         self._f.seek(0)
+        self.frames_read = 0
+        rate = self.info.sample_rate
         while True:
             try:
                 data = self._f.read(block_frames, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise InputError(f"{self.name}: cannot read audio ({_sf_message(exc)})") from None
-            if data.shape[0] == 0:
+                self._damaged(f"damaged input at {self.frames_read / rate:.2f} s ({_sf_message(exc)})")
                 return
-            yield np.ascontiguousarray(data.T)
+            if data.shape[0] == 0:
+                break
+            block = self._sanitised(np.ascontiguousarray(data.T))
+            self.frames_read += block.shape[1]
+            yield block
+        if self.declared_frames is not None and self.frames_read < self.declared_frames:
+            self._damaged(
+                f"truncated input: header declares {self.declared_frames / rate:.2f} s, "
+                f"file holds {self.frames_read / rate:.2f} s"
+            )
 
     def close(self) -> None:
         """Close the underlying file."""
@@ -163,6 +237,30 @@ class AudioReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+WAV_HEAD_BYTES = 1 << 16
+"""Bytes of a WAV's start searched for its ``data`` chunk."""
+WAV_UNKNOWN_SIZES = frozenset({0, 0xFFFFFFFF})
+"""``data`` sizes that mean "unknown" (a WAV written to a pipe by sox or ffmpeg): never called truncated."""
+
+
+def wav_declared_frames(head: bytes) -> int | None:
+    """Frames a RIFF/WAVE header's ``data`` chunk declares, from the file's first bytes; ``None`` when the
+    size is unknown (pipe-written), the header is not plain RIFF/WAVE, or no ``data`` chunk is in ``head``."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if cid == b"fmt " and pos + 22 <= len(head):
+            block_align = struct.unpack_from("<H", head, pos + 20)[0]
+        elif cid == b"data":
+            if size in WAV_UNKNOWN_SIZES or block_align <= 0:
+                return None
+            return int(size // block_align)
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def _sf_message(exc: BaseException) -> str:
@@ -391,14 +489,59 @@ def format_for(path: str | Path | None, fmt: str | None = None) -> str:
 # ------------------------------------------------------------------------------------ atomic outputs
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
-    """Write ``path`` via a temporary file in the same folder, renamed over it only on success.
+OutputKind = Literal["new", "file", "special", "link", "dir"]
 
-    On any exception (``KeyboardInterrupt`` included) the temporary file is removed and nothing is left
-    behind.  Raises :class:`~sparsecodec.errors.OutputExistsError` when the folder cannot be written.
+
+def output_kind(path: str | Path) -> OutputKind:
+    """What writing ``path`` would meet: nothing yet, a regular file, a special file to write through (a
+    device, FIFO or socket, or a link to one, such as ``/dev/stdout``), another symbolic link, or a folder."""
+    p = Path(path)
+    if p.is_symlink():
+        try:
+            target = os.stat(p)
+        except OSError:
+            return "link"  # dangling
+        return "special" if not (stat.S_ISREG(target.st_mode) or stat.S_ISDIR(target.st_mode)) else "link"
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        return "new"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "special"
+
+
+def ensure_writable(path: str | Path, force: bool) -> None:
+    """Raise :class:`OutputExistsError` when writing ``path`` is refused: a folder; an existing file without
+    ``force``; a symbolic link (spev never replaces a link by a file).  Special files (``/dev/stdout``, a
+    FIFO) are written through, with or without ``force``.  :func:`atomic_output` checks again at the end."""
+    kind = output_kind(path)
+    if kind == "dir":
+        raise OutputExistsError(f"{path}: is a directory")
+    if kind == "link":
+        raise OutputExistsError(f"{path}: is a symbolic link (write to its target instead)")
+    if kind == "file" and not force:
+        raise OutputExistsError(f"{path}: exists (use --force to overwrite)")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """Write ``path`` via a temporary file in the same folder, moved into place only on success.
+
+    On any exception (``KeyboardInterrupt`` and SIGTERM included, see :mod:`sparsecodec.procs`) the temporary
+    file is removed and nothing is left behind.  ``overwrite=False`` decides "exists" at the final step, with
+    no-replace semantics (a hard link, then the temporary is unlinked), so two writers never clobber each
+    other: the second gets :class:`~sparsecodec.errors.OutputExistsError`.  A special file (``/dev/stdout``,
+    a FIFO, a device) is written directly, never replaced; a symbolic link is refused
+    (:func:`ensure_writable`).
     """
     path = Path(path)
+    kind = output_kind(path)
+    if kind == "special":
+        with open(path, "wb") as direct:
+            yield direct
+        return
+    ensure_writable(path, force=overwrite)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
@@ -411,17 +554,26 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         os.chmod(tmp_name, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             yield f
-        os.replace(tmp_name, path)
-    except BaseException:
+        _move_into_place(tmp_name, path, overwrite)
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        raise
 
 
-def ensure_writable(path: str | Path, force: bool) -> None:
-    """Raise :class:`OutputExistsError` when ``path`` exists (and ``force`` is false) or is a folder."""
-    p = Path(path)
-    if p.is_dir():
-        raise OutputExistsError(f"{p}: is a directory")
-    if p.exists() and not force:
-        raise OutputExistsError(f"{p}: exists (use --force to overwrite)")
+def _move_into_place(tmp_name: str, path: Path, overwrite: bool) -> None:
+    """``tmp_name`` becomes ``path``: replacing it (``overwrite``) or only if nothing is there by then."""
+    if overwrite:
+        if output_kind(path) == "link":  # appeared since the start: never replace a link by a file
+            raise OutputExistsError(f"{path}: is a symbolic link (write to its target instead)")
+        os.replace(tmp_name, path)
+        return
+    try:
+        os.link(tmp_name, path)  # fails if path exists, atomically: the no-replace rename
+    except FileExistsError:
+        raise OutputExistsError(f"{path}: exists (use --force to overwrite)") from None
+    except OSError as exc:  # a filesystem without hard links: the check and the rename are then two steps
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if output_kind(path) != "new":
+            raise OutputExistsError(f"{path}: exists (use --force to overwrite)") from None
+        os.replace(tmp_name, path)

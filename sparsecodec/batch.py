@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from . import procs
 from .errors import BatchError, InputError, OutputExistsError, SpevError, UsageError
 
 Mode = Literal["encode", "decode"]
@@ -304,8 +305,10 @@ def _dst_lock(dst: Path) -> Iterator[None]:
 _CODEC_FUNCS = {"encode": "sparsecodec.codec:encode_file", "decode": "sparsecodec.codec:decode_file"}
 
 
-def _limit_threads(threads: int) -> None:
-    """Cap math-library threads in this process (worker initializer; before torch/numpy start their pools)."""
+def _init_worker(threads: int) -> None:
+    """Worker initializer: die with the parent, clean up on SIGTERM (:func:`procs.worker_init`), and cap
+    math-library threads (before torch/numpy start their pools)."""
+    procs.worker_init()
     n = str(max(1, threads))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = n
@@ -393,11 +396,12 @@ def convert_one(
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        res = fn(src, str(tmp), **options)
-        _set_torch_threads(max(1, threads))  # the codec may have imported torch just now
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
+        with procs.worker_temp(str(tmp)):
+            res = fn(src, str(tmp), **options)
+            _set_torch_threads(max(1, threads))  # the codec may have imported torch just now
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, dst)
         result.status = "ok"
         result.duration, result.kbps = _describe(mode, src, dst, res)
     except SpevError as exc:
@@ -442,7 +446,7 @@ def _run_local(
     first = True
     while queue or suspects:
         pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=_limit_threads, initargs=(threads,)
+            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
         )
         inflight: dict[Future[FileResult], tuple[Job, bool]] = {}  # future -> (job, run alone?)
         try:
@@ -482,7 +486,10 @@ def _run_local(
                         continue
                     on_result(result)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Interrupted (Ctrl-C, SIGTERM) or failing: stop the workers now, so none finishes a file after
+            # the lock is released; each removes its temporary output (procs.worker_init).
+            procs.stop_workers(getattr(pool, "_processes", None) or {})
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
 

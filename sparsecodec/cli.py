@@ -18,6 +18,7 @@ import click
 
 from . import __version__
 from .errors import SpevError
+from .procs import interrupt_exit, terminate_like_interrupt
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("sparsecodec.commands.encode:encode", "Encode audio files to .spev."),
@@ -107,9 +108,10 @@ class SpevGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except KeyboardInterrupt:
-            click.echo("spev: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            code, message = interrupt_exit(exc)
+            click.echo(message, err=True)
+            ctx.exit(code)
         except SpevError as exc:
             if ctx.meta.get("spev.verbose"):
                 traceback.print_exc(file=sys.stderr)
@@ -144,12 +146,14 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (``spev``)."""
+    """Console-script entry point (``spev``): SIGTERM is handled like Ctrl-C (clean-up, then exit 143)."""
+    terminate_like_interrupt()
     try:
         cli.main(args=argv, prog_name="spev")
-    except KeyboardInterrupt:  # Ctrl-C outside a command body (e.g. during import)
-        click.echo("spev: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # outside a command body (e.g. during import)
+        code, message = interrupt_exit(exc)
+        click.echo(message, err=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class EncodeResult:
     kbps: float
     """Whole-file bit rate: ``bytes * 8 / duration_s / 1000``."""
     tags: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Damage in the input that ``ignore_errors`` let through (truncation, NaN/Inf, clipping), a line each."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,11 @@ class DecodeResult:
 
 
 @contextlib.contextmanager
-def _output(dst: Source) -> Iterator[BinaryIO]:
-    """A binary file object for ``dst``: an atomic temporary for paths, ``dst`` itself otherwise."""
+def _output(dst: Source, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A binary file object for ``dst``: an atomic temporary for paths (see :func:`audio_io.atomic_output`
+    for ``overwrite``), ``dst`` itself otherwise."""
     if isinstance(dst, (str, Path)):
-        with audio_io.atomic_output(dst) as f:
+        with audio_io.atomic_output(dst, overwrite=overwrite) as f:
             yield f
     else:
         yield dst
@@ -156,6 +159,8 @@ def encode_file(
     device: str = "cpu",
     progress: Progress | None = None,
     init: str | None = None,
+    ignore_errors: bool = False,
+    overwrite: bool = True,
 ) -> EncodeResult:
     """Encode audio ``src`` to a ``.spev`` at ``dst``.
 
@@ -165,7 +170,11 @@ def encode_file(
     ``refine`` adds that many joint optimisation steps per window; ``init`` picks what proposes events
     (``"analysis"``, ``"hybrid"``, ``"network"``; default: the encoder's); ``tags`` are merged over the input
     file's own metadata (title, artist...).  ``progress`` receives the fraction done in [0, 1].
-    Raises :class:`~sparsecodec.errors.InputError` for unreadable audio, ``UsageError`` for bad options.
+    Raises :class:`~sparsecodec.errors.InputError` for unreadable audio, and for damaged audio (a WAV/FLAC
+    shorter than its header says, a decode error mid-stream, NaN/Inf samples) unless ``ignore_errors``, which
+    encodes what is sound and lists the damage in ``EncodeResult.warnings``; ``UsageError`` for bad options.
+    Nothing is left at a path ``dst`` when it raises; ``overwrite=False`` refuses (``OutputExistsError``) a
+    ``dst`` that exists when the output is complete, without replacing it.
     """
     if kbps is not None and not (0.05 <= kbps <= 1000.0):
         raise UsageError(f"--kbps {kbps}: choose a value between 0.05 and 1000")
@@ -178,7 +187,7 @@ def encode_file(
     with contextlib.ExitStack() as stack:
         if not isinstance(src, (str, Path)) and not audio_io.is_seekable(src):
             src = stack.enter_context(audio_io.spool(src))
-        reader = stack.enter_context(audio_io.AudioReader(src))
+        reader = stack.enter_context(audio_io.AudioReader(src, ignore_errors=ignore_errors))
         info = reader.info
         from . import container, encoder  # after the input is known to be good: the encoder is heavy
 
@@ -206,7 +215,7 @@ def encode_file(
         )
         blocks = audio_io.resample_blocks(reader.blocks(), info.sample_rate, rate, info.channels)
         n_events = n_chunks = 0
-        out = stack.enter_context(_output(dst))
+        out = stack.enter_context(_output(dst, overwrite))
         writer = container.Writer(out, header)
         n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
         stream = encoder.encode_stream(
@@ -239,6 +248,7 @@ def encode_file(
         bytes=n_bytes,
         kbps=n_bytes * 8.0 / duration / 1000.0,
         tags=all_tags,
+        warnings=list(reader.warnings),
     )
 
 
@@ -280,6 +290,7 @@ def decode_file(
     device: str = "cpu",
     ignore_errors: bool = False,
     progress: Progress | None = None,
+    overwrite: bool = True,
 ) -> DecodeResult:
     """Decode a ``.spev`` ``src`` to WAV or FLAC at ``dst``.
 
@@ -318,7 +329,7 @@ def decode_file(
         n_out = last - first
         channels = int(h.channels)
 
-        out = stack.enter_context(_output(dst))
+        out = stack.enter_context(_output(dst, overwrite))
         writer = audio_io.open_writer(out, fmt, out_rate, channels, n_out, bits)
         workers = _decode_workers(src, device, ignore_errors, n_out / out_rate)
         if workers > 1:

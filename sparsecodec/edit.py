@@ -455,7 +455,7 @@ def write_events(dst: str | Path, header: Any, ev: Events, *, force: bool, entry
     n_out = int(sum(len(c.times) for c in chunks))
     if entry is not None:
         entry["events_out"] = n_out
-    with atomic_output(dst) as f:
+    with atomic_output(dst, overwrite=force) as f:
         writer = Writer(f, new_header)
         for chunk in chunks:
             writer.write_chunk(chunk)

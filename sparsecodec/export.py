@@ -217,7 +217,7 @@ def export_file(
         from .audio_io import atomic_output, ensure_writable
 
         ensure_writable(dst, force)
-        with atomic_output(dst) as f:
+        with atomic_output(dst, overwrite=force) as f:
             f.write(data)
     else:
         dst.write(data)

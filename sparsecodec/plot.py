@@ -207,6 +207,6 @@ def plot_file(
     _, ev = read_events(src)
     audio = read_source(source) if source is not None else None
     fig = figure(ev, source=audio, title=f"{Path(src).name}: {len(ev)} events, {ev.duration_s:.2f} s")
-    with atomic_output(dst) as f:
+    with atomic_output(dst, overwrite=force) as f:
         fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
     return dst

@@ -49,7 +49,7 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int, bits: str, force: bool)
     from .audio_io import atomic_output, ensure_writable, open_writer
 
     ensure_writable(path, force)
-    with atomic_output(path) as f:
+    with atomic_output(path, overwrite=force) as f:
         writer = open_writer(f, "wav", rate, audio.shape[0], audio.shape[1], bits)
         writer.write(audio)
         writer.close()
@@ -164,7 +164,7 @@ def decode_stems(
         from .audio_io import atomic_output, ensure_writable
 
         ensure_writable(index_path, force)
-        with atomic_output(index_path) as f:
+        with atomic_output(index_path, overwrite=force) as f:
             doc = {"source": Path(src).name, "sample_rate": out_rate, "stems": index}
             f.write((json.dumps(doc, indent=1) + "\n").encode("utf-8"))
         written.append(index_path)

@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from ..console import Console
-from ..errors import BatchError, OutputExistsError, SpevError, UsageError
+from ..errors import BatchError, SpevError, UsageError
 
 STDIO = "-"
 
@@ -132,6 +132,8 @@ def run_jobs(
     check_output: bool = True,
 ) -> None:
     """Run ``work`` on every job, applying the overwrite and exit-status policy of the module docstring."""
+    from ..audio_io import ensure_writable, output_kind
+
     many = len(jobs) > 1
     failed = skipped = 0
     for job in jobs:
@@ -141,16 +143,14 @@ def run_jobs(
                 raise job.error
             if check_output and job.dst is not None and job.dst != STDIO:
                 dst = Path(job.dst)
-                if job.src != STDIO and dst.exists() and dst.resolve() == Path(job.src).resolve():
+                kind = output_kind(dst)
+                if job.src != STDIO and kind == "file" and dst.resolve() == Path(job.src).resolve():
                     raise UsageError(f"{job.src}: output would overwrite the input")
-                if dst.is_dir():
-                    raise OutputExistsError(f"{dst}: is a directory")
-                if dst.exists() and not force:
-                    if many:
-                        console.info(f"skipping {job.src}: {dst} exists (use --force to overwrite)")
-                        skipped += 1
-                        continue
-                    raise OutputExistsError(f"{dst}: exists (use --force to overwrite)")
+                if kind == "file" and not force and many:
+                    console.info(f"skipping {job.src}: {dst} exists (use --force to overwrite)")
+                    skipped += 1
+                    continue
+                ensure_writable(dst, force)  # atomic_output decides again at the end, with no-replace
                 dst.parent.mkdir(parents=True, exist_ok=True)
             work(job)
         except SpevError as exc:

@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     from ..errors import SpevError
+    from ..procs import EXIT_SIGINT, interrupt_exit, terminate_like_interrupt
 
+    terminate_like_interrupt()
     try:
         rc = batch.main(args=argv, prog_name="spev batch", standalone_mode=False)
     except SpevError as exc:
@@ -196,10 +198,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("spev: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("spev: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_SIGINT)
+    except KeyboardInterrupt as exc:
+        code, message = interrupt_exit(exc)
+        click.echo(message, err=True)
+        sys.exit(code)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -111,6 +111,7 @@ def decode(
                 device=device,
                 ignore_errors=ignore_errors,
                 progress=progress,
+                overwrite=force,
             )
         if r.lost_chunks:
             lost = ", ".join(str(i) for i in r.lost_chunks)

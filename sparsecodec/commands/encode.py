@@ -76,6 +76,11 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("-d", "--outdir", metavar="OUTDIR", help="Write outputs into this folder (like cp -t).")
 @click.option("-r", "--recursive", is_flag=True, help="Encode the audio files inside folder inputs.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option(
+    "--ignore-errors",
+    is_flag=True,
+    help="Encode what is sound in a damaged input (truncated, NaN samples) and warn, instead of failing.",
+)
 @encoder_options
 @click.option(
     "--device",
@@ -92,6 +97,7 @@ def encode(
     outdir: str | None,
     recursive: bool,
     force: bool,
+    ignore_errors: bool,
     kbps: float | None,
     events_per_second: float | None,
     refine: int,
@@ -136,7 +142,11 @@ def encode(
                 tags=tag_map,
                 device=device,
                 progress=progress,
+                overwrite=force,
+                ignore_errors=ignore_errors,
             )
+        for line in r.warnings:
+            console.warn(line)
         console.info(
             f"{job.src} -> {job.dst}: {r.duration_s:.2f} s, {r.events} events "
             f"({r.events / max(r.duration_s, 1e-9):.1f}/s), {r.bytes} bytes, {r.kbps:.2f} kbps"

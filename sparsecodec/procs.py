@@ -1,0 +1,96 @@
+"""Process hygiene: SIGTERM handled like Ctrl-C, and worker processes that die with their parent.
+
+``spev`` turns SIGTERM into :class:`Terminated`, a :class:`KeyboardInterrupt`, so every clean-up path that
+Ctrl-C takes (temporary outputs removed, batch locks released, pools shut down) runs for ``kill`` too; the
+exit status then follows the shell convention, 128 + the signal number.  No torch import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Iterable, Iterator
+from types import FrameType
+
+EXIT_SIGINT = 128 + signal.SIGINT
+"""Exit status after Ctrl-C (130)."""
+EXIT_SIGTERM = 128 + signal.SIGTERM
+"""Exit status after SIGTERM (143)."""
+_PR_SET_PDEATHSIG = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program happens to be (a :class:`KeyboardInterrupt`, so clean-up runs)."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def terminate_like_interrupt() -> None:
+    """From now on SIGTERM raises :class:`Terminated` in the main thread (call from the main thread)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def interrupt_exit(exc: KeyboardInterrupt) -> tuple[int, str]:
+    """``(exit status, one-line message)`` for an interrupt: 143 "terminated" or 130 "interrupted"."""
+    if isinstance(exc, Terminated):
+        return EXIT_SIGTERM, "spev: terminated"
+    return EXIT_SIGINT, "spev: interrupted"
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this (worker) process when its parent dies, even by SIGKILL.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere a no-op.  If the parent is already gone when this runs
+    the worker exits at once.  With ``sig=SIGTERM`` the worker's own clean-up runs (see
+    :func:`terminate_like_interrupt`).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(EXIT_SIGTERM)
+
+
+_worker_temps: set[str] = set()
+"""Temporary outputs a worker is writing now, removed if it is told to stop."""
+
+
+@contextlib.contextmanager
+def worker_temp(path: str) -> Iterator[None]:
+    """While inside, a SIGTERM to this worker removes ``path`` before the worker exits."""
+    _worker_temps.add(path)
+    try:
+        yield
+    finally:
+        _worker_temps.discard(path)
+
+
+def _worker_stop(signum: int, frame: FrameType | None) -> None:
+    for path in list(_worker_temps):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    os._exit(128 + signum)
+
+
+def worker_init() -> None:
+    """Initializer for worker processes.  Ctrl-C is the parent's business (it stops the pool); SIGTERM (from
+    the parent stopping the pool, or from the kernel when the parent dies) removes the worker's temporary
+    outputs and exits at once, so no worker outlives its parent or writes after it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_stop)
+    die_with_parent()
+
+
+def stop_workers(pids: Iterable[int]) -> None:
+    """SIGTERM each live worker process in ``pids`` (they clean up and exit; see :func:`worker_init`)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 import msgpack
 import numpy as np
@@ -52,6 +52,14 @@ MAX_CHUNK_RAW_BYTES = 1 << 23
 """Largest decompressed chunk body, bytes."""
 MAX_EVENTS_PER_CHUNK = 1 << 16
 MAX_CHUNKS = 1 << 20
+"""Bound on chunks in a file, and on the hops of its declared length (``ceil(length / hop_samples)``)."""
+MAX_DURATION_S = 86_400.0
+"""Default bound (s) on the duration ``n_samples / sample_rate``: 24 h (``max_duration_s`` raises it)."""
+MAX_EVENTS_PER_S = 1000
+"""Bound on the event rate (events/s): per chunk (``length / time_rate`` seconds, at least 1 s) and over the
+whole file (``max(duration, 1 s)``).  The encoder writes 20-60/s and never more than 200/s."""
+MAX_EVENTS = 1 << 25
+"""Bound on the events of one file (33 554 432: 24 h at the encoder's ceiling of 200/s is 17.3 M)."""
 MAX_INDEX_BYTES = 4 + 28 * MAX_CHUNKS
 MAX_TIME = 1 << 48
 """Bound on any time or length in samples at ``time_rate`` (and on ``n_samples``)."""
@@ -220,6 +228,50 @@ class IndexEntry:
     start: int
     length: int
     n_events: int
+
+
+_INDEX_DTYPE = np.dtype(
+    [("offset", "<u8"), ("index", "<u4"), ("start", "<u8"), ("length", "<u4"), ("n_events", "<u4")]
+)
+"""One packed 28-byte index entry (the file's layout, §5)."""
+
+
+class ChunkIndex(Sequence[IndexEntry]):
+    """The chunk index as a read-only sequence of :class:`IndexEntry`, stored packed (28 bytes per entry,
+    ``numpy`` structured array ``rows``): :data:`MAX_CHUNKS` entries cost 28 MiB, not millions of objects."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> IndexEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[IndexEntry]: ...
+    def __getitem__(self, i: int | slice) -> IndexEntry | list[IndexEntry]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        r = self.rows[i]
+        return IndexEntry(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChunkIndex):
+            return bool(np.array_equal(self.rows, other.rows))
+        if isinstance(other, Sequence):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChunkIndex({len(self)} entries)"
+
+    @property
+    def n_events(self) -> int:
+        """Events over all entries."""
+        return int(self.rows["n_events"].sum(dtype=np.int64))
 
 
 @dataclass
@@ -455,19 +507,26 @@ def encode_chunk_payload(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
     return fixed + data, n
 
 
-def decode_chunk_payload(payload: bytes, widths: np.ndarray) -> Chunk:
-    """Frame payload → validated :class:`Chunk`."""
+def decode_chunk_payload(
+    payload: bytes, widths: np.ndarray, check: Callable[[int, int, int, int], None] | None = None
+) -> Chunk:
+    """Frame payload → validated :class:`Chunk`.
+
+    ``check(index, start, length, n_events)`` (e.g. :meth:`Reader`'s limits against the header) runs on the
+    fixed fields before the body is decompressed."""
     if len(payload) < _CHUNK_FIXED.size:
         raise FormatError("chunk payload shorter than its fixed fields")
     index, start, length, n, raw_len, method = _CHUNK_FIXED.unpack_from(payload)
     if index >= MAX_CHUNKS:
         raise LimitError(f"chunk index {index} (max {MAX_CHUNKS - 1})")
     if n > MAX_EVENTS_PER_CHUNK:
-        raise LimitError(f"chunk {index} claims {n} events (max {MAX_EVENTS_PER_CHUNK})")
+        raise LimitError(f"chunk {index} claims {n} events (MAX_EVENTS_PER_CHUNK {MAX_EVENTS_PER_CHUNK})")
     if raw_len > MAX_CHUNK_RAW_BYTES:
         raise LimitError(f"chunk {index} claims a {raw_len}-byte body (max {MAX_CHUNK_RAW_BYTES})")
     if length < 1 or start + length > MAX_TIME:
         raise LimitError(f"chunk {index}: time range [{start}, {start + length}) out of bounds")
+    if check is not None:
+        check(index, start, length, n)
     raw = _unpack_body(method, payload[_CHUNK_FIXED.size :], raw_len, f"chunk {index}")
     times, codes, side = _decode_body(raw, n, start, length, widths, index)
     return Chunk(index=index, start=start, length=length, times=times, codes=codes, side=side)
@@ -485,6 +544,65 @@ def _check_chunk_range(chunk: Chunk) -> None:
         raise LimitError(f"chunk {chunk.index} ends after {MAX_TIME}")
 
 
+# ---------------------------------------------------------------------------------------- resource limits
+
+
+def time_length(header: Header) -> int:
+    """Declared length of the audio in samples at ``time_rate``: ``ceil(n_samples·time_rate/sample_rate)``."""
+    return -(-header.n_samples * header.time_rate // header.sample_rate)
+
+
+def check_header_limits(header: Header, max_duration_s: float = MAX_DURATION_S) -> None:
+    """Raise :class:`LimitError` when the declared duration exceeds ``max_duration_s`` (default
+    :data:`MAX_DURATION_S`) or the declared length needs more than :data:`MAX_CHUNKS` hops."""
+    duration = header.n_samples / header.sample_rate
+    if duration > max_duration_s:
+        raise LimitError(
+            f"declared duration {duration:.0f} s exceeds the limit of {max_duration_s:g} s "
+            "(MAX_DURATION_S; --max-duration raises it)"
+        )
+    hops = -(-time_length(header) // header.hop_samples)
+    if hops > MAX_CHUNKS:
+        raise LimitError(
+            f"declared length is {hops} hops of {header.hop_samples} samples (MAX_CHUNKS {MAX_CHUNKS})"
+        )
+
+
+def max_events_in_chunk(length: int, time_rate: int) -> int:
+    """Most events a chunk of ``length`` samples (at ``time_rate``) may hold: :data:`MAX_EVENTS_PER_S` per
+    second of its range (a range under 1 s counts as 1 s), at most :data:`MAX_EVENTS_PER_CHUNK`."""
+    return min(MAX_EVENTS_PER_CHUNK, max(MAX_EVENTS_PER_S, -(-MAX_EVENTS_PER_S * length // time_rate)))
+
+
+def max_events_in_file(header: Header) -> int:
+    """Most events a file may hold: :data:`MAX_EVENTS_PER_S` per second of ``max(duration, 1 s)``, at most
+    :data:`MAX_EVENTS`."""
+    return min(
+        MAX_EVENTS, -(-MAX_EVENTS_PER_S * max(header.n_samples, header.sample_rate) // header.sample_rate)
+    )
+
+
+def check_chunk_limits(header: Header, index: int, start: int, length: int, n_events: int) -> None:
+    """A chunk's fixed fields against the header: it starts before the declared end (else
+    :class:`FormatError`) and holds at most :func:`max_events_in_chunk` events (else :class:`LimitError`)."""
+    end = time_length(header)
+    if start >= end:
+        raise FormatError(f"chunk {index} starts at {start}, past the end of the audio ({end} at time_rate)")
+    cap = max_events_in_chunk(length, header.time_rate)
+    if n_events > cap:
+        raise LimitError(
+            f"chunk {index} holds {n_events} events in {length / header.time_rate:.3g} s "
+            f"(max {cap}: MAX_EVENTS_PER_S {MAX_EVENTS_PER_S})"
+        )
+
+
+def _total_limit_error(n_events: int, header: Header) -> LimitError:
+    return LimitError(
+        f"{n_events} events in {header.duration_s:.3g} s exceed the limit of {max_events_in_file(header)} "
+        f"(MAX_EVENTS_PER_S {MAX_EVENTS_PER_S} over the duration, MAX_EVENTS {MAX_EVENTS})"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- writer
 
 
@@ -499,8 +617,10 @@ class Writer:
     def __init__(self, fileobj: BinaryIO, header: Header) -> None:
         self._f = fileobj
         self.header = Header.from_dict(_unpack_msgpack(_pack_header(header), "header"))
+        check_header_limits(self.header)
         self._widths = _widths(self.header.table)
         self._entries: list[IndexEntry] = []
+        self._n_events = 0
         self._pos = 0
         self._prev_end = 0
         self._closed = False
@@ -530,7 +650,12 @@ class Writer:
             raise FormatError(f"chunk index {chunk.index}, expected {len(self._entries)}")
         if chunk.start < self._prev_end:
             raise FormatError(f"chunk {chunk.index} starts at {chunk.start}, before the previous end")
+        n_in = len(chunk.times) if np.ndim(chunk.times) == 1 else 0
+        check_chunk_limits(self.header, chunk.index, chunk.start, chunk.length, n_in)
+        if self._n_events + n_in > max_events_in_file(self.header):
+            raise _total_limit_error(self._n_events + n_in, self.header)
         payload, n = encode_chunk_payload(chunk, self._widths)
+        self._n_events += n
         if len(payload) > MAX_CHUNK_BYTES:
             raise LimitError(f"chunk {chunk.index} is {len(payload)} bytes (max {MAX_CHUNK_BYTES})")
         self._entries.append(IndexEntry(self._pos, chunk.index, chunk.start, chunk.length, n))
@@ -675,15 +800,23 @@ class Reader:
     :meth:`chunks_for` selects chunks by time (through the index when the file is seekable);
     :meth:`iter_tolerant` skips damaged chunks and records them in :attr:`lost`;
     :meth:`verify` checks every CRC and value.  On a non-seekable stream chunks can be read only once.
+
+    Resource limits (formats/spev.md §7) are checked before anything is allocated for them: the declared
+    duration against ``max_duration_s`` (default :data:`MAX_DURATION_S`), the declared hops against
+    :data:`MAX_CHUNKS`, every chunk's events against :func:`max_events_in_chunk` and the running total against
+    :func:`max_events_in_file`; a chunk starting past the declared end is an error.
     """
 
-    def __init__(self, fileobj: BinaryIO) -> None:
+    def __init__(self, fileobj: BinaryIO, *, max_duration_s: float = MAX_DURATION_S) -> None:
         self._src = _Source(fileobj)
+        self.max_duration_s = float(max_duration_s)
         self.header = self._read_header()
+        check_header_limits(self.header, self.max_duration_s)
+        self._max_events = max_events_in_file(self.header)
         self._widths = _widths(self.header.table)
         self._data_start = self._src.pos
         self._consumed = False
-        self._index: list[IndexEntry] | None = None
+        self._index: ChunkIndex | None = None
         self._index_loaded = False
         self.index_error: str | None = None
         """Why the index could not be used (seekable files), else None."""
@@ -731,18 +864,22 @@ class Reader:
             raise UsageError("a non-seekable .spev stream can be read only once")
         self._consumed = True
 
+    def _check_chunk(self, index: int, start: int, length: int, n_events: int) -> None:
+        check_chunk_limits(self.header, index, start, length, n_events)
+
     def _read_chunk_frame(self) -> tuple[int, Chunk]:
         offset = self._src.pos - 4
         payload = _read_frame(self._src, CHUNK_SYNC, MAX_CHUNK_BYTES, "chunk")
-        return offset, decode_chunk_payload(payload, self._widths)
+        return offset, decode_chunk_payload(payload, self._widths, self._check_chunk)
 
-    def _read_index_and_trailer(self) -> tuple[int, list[IndexEntry]]:
+    def _read_index_and_trailer(self) -> tuple[int, bytes]:
+        """Read the index frame (its sync just read) and the trailer; returns (offset, index payload)."""
         offset = self._src.pos - 4
         payload = _read_frame(self._src, INDEX_SYNC, MAX_INDEX_BYTES, "index")
         entries = _parse_index(payload)
         t = self._src.read_exact(TRAILER_BYTES, "trailer")
         _check_trailer(t, offset, len(entries))
-        return offset, entries
+        return offset, payload
 
     def __iter__(self) -> Iterator[Chunk]:
         self._start()
@@ -750,22 +887,27 @@ class Reader:
 
     def _iter_strict(self) -> Iterator[Chunk]:
         src = self._src
-        seen: list[IndexEntry] = []
-        prev_end = 0
+        seen = bytearray()  # the index entries the chunks read so far imply, packed as in the file
+        n_chunks = n_events = prev_end = 0
         while True:
             sync = src.read(4)
             if sync == CHUNK_SYNC:
                 offset, chunk = self._read_chunk_frame()
-                if chunk.index != len(seen):
-                    raise FormatError(f"chunk index {chunk.index} where {len(seen)} was expected")
+                if chunk.index != n_chunks:
+                    raise FormatError(f"chunk index {chunk.index} where {n_chunks} was expected")
                 if chunk.start < prev_end:
                     raise FormatError(f"chunk {chunk.index} overlaps the previous chunk")
-                seen.append(IndexEntry(offset, chunk.index, chunk.start, chunk.length, len(chunk.times)))
+                n = len(chunk.times)
+                n_events += n
+                if n_events > self._max_events:
+                    raise _total_limit_error(n_events, self.header)
+                seen += _INDEX_ENTRY.pack(offset, chunk.index, chunk.start, chunk.length, n)
+                n_chunks += 1
                 prev_end = chunk.end
                 yield chunk
             elif sync == INDEX_SYNC:
-                _, entries = self._read_index_and_trailer()
-                if entries != seen:
+                _, payload = self._read_index_and_trailer()
+                if payload[4:] != seen:
                     raise FormatError("index does not match the chunks")
                 self.file_bytes = src.pos
                 return
@@ -774,12 +916,22 @@ class Reader:
             else:
                 raise FormatError(f"bad sync marker at byte {src.pos - 4}")
 
+    def check_end(self) -> None:
+        """After a complete front-to-back read: nothing may follow the trailer, and a seekable file's index
+        must be usable (what :meth:`verify` checks beyond the chunks).  Raises :class:`FormatError`."""
+        if self._src.read(1):
+            raise FormatError("data after the end-of-stream trailer")
+        end = self._src.pos
+        if self._src.seekable and self.index() is None:
+            raise FormatError(f"index unusable: {self.index_error}")
+        self.file_bytes = end
+
     def read_all(self) -> list[Chunk]:
         """Every chunk, strictly (front to back)."""
         return list(self)
 
     # -- index and seeking
-    def index(self) -> list[IndexEntry] | None:
+    def index(self) -> ChunkIndex | None:
         """The chunk index (seekable files with an intact index), else None (see :attr:`index_error`)."""
         if not self._index_loaded:
             self._index_loaded = True
@@ -790,7 +942,7 @@ class Reader:
                     self.index_error = str(exc)
         return self._index
 
-    def _load_index(self) -> list[IndexEntry]:
+    def _load_index(self) -> ChunkIndex:
         src = self._src
         size = src.size()
         self.file_bytes = size
@@ -811,11 +963,39 @@ class Reader:
         entries = _parse_index(payload)
         if len(entries) != n_chunks:
             raise FormatError("index and trailer disagree on the chunk count")
-        prev_off, prev_end = self._data_start - 1, 0
-        for e in entries:
-            if not prev_off < e.offset < offset or e.start < prev_end:
-                raise FormatError(f"index entry {e.index} is out of order")
-            prev_off, prev_end = e.offset, e.start + e.length
+        rows = entries.rows
+        if len(rows):
+            offs = rows["offset"]
+            starts = rows["start"]
+            if int(starts.max()) >= MAX_TIME:
+                raise LimitError("an index entry starts after 2^48")
+            begin = starts.astype(np.int64)
+            ends = begin + rows["length"].astype(np.int64)
+            bad = (
+                (offs[0] < self._data_start)
+                | (offs[-1] >= offset)
+                | np.any(np.diff(offs.astype(np.int64)) <= 0)
+                | np.any(begin[1:] < ends[:-1])
+                | (rows["length"].min() < 1)
+            )
+            if bad:
+                raise FormatError("index entries are out of order")
+            i_late = int(np.argmax(begin >= time_length(self.header)))
+            if begin[i_late] >= time_length(self.header):
+                self._check_chunk(i_late, int(begin[i_late]), 1, 0)
+            cap = np.minimum(
+                MAX_EVENTS_PER_CHUNK,
+                np.maximum(
+                    MAX_EVENTS_PER_S,
+                    -(-MAX_EVENTS_PER_S * rows["length"].astype(np.int64) // self.header.time_rate),
+                ),
+            )
+            over = rows["n_events"].astype(np.int64) > cap
+            if over.any():
+                i = int(np.argmax(over))
+                self._check_chunk(i, int(begin[i]), int(rows["length"][i]), int(rows["n_events"][i]))
+            if entries.n_events > self._max_events:
+                raise _total_limit_error(entries.n_events, self.header)
         return entries
 
     def chunks_for(self, start: int, end: int | None = None, preroll: int | None = None) -> Iterator[Chunk]:
@@ -836,11 +1016,13 @@ class Reader:
                 if chunk.end > lo:
                     yield chunk
             return
-        for e in entries:
-            if e.start + e.length <= lo:
-                continue
-            if end is not None and e.start >= end:
-                return
+        rows = entries.rows
+        begin = rows["start"].astype(np.int64)
+        want = begin + rows["length"].astype(np.int64) > lo
+        if end is not None:
+            want &= begin < end
+        for i in np.flatnonzero(want).tolist():
+            e = entries[i]
             self._src.seek(e.offset)
             if self._src.read_exact(4, "chunk sync") != CHUNK_SYNC:
                 raise FormatError(f"index entry {e.index} does not point at a chunk")
@@ -856,18 +1038,13 @@ class Reader:
 
     # -- checks
     def verify(self) -> Summary:
-        """Read the whole stream checking every CRC, value, the index and the trailer; raise on the first
-        problem (a :class:`FormatError` subclass).  Returns the file's :class:`Summary`."""
+        """Read the whole stream checking every CRC, value, limit, the index and the trailer; raise on the
+        first problem (a :class:`FormatError` subclass).  Returns the file's :class:`Summary`."""
         n_chunks = n_events = 0
         for chunk in self:
             n_chunks += 1
             n_events += len(chunk.times)
-        if self._src.read(1):
-            raise FormatError("data after the end-of-stream trailer")
-        end = self._src.pos
-        if self._src.seekable and self.index() is None:
-            raise FormatError(f"index unusable: {self.index_error}")
-        self.file_bytes = end
+        self.check_end()
         return _summary(self.header, n_chunks, n_events, self.file_bytes)
 
     def iter_tolerant(self) -> Iterator[Chunk]:
@@ -875,12 +1052,13 @@ class Reader:
 
         Resynchronises on the next chunk sync marker after damage.  Afterwards :attr:`lost` lists the chunk
         indices that were not recovered (for a truncated stream without trailer, estimated from the header's
-        length and hop) and :attr:`damage` describes each problem.
+        length and hop) and :attr:`damage` describes each problem (trailing bytes included).  Exceeding the
+        file's total event limit still raises :class:`LimitError`.
         """
         self._start()
         src = self._src
         self.lost, self.damage = [], []
-        expected, prev_end = 0, 0
+        expected, prev_end, n_events = 0, 0, 0
         syncs = (CHUNK_SYNC, INDEX_SYNC)
         while True:
             frame_pos = src.pos
@@ -898,7 +1076,7 @@ class Reader:
                 if sync == CHUNK_SYNC:
                     _, chunk = self._read_chunk_frame()
                 else:
-                    _, entries = self._read_index_and_trailer()
+                    _, payload = self._read_index_and_trailer()
             except FormatError as exc:
                 self.damage.append(f"byte {frame_pos}: {exc}")
                 src.unread((sync + src.stop_recording())[1:])
@@ -907,22 +1085,27 @@ class Reader:
                 continue
             src.stop_recording()
             if sync == INDEX_SYNC:
-                self.lost.extend(range(expected, len(entries)))
+                (n_index,) = _U32.unpack_from(payload)
+                self.lost.extend(range(expected, n_index))
                 self.file_bytes = src.pos
+                if src.read(1):
+                    self.damage.append(f"byte {src.pos - 1}: data after the end-of-stream trailer")
                 return
             if chunk.index < expected or chunk.start < prev_end:
                 self.damage.append(f"byte {frame_pos}: chunk {chunk.index} out of order, skipped")
                 continue
+            n_events += len(chunk.times)
+            if n_events > self._max_events:
+                raise _total_limit_error(n_events, self.header)
             self.lost.extend(range(expected, chunk.index))
             expected, prev_end = chunk.index + 1, chunk.end
             yield chunk
         self.damage.append("stream ends without the end-of-stream marker (truncated)")
-        h = self.header
-        n_time = h.n_samples * h.time_rate // h.sample_rate
-        self.lost.extend(range(expected, min(-(-n_time // h.hop_samples), MAX_CHUNKS)))
+        n_time = time_length(self.header)
+        self.lost.extend(range(expected, min(-(-n_time // self.header.hop_samples), MAX_CHUNKS)))
 
 
-def _parse_index(payload: bytes) -> list[IndexEntry]:
+def _parse_index(payload: bytes) -> ChunkIndex:
     if len(payload) < 4:
         raise FormatError("index too short")
     (n,) = _U32.unpack_from(payload)
@@ -930,10 +1113,10 @@ def _parse_index(payload: bytes) -> list[IndexEntry]:
         raise LimitError(f"index claims {n} chunks (max {MAX_CHUNKS})")
     if len(payload) != 4 + n * _INDEX_ENTRY.size:
         raise FormatError("index length does not match its entry count")
-    entries = [IndexEntry(*e) for e in _INDEX_ENTRY.iter_unpack(payload[4:])]
-    if any(e.index != i for i, e in enumerate(entries)):
+    rows = np.frombuffer(payload, dtype=_INDEX_DTYPE, count=n, offset=4)
+    if not np.array_equal(rows["index"], np.arange(n)):
         raise FormatError("index entries are not numbered 0, 1, 2, ...")
-    return entries
+    return ChunkIndex(rows)
 
 
 def _check_trailer(t: bytes, index_offset: int, n_chunks: int) -> None:
@@ -969,7 +1152,7 @@ def summary(reader: Reader) -> Summary:
     """
     entries = reader.index()
     if entries is not None:
-        return _summary(reader.header, len(entries), sum(e.n_events for e in entries), reader.file_bytes)
+        return _summary(reader.header, len(entries), entries.n_events, reader.file_bytes)
     n_chunks = n_events = 0
     for chunk in reader:
         n_chunks += 1

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 import numpy as np
 
+from . import procs
 from .errors import InputError, OutputExistsError, UsageError
 
 BLOCK_FRAMES = 1 << 16
@@ -552,9 +553,10 @@ def atomic_output(path: str | Path, *, overwrite: bool = True) -> Iterator[Binar
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
+        with procs.worker_temp(tmp_name), os.fdopen(fd, "wb") as f:  # removed if a worker is stopped
             yield f
-        _move_into_place(tmp_name, path, overwrite)
+            f.flush()
+            _move_into_place(tmp_name, path, overwrite)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)

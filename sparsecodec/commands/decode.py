@@ -85,6 +85,7 @@ def decode(
     jobs = plan_jobs(paths, outdir=outdir, recursive=recursive, suffix=suffix, accept=_is_spev)
 
     def work(job: Job) -> None:
+        from ..audio_io import output_kind
         from ..codec import decode_file
 
         assert job.dst is not None
@@ -95,6 +96,8 @@ def decode(
             dst_fmt = fmt or "wav"
         else:
             dst_fmt = fmt or Path(job.dst).suffix.lower().lstrip(".")
+            if not dst_fmt and output_kind(job.dst) == "special":  # /dev/stdout, a FIFO: WAV, as to stdout
+                dst_fmt = "wav"
             if dst_fmt not in ("wav", "flac"):
                 raise UsageError(f"{job.dst}: unknown output type (use .wav or .flac, or --format)")
         src = binary_stdin() if job.src == STDIO else job.src

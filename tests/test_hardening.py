@@ -1,0 +1,292 @@
+"""Damaged inputs, signals and unusual outputs, at the command line: exit codes and files on disk.
+
+Each case runs ``python -m sparsecodec.cli`` (the real process: its signal handling and exit statuses) or
+the click runner where no process is needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from sparsecodec import audio_io
+from sparsecodec.cli import cli
+from sparsecodec.container import MAGIC
+from sparsecodec.errors import OutputExistsError
+
+RATE = 22050
+
+
+def spev(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run ``spev ARGS`` in a fresh process; returns it with text stdout/stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "sparsecodec.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def tone_wav(path: Path, seconds: float, rate: int = RATE, channels: int = 1) -> Path:
+    t = np.arange(round(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    sf.write(str(path), np.stack([x] * channels, 1).astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
+def truncated_wav(path: Path, seconds: float = 10.0, keep_s: float = 0.07) -> Path:
+    """A 16-bit mono WAV whose header declares ``seconds`` but whose data stops after ``keep_s``."""
+    full = tone_wav(path.with_suffix(".full.wav"), seconds).read_bytes()
+    path.write_bytes(full[: 44 + 2 * round(keep_s * RATE)])
+    path.with_suffix(".full.wav").unlink()
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden temporaries (``.NAME.XXXX.tmp``) left in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+# ------------------------------------------------------------------------------------- damaged inputs
+
+
+def test_truncated_wav_is_exit_3_and_writes_nothing(tmp_path: Path) -> None:
+    src = truncated_wav(tmp_path / "cut.wav")
+    out = tmp_path / "cut.spev"
+    r = spev("encode", "--init", "analysis", str(src), str(out))
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"spev: error: {src}: truncated input: header declares 10.00 s, file holds 0.07 s "
+        "(--ignore-errors encodes what is there)"
+    ]
+    assert not out.exists() and not leftovers(tmp_path)
+
+    r = spev("encode", "--init", "analysis", "--ignore-errors", str(src), str(out))
+    assert r.returncode == 0, r.stderr
+    assert "spev: warning:" in r.stderr and "truncated input" in r.stderr and "Traceback" not in r.stderr
+    assert out.is_file()
+
+
+def test_truncated_flac_is_exit_3(tmp_path: Path) -> None:
+    full = tmp_path / "full.flac"
+    t = np.arange(10 * RATE) / RATE
+    sf.write(str(full), (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), RATE)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    r = spev("encode", "--init", "analysis", str(cut), str(tmp_path / "cut.spev"))
+    assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cut.flac" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "cut.spev").exists() and not leftovers(tmp_path)
+
+
+def test_piped_wav_with_unknown_size_is_not_truncated(tmp_path: Path) -> None:
+    """sox and ffmpeg write 0xFFFFFFFF sizes when the WAV goes to a pipe: that is not damage."""
+    wav = tone_wav(tmp_path / "t.wav", 1.0).read_bytes()
+    assert wav[36:40] == b"data"
+    piped = wav[:4] + struct.pack("<I", 0xFFFFFFFF) + wav[8:40] + struct.pack("<I", 0xFFFFFFFF) + wav[44:]
+    assert audio_io.wav_declared_frames(piped) is None
+    assert audio_io.wav_declared_frames(wav) == RATE
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsecodec.cli", "encode", "--init", "analysis", "-", "-"],
+        input=piped,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(MAGIC)
+
+
+def test_nan_and_huge_float_inputs(tmp_path: Path) -> None:
+    x = (0.2 * np.sin(np.arange(RATE) / 10)).astype(np.float32)
+    bad = x.copy()
+    bad[RATE // 2] = np.nan
+    sf.write(str(tmp_path / "nan.wav"), bad, RATE, subtype="FLOAT")
+    r = spev("encode", "--init", "analysis", str(tmp_path / "nan.wav"), str(tmp_path / "nan.spev"))
+    assert r.returncode == 3 and "NaN or infinite samples at 0.50 s" in r.stderr, r.stderr
+    assert not (tmp_path / "nan.spev").exists()
+    r = spev(
+        "encode", "--init", "analysis", "--ignore-errors", str(tmp_path / "nan.wav"), str(tmp_path / "n.spev")
+    )
+    assert r.returncode == 0 and "replaced by 0" in r.stderr, r.stderr
+
+    huge = x * np.float32(1e30)
+    sf.write(str(tmp_path / "huge.wav"), huge, RATE, subtype="FLOAT")
+    r = spev("encode", "-q", "--init", "analysis", str(tmp_path / "huge.wav"), str(tmp_path / "huge.spev"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines and all(line.startswith("spev: ") for line in lines), r.stderr  # no numpy warnings
+    assert any("clipped" in line for line in lines)
+
+
+def test_batch_marks_a_truncated_file_failed_and_goes_on(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    tone_wav(src / "good.wav", 1.0)
+    truncated_wav(src / "cut.wav", seconds=3.0, keep_s=0.5)
+    r = spev("batch", "encode", str(src), str(dst), "--jobs", "1", "--init", "analysis")
+    assert r.returncode == 6, r.stderr
+    lines = [json.loads(s) for s in (dst / "spev-manifest.jsonl").read_text().splitlines()]
+    status = {Path(d["input"]).name: d["status"] for d in lines}
+    assert status == {"good.wav": "ok", "cut.wav": "failed"}
+    failed = next(d for d in lines if d["status"] == "failed")
+    assert "truncated input" in failed["error"] and failed["code"] == 3
+    assert "truncated input" in r.stdout + r.stderr
+    assert (dst / "good.spev").is_file() and not (dst / "cut.spev").exists()
+
+
+# ------------------------------------------------------------------------------------------- signals
+
+
+def _wait_for(cond: object, timeout: float = 120.0) -> None:
+    t0 = time.monotonic()
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() - t0 < timeout, "timed out waiting"
+        time.sleep(0.05)
+
+
+def _start(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sparsecodec.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
+def test_signal_mid_encode_leaves_nothing(tmp_path: Path, sig: int, code: int, word: str) -> None:
+    src = tone_wav(tmp_path / "long.wav", 60.0)
+    out = tmp_path / "long.spev"
+    proc = _start("encode", "--init", "analysis", str(src), str(out))
+    _wait_for(lambda: leftovers(tmp_path) or proc.poll() is not None)  # the output is being written
+    assert proc.poll() is None, "encode finished before the signal"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.decode().strip().splitlines()[-1] == f"spev: {word}"
+    assert not out.exists() and not leftovers(tmp_path)
+
+
+def test_sigterm_mid_decode_leaves_nothing(tmp_path: Path) -> None:
+    from conftest import make_spev
+
+    src = make_spev(tmp_path / "long.spev", seconds=1800.0, rate=RATE, per_chunk=2)
+    out = tmp_path / "long.wav"
+    proc = _start("decode", str(src), str(out))
+    _wait_for(lambda: leftovers(tmp_path) or proc.poll() is not None)
+    assert proc.poll() is None, "decode finished before the signal"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not out.exists() and not leftovers(tmp_path)
+
+
+def test_sigterm_mid_batch_is_clean_and_a_rerun_finishes(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(6):
+        tone_wav(src / f"t{i}.wav", 8.0)
+    args = ("batch", "encode", str(src), str(dst), "--jobs", "2", "--init", "analysis")
+    proc = _start(*args)
+    manifest = dst / "spev-manifest.jsonl"
+    _wait_for(lambda: (manifest.is_file() and manifest.stat().st_size > 0) or proc.poll() is not None)
+    assert proc.poll() is None, "batch finished before the signal"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    time.sleep(2.0)  # a surviving worker would finish its file in this time and write it
+    before = sorted(p.name for p in dst.iterdir())
+    time.sleep(3.0)
+    assert sorted(p.name for p in dst.iterdir()) == before, "something still writes into DST"
+    assert not leftovers(dst)
+    for line in manifest.read_text().splitlines():
+        json.loads(line)  # every line complete
+    with open(dst / ".spev-batch.lock", "w") as f:  # the lock was released
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    done = spev(*args)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in dst.glob("*.spev")) == [f"t{i}.spev" for i in range(6)]
+
+
+# ------------------------------------------------------------------------------------------- outputs
+
+
+def test_export_to_dev_stdout(spev_file: Path) -> None:
+    r = spev("export", str(spev_file), "-o", "/dev/stdout")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["events"]
+    assert os.path.islink("/dev/stdout") or stat.S_ISCHR(os.stat("/dev/stdout").st_mode)
+
+
+def test_decode_to_dev_stdout_and_a_fifo(spev_file: Path, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "sparsecodec.cli", "decode", "-f", str(spev_file), "/dev/stdout"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout[:4] == b"RIFF" and len(r.stdout) > 4 * RATE * 2
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    r2 = spev("decode", "--force", str(spev_file), str(fifo))
+    reader.join(timeout=60)
+    assert r2.returncode == 0, r2.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # written through, not replaced by a file
+    assert got and got[0] == r.stdout
+
+
+def test_force_refuses_to_replace_a_symlink(spev_file: Path, tmp_path: Path, runner: CliRunner) -> None:
+    target = tmp_path / "target.wav"
+    target.write_bytes(b"keep")
+    link = tmp_path / "link.wav"
+    link.symlink_to(target)
+    result = runner.invoke(cli, ["decode", "--force", str(spev_file), str(link)])
+    assert result.exit_code == 5 and "symbolic link" in result.stderr
+    assert link.is_symlink() and target.read_bytes() == b"keep"
+
+
+def test_no_replace_is_decided_at_the_end(tmp_path: Path) -> None:
+    """Two writers without --force: the one that finishes second fails and the first one's file stays."""
+    out = tmp_path / "o.bin"
+    with pytest.raises(OutputExistsError), audio_io.atomic_output(out, overwrite=False) as f:
+        f.write(b"second")
+        out.write_bytes(b"first")  # another writer finished meanwhile
+    assert out.read_bytes() == b"first" and not leftovers(tmp_path)
+    with audio_io.atomic_output(out, overwrite=True) as f:
+        f.write(b"forced")
+    assert out.read_bytes() == b"forced"
+
+
+def test_two_encodes_to_one_output_never_both_succeed(tmp_path: Path) -> None:
+    src = tone_wav(tmp_path / "a.wav", 3.0)
+    out = tmp_path / "a.spev"
+    cmd = [sys.executable, "-m", "sparsecodec.cli", "encode", "--init", "analysis", str(src), str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    codes = sorted(p.wait(timeout=300) for p in procs)
+    assert codes[0] == 0 and codes[1] == 5, codes  # the loser says "exists", at the start or at the end
+    assert out.is_file() and not leftovers(tmp_path)

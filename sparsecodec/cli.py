@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .console import printable
 from .errors import SpevError
 from .procs import interrupt_exit, terminate_like_interrupt
 
@@ -126,7 +127,7 @@ class SpevGroup(click.Group):
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = printable(" ".join(str(exc).split()))
     return text or type(exc).__name__
 
 

@@ -19,6 +19,15 @@ import click
 ProgressFn = Callable[[float], None]
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
+"""Control characters (C0 but newline and tab, DEL, C1) → their ``\\xNN`` escape, for :func:`printable`."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence in a tag) shown as ``\\xNN``."""
+    return text.translate(_CONTROL)
+
+
 def binary_stdin() -> BinaryIO:
     """The process's standard input as bytes (looked up on each call: click's test runner swaps it)."""
     return sys.stdin.buffer
@@ -56,13 +65,14 @@ class Console:
     def _line(self, text: str, *, fg: str | None = None, bold: bool = False) -> None:
         """Write one line to stderr; styling only when colour is allowed (text itself is never parsed)."""
         stream = self._err
+        text = printable(text)
         if fg is not None and _colour_allowed(stream):
             text = click.style(text, fg=fg, bold=bold)
         click.echo(text, file=stream, color=_colour_allowed(stream))
 
     def result(self, text: str) -> None:
-        """A result line on stdout (never styled)."""
-        click.echo(text, file=sys.stdout)
+        """A result line on stdout (never styled; control characters escaped)."""
+        click.echo(printable(text), file=sys.stdout)
 
     def info(self, text: str) -> None:
         """An informational message on stderr (hidden by ``--quiet``)."""

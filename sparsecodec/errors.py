@@ -53,6 +53,10 @@ class UnsupportedLayoutError(FormatError):
     """The file's event layout version is not one this decoder renders."""
 
 
+class UnsupportedStreamError(FormatError):
+    """A valid file asks for something this decoder does not render (a sample rate, a channel count)."""
+
+
 class TruncatedError(FormatError):
     """The file ends before a structure it announces is complete."""
 

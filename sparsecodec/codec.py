@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import itertools
 import math
 import multiprocessing
 import os
@@ -33,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import __version__, audio_io, events, quantize
-from .errors import InputError, UsageError
+from .errors import InputError, UnsupportedStreamError, UsageError
 
 Source = str | Path | BinaryIO
 Progress = Callable[[float], None]
@@ -82,6 +81,8 @@ class DecodeResult:
     """Indices of damaged chunks replaced by silence (``ignore_errors=True`` only)."""
     format: str = "wav"
     bits: str = "16"
+    warnings: list[str] = field(default_factory=list)
+    """Damage that ``ignore_errors`` let through (lost sync, bad chunks, trailing bytes), a line each."""
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -123,6 +124,20 @@ def _check_tags(tags: dict[str, str]) -> dict[str, str]:
             raise UsageError(f"tag {key[:64]!r}: keys take 1..64 characters, values up to 1024")
         out[key] = value
     return out
+
+
+def _check_renderable(sample_rate: int, channels: int, rate: int | None) -> None:
+    """Raise :class:`UnsupportedStreamError` (exit 4) for a valid header this decoder will not render: more
+    than stereo, or (without ``--rate``) a sample rate outside the output range."""
+    if not 1 <= channels <= audio_io.MAX_CHANNELS:
+        raise UnsupportedStreamError(
+            f"unsupported: {channels} channels (this decoder renders mono or stereo)"
+        )
+    if rate is None and not audio_io.MIN_RATE <= sample_rate <= audio_io.MAX_RATE:
+        raise UnsupportedStreamError(
+            f"unsupported: the file's sample rate {sample_rate} Hz is outside {audio_io.MIN_RATE}.."
+            f"{audio_io.MAX_RATE} Hz (--rate RATE decodes at another rate)"
+        )
 
 
 def resolve_device(device: str) -> str:
@@ -291,6 +306,7 @@ def decode_file(
     ignore_errors: bool = False,
     progress: Progress | None = None,
     overwrite: bool = True,
+    max_duration_s: float | None = None,
 ) -> DecodeResult:
     """Decode a ``.spev`` ``src`` to WAV or FLAC at ``dst``.
 
@@ -299,10 +315,22 @@ def decode_file(
     in a full decode).  ``rate`` renders at another rate (default: the original); ``bits`` is ``"16"``,
     ``"24"`` or ``"32f"``; ``fmt`` is ``"wav"``/``"flac"`` (default: from ``dst``'s suffix, else WAV).
     ``ignore_errors`` decodes intact chunks and renders silence for damaged ones (listed in
-    :attr:`DecodeResult.lost_chunks`).  Output passes the soft limiter (:func:`audio_io.soft_limit`).
-    Raises :class:`~sparsecodec.errors.FormatError` subclasses for a bad file.
+    :attr:`DecodeResult.lost_chunks`, the damage in :attr:`DecodeResult.warnings`).  Output passes the soft
+    limiter (:func:`audio_io.soft_limit`).  ``max_duration_s`` raises (or lowers) the bound on the file's
+    declared duration (default ``container.MAX_DURATION_S``, 24 h; the CLI's ``--max-duration``).
+
+    Raises :class:`~sparsecodec.errors.FormatError` subclasses for a bad file, and for a file over a
+    resource limit (formats/spev.md §7: :class:`~sparsecodec.errors.LimitError`).  Without
+    ``ignore_errors`` a whole-file decode fails on any damage ``spev test`` reports (it reads the stream to
+    its end: index, trailer, trailing bytes); a ranged decode needs the index intact.  Memory stays
+    O(chunk) whatever the declared length: silence is streamed in blocks.
     """
     from . import container
+
+    if max_duration_s is None:
+        max_duration_s = container.MAX_DURATION_S
+    if not max_duration_s > 0:
+        raise UsageError(f"--max-duration {max_duration_s}: choose a positive number of seconds")
 
     fmt = audio_io.format_for(dst if isinstance(dst, (str, Path)) else None, fmt)
     if bits not in audio_io.BITS_CHOICES:
@@ -313,8 +341,9 @@ def decode_file(
 
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(_spev_input(src))
-        reader = container.Reader(f)
-        h = reader.header  # layout and table already validated by the reader
+        reader = container.Reader(f, max_duration_s=max_duration_s)
+        h = reader.header  # layout, table and limits already validated by the reader
+        _check_renderable(h.sample_rate, h.channels, rate)
         out_rate = int(rate or h.sample_rate)
         if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
             raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
@@ -334,8 +363,9 @@ def decode_file(
         workers = _decode_workers(src, device, ignore_errors, n_out / out_rate)
         if workers > 1:
             assert isinstance(src, (str, Path))
+            reader.verify()  # as `spev test` does (cheap next to rendering): decode fails where test fails
             n_events, n_chunks = _decode_parallel(
-                Path(src), workers, out_rate, channels, first, last, writer, progress
+                Path(src), workers, out_rate, channels, first, last, writer, progress, max_duration_s
             )
         else:
             renderer = _make_renderer(device, out_rate, channels, last, first)
@@ -343,6 +373,7 @@ def decode_file(
                 reader, renderer, first, last, out_rate, ignore_errors, writer.write, progress
             )
         lost = sorted(set(reader.lost)) if ignore_errors else []
+        warnings = list(reader.damage) if ignore_errors else []
         writer.close()
     if progress is not None:
         progress(1.0)
@@ -356,7 +387,13 @@ def decode_file(
         lost_chunks=lost,
         format=fmt,
         bits=bits,
+        warnings=warnings,
     )
+
+
+RENDER_STEP_S = 8.0
+"""Longest stretch (s) of output asked of the renderer at once: a gap between chunks, a long chunk or the
+silence after the last one is rendered in steps of this size, so memory is O(step) whatever the length."""
 
 
 def _decode_serial(
@@ -372,34 +409,66 @@ def _decode_serial(
 ) -> tuple[int, int]:
     """Render output samples ``[first, last)`` (at ``out_rate``) of ``reader``'s file chunk by chunk into
     ``sink`` (``float32[C, k]`` blocks, in order); returns ``(events, chunks)`` read (the events of the
-    pre-roll counted only if ``count_preroll``)."""
+    pre-roll counted only if ``count_preroll``).
+
+    Strict (not ``ignore_errors``): a whole-file decode reads the stream to its end and checks it as
+    ``Reader.verify`` does; a ranged decode of a seekable file needs its index.  The renderer is never asked
+    for more than :data:`RENDER_STEP_S` of new output at once."""
+    from .errors import FormatError
+
     tr = reader.header.time_rate
     t0, t1 = first / out_rate, last / out_rate
     preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if first > 0 else 0
     lo_tick = math.floor(t0 * tr)
     hi_tick = math.ceil(t1 * tr)
+    whole = False
     if ignore_errors:
         chunks: Iterator[Any] = (
             c for c in reader.iter_tolerant() if c.start + c.length > lo_tick - preroll and c.start < hi_tick
         )
     elif first > 0 or last < round(reader.header.n_samples * out_rate / reader.header.sample_rate):
+        if reader.seekable and reader.index() is None:
+            raise FormatError(f"index unusable: {reader.index_error}")
         chunks = reader.chunks_for(lo_tick, hi_tick, preroll=preroll)
     else:
-        chunks = iter(reader)
+        chunks, whole = iter(reader), True
+    no_v, no_t = np.zeros((0, events.N_DIMS)), np.zeros(0)
+    done_s = 0.0  # output is final up to here (s); no event pushed later starts before it
+
+    def advance(to_s: float) -> None:
+        """Finalise silence in steps while ``to_s`` is more than one step ahead."""
+        nonlocal done_s
+        to_s = min(to_s, t1)
+        while to_s - done_s > RENDER_STEP_S:
+            done_s += RENDER_STEP_S
+            sink(renderer.push(no_v, no_t, None, done_s))
+
     n_events = n_chunks = 0
     for chunk in chunks:
+        advance(chunk.start / tr)
         safe_until = (chunk.start + chunk.length) / tr
         keep = chunk.times < hi_tick
         vectors = quantize.dequantize(chunk.codes[keep], reader.header.table)
         times_s = chunk.times[keep].astype(np.float64) / tr
         n_events += int(keep.sum()) if count_preroll else int((keep & (chunk.times >= lo_tick)).sum())
         n_chunks += 1
-        sink(renderer.push(vectors, times_s, chunk.side or None, safe_until))
+        if safe_until - done_s <= RENDER_STEP_S:  # the usual case: one push per chunk, as ever
+            sink(renderer.push(vectors, times_s, chunk.side or None, safe_until))
+            done_s = max(done_s, safe_until)
+        else:  # a long chunk: its events first, then its silence in steps
+            step_to = max(done_s, chunk.start / tr)
+            sink(renderer.push(vectors, times_s, chunk.side or None, step_to))
+            done_s = step_to
+            advance(safe_until)
+            if done_s < min(safe_until, t1):
+                sink(renderer.push(no_v, no_t, None, safe_until))
+                done_s = min(safe_until, t1)
         if progress is not None and t1 > t0:
             progress(min(max((safe_until - t0) / (t1 - t0), 0.0), 1.0))
-        if chunk.start >= hi_tick:
-            break
+    advance(t1)
     sink(renderer.finish())
+    if whole:
+        reader.check_end()
     return n_events, n_chunks
 
 
@@ -422,15 +491,27 @@ def _decode_workers(src: Source, device: str, ignore_errors: bool, seconds: floa
     return max(1, min(_decode_threads(), int(seconds // PARALLEL_MIN_SEGMENT_S)))
 
 
-def _segment_bounds(first: int, last: int, rate: int, workers: int) -> list[int]:
-    """Segment edges (samples) over ``[first, last)``: a multiple of ``workers`` segments of equal length,
-    each at most :data:`PARALLEL_MAX_SEGMENT_S`, so every process gets the same share."""
-    per = workers * max(1, math.ceil((last - first) / (workers * PARALLEL_MAX_SEGMENT_S * rate)))
-    return [first + (last - first) * i // per for i in range(per + 1)]
+def _segment_count(first: int, last: int, rate: int, workers: int) -> int:
+    """Segments over ``[first, last)``: a multiple of ``workers`` segments of equal length, each at most
+    :data:`PARALLEL_MAX_SEGMENT_S`, so every process gets the same share (see :func:`_segment_bounds`)."""
+    return workers * max(1, math.ceil((last - first) / (workers * PARALLEL_MAX_SEGMENT_S * rate)))
+
+
+def _segment_bounds(first: int, last: int, per: int, i: int) -> tuple[int, int]:
+    """Edges (samples) of segment ``i`` of ``per`` equal segments over ``[first, last)``: computed one at a
+    time, so a long decode never lists them all."""
+    return first + (last - first) * i // per, first + (last - first) * (i + 1) // per
 
 
 def _render_segment(
-    path: Path, out_rate: int, channels: int, first: int, last: int, bits: str | None, count_preroll: bool
+    path: Path,
+    out_rate: int,
+    channels: int,
+    first: int,
+    last: int,
+    bits: str | None,
+    count_preroll: bool,
+    max_duration_s: float | None = None,
 ) -> tuple[np.ndarray | bytes, int, int]:
     """Worker: output samples ``[first, last)`` of ``path`` (one thread), as ``float32[C, last - first]``
     or, given ``bits``, limited and packed PCM bytes; with the events (see :func:`_decode_serial`) and
@@ -447,7 +528,8 @@ def _render_segment(
             packed.append(audio_io.pcm_bytes(audio_io.soft_limit(block), bits))
 
     with open(path, "rb") as f:
-        reader = container.Reader(f)
+        limit = container.MAX_DURATION_S if max_duration_s is None else max_duration_s
+        reader = container.Reader(f, max_duration_s=limit)
         renderer = render_np.StreamRenderer(out_rate, channels, last, start_sample=first, threads=1)
         n_events, n_chunks = _decode_serial(
             reader, renderer, first, last, out_rate, False, sink, count_preroll=count_preroll
@@ -471,6 +553,7 @@ def _decode_parallel(
     last: int,
     writer: audio_io.AudioWriter,
     progress: Progress | None = None,
+    max_duration_s: float | None = None,
 ) -> tuple[int, int]:
     """Render ``[first, last)`` as equal time segments in ``workers`` forked processes (each pre-rolls like a
     seek, so the audio equals a one-process decode to float32 rounding) and write them in order.
@@ -480,8 +563,7 @@ def _decode_parallel(
     included."""
     from . import render_np
 
-    bounds = _segment_bounds(first, last, out_rate, workers)
-    segments = list(itertools.pairwise(bounds))
+    per = _segment_count(first, last, out_rate, workers)
     wav = writer if isinstance(writer, audio_io.WavWriter) else None
     bits = wav.bits if wav is not None else None
     n_events = n_chunks = 0
@@ -489,15 +571,18 @@ def _decode_parallel(
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, initializer=_worker_init) as pool:
 
-        def submit(a: int, b: int) -> Any:
+        def submit(i: int) -> Any:
+            a, b = _segment_bounds(first, last, per, i)
             # later segments' pre-rolls re-read events an earlier segment counted
-            return pool.apply_async(_render_segment, (path, out_rate, channels, a, b, bits, a == first))
+            args = (path, out_rate, channels, a, b, bits, a == first, max_duration_s)
+            return pool.apply_async(_render_segment, args)
 
-        pending = collections.deque(submit(a, b) for a, b in segments[: workers + 1])
-        for i, (a, b) in enumerate(segments):
+        pending = collections.deque(submit(i) for i in range(min(per, workers + 1)))
+        for i in range(per):
+            a, b = _segment_bounds(first, last, per, i)
             audio, ev, ch = pending.popleft().get()
-            if i + workers + 1 < len(segments):
-                pending.append(submit(*segments[i + workers + 1]))
+            if i + workers + 1 < per:
+                pending.append(submit(i + workers + 1))
             if isinstance(audio, bytes):
                 assert wav is not None
                 wav.write_pcm(audio, b - a)
@@ -505,7 +590,7 @@ def _decode_parallel(
                 writer.write(audio)
             n_events, n_chunks = n_events + ev, n_chunks + ch
             if progress is not None:
-                progress((i + 1) / len(segments))
+                progress((i + 1) / per)
     return n_events, n_chunks
 
 
@@ -574,22 +659,29 @@ class FileInfo:
 
 
 def read_info(
-    src: Source, *, name: str | None = None, with_events: bool = False
+    src: Source, *, name: str | None = None, with_events: bool = False, max_duration_s: float | None = None
 ) -> tuple[FileInfo, list[Any]]:
     """Read a ``.spev`` file front to back: its :class:`FileInfo` and, with ``with_events``, its events as
-    ``(time_s, float64[32] physical vector)`` pairs.  Memory grows with the events only when listing them.
+    ``(time_s, float64[32] physical vector)`` pairs.  Memory grows with the events only when listing them,
+    and listing stops with :class:`~sparsecodec.errors.LimitError` above ``edit.MAX_EVENTS`` events.
+    ``max_duration_s``: as for :func:`decode_file`.
     """
     from . import container
+    from .edit import MAX_EVENTS, check_event_count
+    from .errors import LimitError
 
     listed: list[Any] = []
     with _spev_input(src) as f:
-        reader = container.Reader(f)
+        reader = container.Reader(f, max_duration_s=max_duration_s or container.MAX_DURATION_S)
         h = reader.header
         if with_events:
+            check_event_count(reader, str(name or src))
             n_events = n_chunks = 0
             for chunk in reader:
                 n_chunks += 1  # noqa: SIM113
                 n_events += len(chunk.times)
+                if n_events > MAX_EVENTS:
+                    raise LimitError(f"more than {MAX_EVENTS} events to list (MAX_EVENTS of the event tools)")
                 vecs = quantize.dequantize(chunk.codes, h.table)
                 listed.extend(zip((chunk.times / h.time_rate).tolist(), vecs, strict=True))
         else:
@@ -619,12 +711,14 @@ def read_info(
     return info, listed
 
 
-def verify_file(src: Source) -> int:
-    """Check every CRC and structure of a ``.spev`` file (``spev test``); returns the chunk count.
+def verify_file(src: Source, *, max_duration_s: float | None = None) -> int:
+    """Check every CRC, structure and resource limit of a ``.spev`` file (``spev test``); returns the chunk
+    count.  ``max_duration_s``: as for :func:`decode_file`.
 
     Raises a :class:`~sparsecodec.errors.FormatError` subclass on the first problem.
     """
     from . import container
 
     with _spev_input(src) as f:
-        return int(container.Reader(f).verify().n_chunks)
+        limit = max_duration_s or container.MAX_DURATION_S
+        return int(container.Reader(f, max_duration_s=limit).verify().n_chunks)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, events, quantize
-from .errors import InputError, UsageError
+from .errors import FormatError, InputError, LimitError, UsageError
 
 ROOM_KEY = "room"
 """Side-data key of the per-chunk room ``[rt60_s, damping]`` (DEVELOPERS.md)."""
@@ -40,8 +40,10 @@ ROOM_KEY = "room"
 TIME_LIKE = ("attack", "duration", "release", "t60_low", "t60_high", "noise_decay", "noise_attack")
 """Dimensions (seconds) that :func:`stretch` scales."""
 
-MAX_EVENTS = 10_000_000
-"""Upper bound on the events of one edited file (a safety bound on memory)."""
+MAX_EVENTS = 1 << 20
+"""Bound on the events the event tools (edit, export, stems, plot, ``inspect --events``) hold in memory:
+1 048 576 (≈ 270 MB of vectors; ≈ 4.9 h at the encoder's 60 events/s).  Above it they stop with
+:class:`~sparsecodec.errors.LimitError` before allocating (the decoder streams and has no such bound)."""
 
 
 @dataclass
@@ -351,9 +353,22 @@ def apply_ops(ev: Events, ops: Iterable[Op], *, seed: int = 0, move_filters: boo
 # ------------------------------------------------------------------------------------ file level
 
 
-def read_events(src: str | Path) -> tuple[Any, Events]:
-    """Read a ``.spev`` file: ``(header, Events)`` (vectors dequantised with the header's table)."""
-    from .container import Reader
+def check_event_count(reader: Any, name: str) -> None:
+    """Refuse (:class:`LimitError`) a seekable file whose index lists more than :data:`MAX_EVENTS` events,
+    before anything is read; the running count while reading is checked by the callers."""
+    entries = reader.index() if reader.seekable else None
+    if entries is not None and entries.n_events > MAX_EVENTS:
+        raise LimitError(
+            f"{name}: {entries.n_events} events, more than the event tools take (MAX_EVENTS {MAX_EVENTS})"
+        )
+
+
+def read_events(src: str | Path, *, max_duration_s: float | None = None) -> tuple[Any, Events]:
+    """Read a ``.spev`` file: ``(header, Events)`` (vectors dequantised with the header's table).
+
+    The container's limits apply (``max_duration_s`` as for ``codec.decode_file``), and at most
+    :data:`MAX_EVENTS` events are read (:class:`LimitError`, checked from the index before reading)."""
+    from .container import MAX_DURATION_S, Reader
 
     path = Path(src)
     try:
@@ -363,8 +378,9 @@ def read_events(src: str | Path) -> tuple[Any, Events]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with f:
-        reader = Reader(f)
+        reader = Reader(f, max_duration_s=max_duration_s or MAX_DURATION_S)
         header = reader.header
+        check_event_count(reader, str(path))
         table = quantize.validate_table(header.table)
         rate = float(header.time_rate)
         vecs: list[np.ndarray] = []
@@ -374,7 +390,7 @@ def read_events(src: str | Path) -> tuple[Any, Events]:
         for chunk in reader:
             total += len(chunk.times)
             if total > MAX_EVENTS:
-                raise UsageError(f"{path}: more than {MAX_EVENTS} events; too many to edit")
+                raise LimitError(f"{path}: more than the event tools take (MAX_EVENTS {MAX_EVENTS})")
             vecs.append(quantize.dequantize(chunk.codes, table))
             times.append(np.asarray(chunk.times, dtype=np.int64) / rate)
             sides.append((chunk.start / rate, dict(chunk.side or {})))
@@ -436,6 +452,19 @@ def history_entry(ops: Sequence[Op], *, seed: int, move_filters: bool, n_in: int
     }
 
 
+def _check_output_limits(header: Any, n_events: int) -> None:
+    """The file :func:`write_events` would write must be one the readers take (:class:`UsageError`: the
+    edit or import asks for it): duration, hops and the event count, checked before anything is allocated."""
+    from .container import check_header_limits
+
+    try:
+        check_header_limits(header)
+    except FormatError as exc:
+        raise UsageError(f"the output would be out of bounds: {exc}") from None
+    if n_events > MAX_EVENTS:
+        raise UsageError(f"the output would hold {n_events} events (MAX_EVENTS {MAX_EVENTS})")
+
+
 def write_events(dst: str | Path, header: Any, ev: Events, *, force: bool, entry: dict | None = None) -> int:
     """Write ``ev`` as a ``.spev`` file at ``dst`` (atomically), with ``header``'s table, hop and provenance
     and ``entry`` appended to its history.  ``header.n_samples`` is set from ``ev.duration_s``.
@@ -451,15 +480,19 @@ def write_events(dst: str | Path, header: Any, ev: Events, *, force: bool, entry
     new_header = dataclasses.replace(
         header, n_samples=n_samples, history=history, software=f"spev {__version__}"
     )
+    _check_output_limits(new_header, len(ev))
     chunks = to_chunks(ev, new_header)
     n_out = int(sum(len(c.times) for c in chunks))
     if entry is not None:
         entry["events_out"] = n_out
-    with atomic_output(dst, overwrite=force) as f:
-        writer = Writer(f, new_header)
-        for chunk in chunks:
-            writer.write_chunk(chunk)
-        writer.close()
+    try:
+        with atomic_output(dst, overwrite=force) as f:
+            writer = Writer(f, new_header)
+            for chunk in chunks:
+                writer.write_chunk(chunk)
+            writer.close()
+    except LimitError as exc:  # e.g. more events per second than a reader takes
+        raise UsageError(f"the output would be out of bounds: {exc}") from None
     return n_out
 
 

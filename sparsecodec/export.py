@@ -43,8 +43,8 @@ DERIVED = ("time", "pitch", "f0_hz", "level_db")
 """Top-level per-event fields besides ``params``."""
 CSV_COLUMNS = (*DERIVED, *(f"params.{name}" for name in events.NAMES))
 
-MAX_IMPORT_BYTES = 1 << 30
-"""Largest JSON/CSV file ``import`` reads."""
+MAX_IMPORT_BYTES = 1 << 28
+"""Largest JSON/CSV file ``import`` reads (256 MiB: parsed JSON costs several times its size in memory)."""
 DEFAULT_RATE = 44100
 """Sample rate of an imported file whose header gives none."""
 DEFAULT_HOP_S = 2**17 / 44100

@@ -31,6 +31,9 @@ GROUPS = ("event", "kind", "pitch")
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MAX_STEMS = 100_000
 """Most files one call writes (``group="event"`` on a long, dense file is refused above this)."""
+MAX_FULL_STEM_SAMPLES = 1 << 27
+"""Bound on ``samples x channels`` of one full-length stem (``group="kind"``/``"pitch"``), which is held in
+memory as float32 (512 MiB; ≈ 25 min of stereo at 44.1 kHz)."""
 
 
 def note_name(midi: float) -> str:
@@ -115,6 +118,11 @@ def decode_stems(
         raise OutputExistsError(f"{outdir}: exists and is not a folder")
     outdir.mkdir(parents=True, exist_ok=True)
     n_out = max(round(ev.duration_s * out_rate), 1)
+    if group != "event" and n_out * channels > MAX_FULL_STEM_SAMPLES:
+        raise UsageError(
+            f"{ev.duration_s:.0f} s is too long for full-length stems (MAX_FULL_STEM_SAMPLES "
+            f"{MAX_FULL_STEM_SAMPLES} samples x channels); use group 'event' or decode a shorter file"
+        )
     order = np.argsort(ev.times_s, kind="stable")
     ev = ev.replace(vectors=ev.vectors[order], times_s=ev.times_s[order])
     pitched = events.is_pitched(ev.vectors)

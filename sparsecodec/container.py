@@ -441,12 +441,15 @@ def _decode_body(
     times = np.zeros(0, np.int64)
     codes = np.zeros((n, events.N_DIMS), dtype=np.uint16)
     if n:
-        planes = bits[:n_bits].reshape(-1, n).astype(np.int64)
+        planes = bits[:n_bits].reshape(-1, n)  # uint8 [sum(col_bits), n]: no int64 copy of every plane
         cols: list[np.ndarray] = []
         row = 0
         for b in col_bits:
-            weights = np.left_shift(np.int64(1), np.arange(b - 1, -1, -1, dtype=np.int64))
-            cols.append(weights @ planes[row : row + b])
+            col = np.zeros(n, np.int64)
+            for k in range(row, row + b):
+                col <<= 1
+                col |= planes[k]
+            cols.append(col)
             row += b
         times = start + np.cumsum(cols[0])
         if times[-1] >= start + length:
@@ -818,6 +821,7 @@ class Reader:
         self._consumed = False
         self._index: ChunkIndex | None = None
         self._index_loaded = False
+        self._index_limit: LimitError | None = None
         self.index_error: str | None = None
         """Why the index could not be used (seekable files), else None."""
         self.lost: list[int] = []
@@ -938,8 +942,13 @@ class Reader:
             if self._src.seekable:
                 try:
                     self._index = self._load_index()
+                except LimitError as exc:  # a refusal, not damage: every later call raises it too
+                    self._index_limit = exc
+                    self.index_error = str(exc)
                 except FormatError as exc:
                     self.index_error = str(exc)
+        if self._index_limit is not None:
+            raise LimitError(str(self._index_limit))
         return self._index
 
     def _load_index(self) -> ChunkIndex:

@@ -22,7 +22,6 @@ import dataclasses
 import math
 import multiprocessing
 import os
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import __version__, audio_io, events, quantize
+from . import __version__, audio_io, events, procs, quantize
 from .errors import InputError, UnsupportedStreamError, UsageError
 
 Source = str | Path | BinaryIO
@@ -543,7 +542,9 @@ def _render_segment(
 
 
 def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    """The parent handles Ctrl-C and terminates the pool; a worker exits on SIGTERM and dies with its parent
+    (:func:`procs.worker_init`), so none keeps rendering after a killed ``spev decode``."""
+    procs.worker_init()
 
 
 def _decode_parallel(

@@ -162,12 +162,12 @@ def _wait_for(cond: object, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _start(*args: str) -> subprocess.Popen[bytes]:
+def _start(*args: str, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "sparsecodec.cli", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", **env},
     )
 
 
@@ -340,3 +340,53 @@ def test_a_valid_file_the_decoder_cannot_render_is_unsupported(
     assert result.exit_code == 4, result.stderr
     assert "unsupported" in result.stderr and words in result.stderr and "--rate 500" not in result.stderr
     assert not (tmp_path / "u.wav").exists()
+
+
+# ------------------------------------------------------------------------- workers die with their parent
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("what", ["decode", "batch"])
+def test_workers_die_with_a_killed_parent(tmp_path: Path, what: str) -> None:
+    """SIGKILL leaves no clean-up to the parent: the kernel stops its workers (PR_SET_PDEATHSIG)."""
+    from conftest import make_spev
+
+    if what == "decode":  # > 40 s from a single-threaded process: rendered by forked workers
+        src = make_spev(tmp_path / "long.spev", seconds=1200.0, rate=RATE, per_chunk=20)
+        # two workers even on a loaded machine (the decoder follows the load average otherwise)
+        proc = _start("decode", str(src), str(tmp_path / "long.wav"), OMP_NUM_THREADS="2")
+        min_children = 2
+    else:
+        (tmp_path / "in").mkdir()
+        for i in range(4):
+            tone_wav(tmp_path / "in" / f"t{i}.wav", 20.0)
+        proc = _start("batch", "encode", str(tmp_path / "in"), str(tmp_path / "out"), "--jobs", "2")
+        min_children = 2
+    _wait_for(lambda: len(_children(proc.pid)) >= min_children or proc.poll() is not None)
+    assert proc.poll() is None, "finished before the kill"
+    time.sleep(1.0)
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait(timeout=30)
+    _wait_for(lambda: not any(_alive(p) for p in workers), timeout=2.0)  # at once, not after their task

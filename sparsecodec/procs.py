@@ -84,6 +84,7 @@ def worker_init() -> None:
     """Initializer for worker processes.  Ctrl-C is the parent's business (it stops the pool); SIGTERM (from
     the parent stopping the pool, or from the kernel when the parent dies) removes the worker's temporary
     outputs and exits at once, so no worker outlives its parent or writes after it."""
+    _worker_temps.clear()  # a forked worker inherits its parent's set: those files are not the worker's
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_stop)
     die_with_parent()

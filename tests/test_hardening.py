@@ -390,3 +390,20 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, what: str) -> None:
     proc.kill()
     proc.wait(timeout=30)
     _wait_for(lambda: not any(_alive(p) for p in workers), timeout=2.0)  # at once, not after their task
+
+
+def test_a_forked_worker_never_removes_its_parents_temporary(tmp_path: Path) -> None:
+    """The parallel decoder forks while the parent's output temporary is open; a worker stopped by SIGTERM
+    (as ``Pool.terminate`` does) must leave that file alone."""
+    import multiprocessing
+
+    from sparsecodec import procs
+
+    out = tmp_path / "o.bin"
+    with audio_io.atomic_output(out) as f:
+        f.write(b"parent")
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1, initializer=procs.worker_init) as pool:
+            assert pool.apply(os.getpid) != os.getpid()
+            pool.terminate()  # SIGTERM to the worker
+    assert out.read_bytes() == b"parent"

@@ -13,10 +13,13 @@ import os
 import struct
 import tracemalloc
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 import numpy as np
+import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,30 +58,45 @@ def sample() -> tuple[bytes, list[int]]:
     return data, [e.offset for e in entries]
 
 
-def read_everything(data: bytes) -> None:
-    """Every reading path over ``data``; only FormatError may escape, memory stays bounded."""
-    tracemalloc.start()
-    try:
-        for path in range(5):
-            try:
-                r = C.Reader(io.BytesIO(data))
-                if path == 0:
-                    list(r)
-                elif path == 1:
-                    r.verify()
-                elif path == 2:
-                    list(r.iter_tolerant())
-                    assert len(r.lost) <= C.MAX_CHUNKS
-                elif path == 3:
-                    list(r.chunks_for(HOP, 2 * HOP, preroll=0))
-                    C.summary(r)
-                else:
-                    list(C.Reader(io.BufferedReader(_Pipe(data))).iter_tolerant())
-            except errors.FormatError:
-                pass
-        assert tracemalloc.get_traced_memory()[1] < MEMORY_CAP
-    finally:
+@pytest.fixture(autouse=True, scope="module")
+def _tracing() -> Iterator[None]:
+    """tracemalloc runs once for the whole module.  Starting and stopping it for every example (as this module
+    did) made the suite's memory grow with the number of examples: each start/stop cycle interleaves the
+    tracer's many small allocations with long-lived ones (hypothesis' own state), which fragments the heap
+    (measured: RSS +14 MB over 2 400 examples, flat without the per-example cycle)."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    yield
+    if started:
         tracemalloc.stop()
+
+
+def read_everything(data: bytes) -> None:
+    """Every reading path over ``data``; only FormatError may escape, the peak of new allocations stays under
+    ``MEMORY_CAP``."""
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    for path in range(5):
+        try:
+            r = C.Reader(io.BytesIO(data))
+            if path == 0:
+                list(r)
+            elif path == 1:
+                r.verify()
+            elif path == 2:
+                list(r.iter_tolerant())
+                assert len(r.lost) <= C.MAX_CHUNKS
+            elif path == 3:
+                list(r.chunks_for(HOP, 2 * HOP, preroll=0))
+                C.summary(r)
+            else:
+                list(C.Reader(io.BufferedReader(_Pipe(data))).iter_tolerant())
+        except errors.FormatError:
+            pass
+    assert tracemalloc.get_traced_memory()[1] - base < MEMORY_CAP
 
 
 class _Pipe(io.RawIOBase):
@@ -183,3 +201,37 @@ def test_header_fields_behind_valid_crc(replace: dict[str, Any]) -> None:
     hb = msgpack.packb(d)
     head = C.MAGIC + struct.pack("<BBII", 1, 0, len(hb), len(hb)) + hb
     read_everything(head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + data[offs[0] :])
+
+
+@fuzz_settings(20)
+@given(
+    n_samples=st.integers(0, 2**48 - 1),
+    hop=st.integers(1, 2**32 - 1),
+    n_events=st.sampled_from([0, 1, 1000, 1001, 65536]),
+    length=st.integers(1, 2**32 - 1),
+    start=st.integers(0, 2**40),
+)
+def test_declared_counts_behind_valid_crc(
+    n_samples: int, hop: int, n_events: int, length: int, start: int
+) -> None:
+    """Crafted-valid declarations (huge lengths, tiny hops, dense chunks): only FormatError, bounded memory.
+    The events are all-zero codes, so a 65536-event chunk is a few hundred bytes of zstd."""
+    d = C.Reader(io.BytesIO(sample()[0])).header.to_dict()
+    d.update(n_samples=n_samples, hop_samples=hop)
+    hb = msgpack.packb(d)
+    head = C.MAGIC + struct.pack("<BBII", 1, 0, len(hb), len(hb)) + hb
+    head += struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF)
+    raw = b"\x00" + struct.pack("<I", 0) + bytes(-(-n_events * BITS // 8))
+    z = _ZSTD.compress(raw)
+    payload = struct.pack("<IQIIIB", 0, start, length, n_events, len(raw), 1) + z
+    chunk = C.CHUNK_SYNC + struct.pack("<I", len(payload)) + payload
+    chunk += struct.pack("<I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    ix = struct.pack("<IQIQII", 1, len(head), 0, start, length, n_events)
+    index = C.INDEX_SYNC + struct.pack("<I", len(ix)) + ix
+    index += struct.pack("<I", zlib.crc32(index) & 0xFFFFFFFF)
+    t = struct.pack("<4sQI", C.TRAILER_SYNC, len(head) + len(chunk), 1)
+    read_everything(head + chunk + index + t + struct.pack("<I", zlib.crc32(t) & 0xFFFFFFFF))
+
+
+BITS = sum(int(e["bits"]) for e in quantize.default_table())
+_ZSTD = zstandard.ZstdCompressor(level=3)

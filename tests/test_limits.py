@@ -117,6 +117,15 @@ def test_header_only_file_with_a_huge_declared_length(tmp_path: Path) -> None:
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_max_duration_raises_or_lowers_the_bound(tmp_path: Path) -> None:
+    """`spev decode --max-duration SECONDS`: a user who needs a longer file can ask for it."""
+    src = tmp_path / "silence.spev"
+    src.write_bytes(assemble(header_block(header_dict(n_samples=120 * 8000)), []))
+    assert_refused(["decode", "--max-duration", "60", str(src), str(tmp_path / "o.wav")], "MAX_DURATION_S")
+    code, err, _, _ = run_spev("decode", "--max-duration", "200", str(src), str(tmp_path / "o.wav"))
+    assert code == 0, err
+
+
 def test_header_only_file_within_the_limit_streams_silence(tmp_path: Path) -> None:
     """Half an hour of declared silence decodes in bounded memory (the renderer works in steps)."""
     src = tmp_path / "silence.spev"

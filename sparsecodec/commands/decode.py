@@ -37,6 +37,13 @@ def _is_spev(path: Path) -> bool:
 )
 @click.option("--ignore-errors", is_flag=True, help="Render damaged chunks as silence instead of failing.")
 @click.option(
+    "--max-duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Accept files that declare up to this length (default 86400: 24 h; formats/spev.md §7).",
+)
+@click.option(
     "--stems", metavar="DIR", default=None, help="Render each event (or group) to its own file in DIR."
 )
 @click.option(
@@ -60,6 +67,7 @@ def decode(
     bits: str,
     fmt: str | None,
     ignore_errors: bool,
+    max_duration: float | None,
     stems: str | None,
     device: str,
 ) -> None:
@@ -115,10 +123,13 @@ def decode(
                 ignore_errors=ignore_errors,
                 progress=progress,
                 overwrite=force,
+                max_duration_s=max_duration,
             )
         if r.lost_chunks:
             lost = ", ".join(str(i) for i in r.lost_chunks)
             console.warn(f"{job.src}: damaged chunks rendered as silence: {lost}")
+        for line in r.warnings:
+            console.warn(f"{job.src}: {line}")
         console.info(
             f"{job.src} -> {job.dst}: {r.duration_s:.2f} s, {r.sample_rate} Hz, {r.channels} ch, "
             f"{r.events} events"

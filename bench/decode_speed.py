@@ -36,7 +36,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from sparsecodec import container, events, quantize, render_np  # noqa: E402
+from sparsecodec.format import container, events, quantize  # noqa: E402
+from sparsecodec.synth import render_np  # noqa: E402
 
 HOP = 1 << 17
 """Chunk hop of the written files and of the synthetic push loop (samples)."""
@@ -194,7 +195,7 @@ def main() -> None:
             rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
             how, peak = "spev decode (CLI, start-up included)", float("nan")
         elif args.real:
-            from sparsecodec import codec
+            from sparsecodec import api as codec
 
             os.environ["OMP_NUM_THREADS"] = str(args.threads)  # read by codec.decode_file
             c0 = _cpu()

@@ -41,8 +41,10 @@ import msgpack
 import numpy as np
 import zstandard
 
-from sparsecodec import codec, errors, events, quantize
-from sparsecodec import container as C
+from sparsecodec import api as codec
+from sparsecodec import errors
+from sparsecodec.format import container as C
+from sparsecodec.format import events, quantize
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "formats" / "golden"
@@ -560,7 +562,7 @@ def run(n_cases: int, workers: int, batch: int, timeout: float, decode_max_s: fl
     for seed in seeds:
         for n in (1000, 4096, 65536):
             dense_body(C.Reader(io.BytesIO(seed)).header.table, n)
-    from sparsecodec import render_np  # noqa: F401 - imported once, shared by the children
+    from sparsecodec.synth import render_np  # noqa: F401 - imported once, shared by the children
 
     todo = [list(range(a, min(a + batch, first + n_cases))) for a in range(first, first + n_cases, batch)]
     records: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sparsecodec import container, events, quantize
+from sparsecodec.format import container, events, quantize
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
@@ -109,7 +109,7 @@ def encode(header: container.Header, chunks: list[container.Chunk]) -> bytes:
 def write_audio(name: str) -> None:
     """Decode ``NAME.spev`` to a 16-bit WAV reference (quantisation 1.5e-5, far inside the tolerance) and
     record it in the JSON."""
-    from sparsecodec import codec  # imported late: needs the decoder
+    from sparsecodec import api as codec  # imported late: needs the decoder
 
     spev = GOLDEN_DIR / f"{name}.spev"
     wav = GOLDEN_DIR / f"{name}.wav"

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from sparsecodec import events, proposal
-from sparsecodec.render_np import render
+from sparsecodec.encoder import proposal
+from sparsecodec.format import events
+from sparsecodec.synth.render_np import render
 
 
 def mixture(seed: int, n_events: int, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,7 +56,7 @@ def main() -> None:
     assert net is not None
     print("network ", score(net.propose, seeds, n_ev))
     try:
-        from sparsecodec.analysis import Analyzer
+        from sparsecodec.encoder.analysis import Analyzer
     except ImportError:
         return
     print("analysis", score(Analyzer(44100).propose, seeds, n_ev))

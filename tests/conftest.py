@@ -48,7 +48,7 @@ def make_spev(
     path: Path, *, seconds: float = 4.0, rate: int = 22050, channels: int = 1, per_chunk: int = 5
 ) -> Path:
     """Write a small valid ``.spev`` of random prior events (no encoder needed); returns ``path``."""
-    from sparsecodec import container, events, quantize
+    from sparsecodec.format import container, events, quantize
 
     rng = np.random.default_rng(7)
     hop = rate  # one-second chunks

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sparsecodec import audio_io
+from sparsecodec.audio import io as audio_io
 from sparsecodec.errors import InputError, OutputExistsError, UsageError
 
 

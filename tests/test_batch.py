@@ -23,8 +23,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from sparsecodec import batch
 from sparsecodec.errors import BatchError, InputError, OutputExistsError, UsageError
+from sparsecodec.jobs import batch
 
 N_GOOD = 48
 BAD = ("bad_garbage.wav", "d1/bad_header.wav")
@@ -65,7 +65,7 @@ def _temps(dst: Path) -> list[Path]:
 
 def _verify_all(dst: Path) -> int:
     """Every visible output verifies; returns how many there are."""
-    from sparsecodec import container
+    from sparsecodec.format import container
 
     outs = _good_outputs(dst)
     for p in outs:
@@ -77,7 +77,7 @@ def _verify_all(dst: Path) -> int:
 
 
 def _cli(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "sparsecodec.commands.batch", *map(str, args)]
+    return [sys.executable, "-m", "sparsecodec.cli.commands.batch", *map(str, args)]
 
 
 def _run_killed(cmd: list[str], dst: Path, tmp: Path) -> int:
@@ -315,14 +315,14 @@ def test_ray_missing_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(UsageError, match=r"pip install 'spev\[ray\]'"):
         batch.run_batch(tmp_path, tmp_path / "out", "encode", engine="ray")
-    from sparsecodec.commands.batch import command
+    from sparsecodec.cli.commands.batch import command
 
     res = CliRunner().invoke(command, ["encode", str(tmp_path), str(tmp_path / "o"), "--engine", "ray"])
     assert isinstance(res.exception, UsageError)
 
 
 def test_cli_options(tmp_path: Path) -> None:
-    from sparsecodec.commands.batch import command
+    from sparsecodec.cli.commands.batch import command
 
     runner = CliRunner()
     res = runner.invoke(command, ["encode", str(tmp_path), str(tmp_path / "o"), "--address", "x"])
@@ -344,8 +344,9 @@ def test_cli_options(tmp_path: Path) -> None:
 
 def test_no_torch_or_ray_at_start_up() -> None:
     code = (
-        "import sys; from click.testing import CliRunner; from sparsecodec.commands.batch import command; "
+        "import sys; from click.testing import CliRunner; "
+        "from sparsecodec.cli.commands.batch import command; "
         "r = CliRunner().invoke(command, ['encode', '--help']); assert r.exit_code == 0, r.output; "
-        "import sparsecodec.batch; bad = {'torch', 'ray'} & set(sys.modules); assert not bad, bad"
+        "import sparsecodec.jobs.batch; bad = {'torch', 'ray'} & set(sys.modules); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -14,9 +14,11 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from sparsecodec import __version__, audio_io, codec
+from sparsecodec import __version__
+from sparsecodec import api as codec
+from sparsecodec.audio import io as audio_io
 from sparsecodec.cli import COMMANDS, cli
-from sparsecodec.commands import plan_jobs
+from sparsecodec.cli.commands import plan_jobs
 from sparsecodec.errors import InputError, UsageError
 
 NO_TORCH = """

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sparsecodec import audio_io, codec, container, quantize
+from sparsecodec import api as codec
+from sparsecodec.audio import io as audio_io
 from sparsecodec.errors import ChecksumError
+from sparsecodec.format import container, quantize
 
 F0 = 220.0
 
@@ -156,7 +158,8 @@ def test_ignore_errors_renders_silence_for_lost_chunks(spev_file: Path, tmp_path
 
 
 def test_loud_events_do_not_clip_or_wrap(tmp_path: Path) -> None:
-    from sparsecodec import events, render_np
+    from sparsecodec.format import events
+    from sparsecodec.synth import render_np
 
     rate, n = 16000, 16000
     v = events.defaults(8)

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import zstandard
 
-from sparsecodec import container as C
-from sparsecodec import errors, events, quantize
+from sparsecodec import errors
+from sparsecodec.format import container as C
+from sparsecodec.format import events, quantize
 
 RATE = 22050
 HOP = 11025
@@ -181,7 +182,9 @@ def test_bytes_per_event_is_small() -> None:
 
 
 def test_container_does_not_import_torch() -> None:
-    code = "import sys, sparsecodec.container as c; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, sparsecodec.format.container as c; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

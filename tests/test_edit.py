@@ -9,8 +9,10 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from sparsecodec import container, edit, events, render_np
 from sparsecodec.cli import cli
+from sparsecodec.format import container, events
+from sparsecodec.synth import render_np
+from sparsecodec.tools import edit
 
 RATE = 22050
 
@@ -212,7 +214,7 @@ def test_set_randomize_perturb_are_seeded() -> None:
 
 
 def test_stems_by_kind_add_up_to_the_full_render(one_note: Path, tmp_path: Path) -> None:
-    from sparsecodec.stems import decode_stems
+    from sparsecodec.tools.stems import decode_stems
 
     vecs = np.stack([note(60.0), note(40.0, noise_mix=0.9, duration=0.1)])
     src = write_spev(tmp_path / "mix.spev", vecs, np.array([0.1, 0.3]), 1.5)

@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsecodec import analysis, encoder, events, render_np
+from sparsecodec.encoder import analysis
+from sparsecodec.encoder import stream as encoder
+from sparsecodec.format import events
+from sparsecodec.synth import render_np
 
 SR = 22050
 C = events.INDEX

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from sparsecodec import events, quantize
+from sparsecodec.format import events, quantize
 
 
 def test_layout_is_32_named_dims() -> None:
@@ -83,7 +83,7 @@ def test_validate_table_rejects_bad_tables(mutate) -> None:  # type: ignore[no-u
 
 
 def test_no_torch_import() -> None:
-    code = "import sys, sparsecodec.events, sparsecodec.quantize; assert 'torch' not in sys.modules"
+    code = "import sys, sparsecodec.format.events, sparsecodec.format.quantize; assert 'torch' not in sys.modules"  # noqa: E501
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sparsecodec.codec import decode_file, encode_file
+from sparsecodec.api import decode_file, encode_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ROOT / "tests" / "data" / "exact_sha256.json"

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sparsecodec import container, edit, events
 from sparsecodec.cli import cli
+from sparsecodec.format import container, events
+from sparsecodec.tools import edit
 
 RATE = 22050
 

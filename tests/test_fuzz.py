@@ -23,8 +23,9 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparsecodec import container as C
-from sparsecodec import errors, events, quantize
+from sparsecodec import errors
+from sparsecodec.format import container as C
+from sparsecodec.format import events, quantize
 
 HOP = 4000
 MEMORY_CAP = 48 << 20

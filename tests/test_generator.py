@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsecodec import events, generator, render_np
+from sparsecodec.format import events
+from sparsecodec.synth import render_np
+from sparsecodec.synth import render_torch as generator
 
 torch = pytest.importorskip("torch")
 
@@ -153,7 +155,7 @@ def test_cuda_decode_matches_cpu(tmp_path: Path) -> None:
     import soundfile as sf
     from conftest import make_spev
 
-    from sparsecodec import codec
+    from sparsecodec import api as codec
 
     src = make_spev(tmp_path / "f.spev", seconds=6.0, rate=22050, channels=2)
     codec.decode_file(src, tmp_path / "cpu.wav", bits="32f")

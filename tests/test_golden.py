@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sparsecodec import container as C
+from sparsecodec.format import container as C
 
 GOLDEN = Path(__file__).resolve().parent.parent / "formats" / "golden"
 NAMES = sorted(p.name.removesuffix(".events.json") for p in GOLDEN.glob("*.events.json"))
@@ -61,7 +61,7 @@ def test_golden_audio(name: str) -> None:
         pytest.skip("no reference decode yet (run formats/make_golden.py --audio)")
     import soundfile as sf
 
-    from sparsecodec import codec
+    from sparsecodec import api as codec
 
     ref, rate = sf.read(str(GOLDEN / audio["file"]), dtype="float32", always_2d=True)
     out = io.BytesIO()
@@ -81,7 +81,7 @@ def test_empty_file_decodes_to_empty_wav_and_refuses_flac(tmp_path: Path) -> Non
     """A zero-length .spev decodes to a valid empty WAV; FLAC cannot hold empty audio (usage error)."""
     import soundfile as sf
 
-    from sparsecodec import codec
+    from sparsecodec import api as codec
     from sparsecodec.errors import UsageError
 
     r = codec.decode_file(GOLDEN / "empty.spev", tmp_path / "e.wav")

@@ -23,10 +23,10 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from sparsecodec import audio_io
+from sparsecodec.audio import io as audio_io
 from sparsecodec.cli import cli
-from sparsecodec.container import MAGIC
 from sparsecodec.errors import OutputExistsError
+from sparsecodec.format.container import MAGIC
 
 RATE = 22050
 
@@ -297,7 +297,7 @@ def test_two_encodes_to_one_output_never_both_succeed(tmp_path: Path) -> None:
 
 def _spev_with(path: Path, **header: object) -> Path:
     """A valid ``.spev`` of 2 s with these header fields changed (written by the real writer)."""
-    from sparsecodec import container, events, quantize
+    from sparsecodec.format import container, events, quantize
 
     rate = int(header.get("sample_rate", RATE))  # type: ignore[call-overload]
     h = container.Header(
@@ -397,7 +397,7 @@ def test_a_forked_worker_never_removes_its_parents_temporary(tmp_path: Path) -> 
     (as ``Pool.terminate`` does) must leave that file alone."""
     import multiprocessing
 
-    from sparsecodec import procs
+    from sparsecodec.jobs import procs
 
     out = tmp_path / "o.bin"
     with audio_io.atomic_output(out) as f:

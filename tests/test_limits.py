@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import zstandard
 
-from sparsecodec import codec, errors, events, quantize
-from sparsecodec import container as C
+from sparsecodec import api as codec
+from sparsecodec import errors
+from sparsecodec.format import container as C
+from sparsecodec.format import events, quantize
 
 RSS_LIMIT_MB = 300
 BITS_PER_EVENT = sum(int(e["bits"]) for e in quantize.default_table())

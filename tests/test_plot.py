@@ -9,8 +9,10 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from sparsecodec import container, edit, events, plot, render_np
 from sparsecodec.cli import cli
+from sparsecodec.format import container, events
+from sparsecodec.synth import render_np
+from sparsecodec.tools import edit, plot
 
 RATE = 16000
 

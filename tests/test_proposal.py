@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sparsecodec import events, proposal
+from sparsecodec.encoder import proposal
 from sparsecodec.errors import SpevError
+from sparsecodec.format import events
 
 
 def test_features_shape_and_pitch_axis() -> None:
@@ -133,7 +134,7 @@ def test_shipped_weights_shapes(shipped: proposal.ProposalNet) -> None:
 
 def _mixture(seed: int, n_events: int, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A few pitched prior events in the first half of a 2**18-sample window, rendered at ``sr``."""
-    from sparsecodec.render_np import render
+    from sparsecodec.synth.render_np import render
 
     rng = np.random.default_rng(seed)
     v = events.sample_prior(rng, n_events)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sparsecodec import dsp, events, render_np
 from sparsecodec.errors import SpevError
+from sparsecodec.format import events
+from sparsecodec.synth import kernels as dsp
+from sparsecodec.synth import render_np
 
 SR = 22050
 C = events.INDEX
@@ -284,7 +286,7 @@ def test_low_partials_fold_at_dc() -> None:
 
 
 def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sparsecodec import codec
+    from sparsecodec import api as codec
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert codec._decode_threads() == 1
@@ -303,7 +305,7 @@ def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) 
 def test_decode_speed_bench_files(tmp_path: Path) -> None:
     """The decode-speed bench writes valid .spev files and tiles real ones to the asked event rate."""
     from bench import decode_speed
-    from sparsecodec import codec
+    from sparsecodec import api as codec
 
     v, t = decode_speed.synthetic_events(2.0, SR, 10.0, seed=1)
     src = tmp_path / "clips" / "a.spev"
@@ -324,7 +326,7 @@ def test_parallel_decode_equals_one_process(
     of a one-process decode; WAV is packed by the workers, FLAC by the parent."""
     from conftest import make_spev
 
-    from sparsecodec import codec
+    from sparsecodec import api as codec
 
     src = make_spev(tmp_path / "long.spev", seconds=45.0, rate=8000, channels=2, per_chunk=8)
     calls: list[int] = []
@@ -357,7 +359,8 @@ def test_parallel_decode_only_from_a_single_threaded_process(monkeypatch: pytest
     import sys
     import threading
 
-    from sparsecodec import codec, console
+    from sparsecodec import api as codec
+    from sparsecodec.cli import console
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.setattr(codec.threading, "active_count", lambda: 1)

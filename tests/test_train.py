@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from sparsecodec import datagen, events, proposal, train
+from sparsecodec.encoder import proposal
+from sparsecodec.format import events
+from training import datagen, train
 
 
 def test_synth_example_is_reproducible_and_labelled() -> None:

@@ -1,0 +1,732 @@
+"""The public codec API: :func:`encode_file` and :func:`decode_file` on paths or binary file objects.
+
+The command line, the benchmark and batch jobs all call these.  Both stream: audio is read, analysed, rendered
+and written block by block, so memory stays flat whatever the length.
+
+>>> from sparsecodec.api import encode_file, decode_file
+>>> r = encode_file("song.wav", "song.spev", kbps=4)          # doctest: +SKIP
+>>> r.events, round(r.kbps, 2)                                 # doctest: +SKIP
+>>> decode_file("song.spev", "out.flac", start=10.0, end=20.0)  # doctest: +SKIP
+
+Outputs given as paths are written through a temporary file in the same folder and renamed into place only
+when complete; an existing file is replaced (the CLI refuses unless ``--force``).  Outputs given as file
+objects are written in order, without seeking, so pipes work.  No torch import here: the encoder (and, for
+``device="cuda"``, the torch renderer) is imported inside the call that needs it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import math
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from sparsecodec import __version__
+from sparsecodec.audio import io as audio_io
+from sparsecodec.errors import InputError, UnsupportedStreamError, UsageError
+from sparsecodec.format import events, quantize
+from sparsecodec.jobs import procs
+
+Source = str | Path | BinaryIO
+Progress = Callable[[float], None]
+
+MAX_TAGS = 64
+"""At most this many tags per file; keys up to 64 characters, values up to 1024."""
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What :func:`encode_file` produced."""
+
+    duration_s: float
+    """Length of the input in seconds."""
+    sample_rate: int
+    """Input (and default output) rate, Hz."""
+    channels: int
+    events: int
+    """Number of events written."""
+    chunks: int
+    bytes: int
+    """Size of the ``.spev`` output in bytes."""
+    kbps: float
+    """Whole-file bit rate: ``bytes * 8 / duration_s / 1000``."""
+    tags: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Damage in the input that ``ignore_errors`` let through (truncation, NaN/Inf, clipping), a line each."""
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What :func:`decode_file` produced."""
+
+    duration_s: float
+    """Length of the output in seconds."""
+    sample_rate: int
+    """Output rate, Hz."""
+    channels: int
+    frames: int
+    """Frames written."""
+    events: int
+    """Events rendered (pre-roll included)."""
+    chunks: int
+    """Chunks read and rendered."""
+    lost_chunks: list[int] = field(default_factory=list)
+    """Indices of damaged chunks replaced by silence (``ignore_errors=True`` only)."""
+    format: str = "wav"
+    bits: str = "16"
+    warnings: list[str] = field(default_factory=list)
+    """Damage that ``ignore_errors`` let through (lost sync, bad chunks, trailing bytes), a line each."""
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _output(dst: Source, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A binary file object for ``dst``: an atomic temporary for paths (see :func:`audio_io.atomic_output`
+    for ``overwrite``), ``dst`` itself otherwise."""
+    if isinstance(dst, (str, Path)):
+        with audio_io.atomic_output(dst, overwrite=overwrite) as f:
+            yield f
+    else:
+        yield dst
+
+
+@contextlib.contextmanager
+def _spev_input(src: Source) -> Iterator[BinaryIO]:
+    """Open a ``.spev`` source for reading (paths opened here and closed after)."""
+    if isinstance(src, (str, Path)):
+        path = Path(src)
+        if not path.exists():
+            raise InputError(f"{src}: no such file")
+        if path.is_dir():
+            raise InputError(f"{src}: is a directory")
+        with open(path, "rb") as f:
+            yield f
+    else:
+        yield src
+
+
+def _check_tags(tags: dict[str, str]) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise UsageError(f"too many tags ({len(tags)} > {MAX_TAGS})")
+    out: dict[str, str] = {}
+    for key, value in tags.items():
+        key, value = str(key), str(value)
+        if not key or len(key) > 64 or len(value) > 1024:
+            raise UsageError(f"tag {key[:64]!r}: keys take 1..64 characters, values up to 1024")
+        out[key] = value
+    return out
+
+
+def _check_renderable(sample_rate: int, channels: int, rate: int | None) -> None:
+    """Raise :class:`UnsupportedStreamError` (exit 4) for a valid header this decoder will not render: more
+    than stereo, or (without ``--rate``) a sample rate outside the output range."""
+    if not 1 <= channels <= audio_io.MAX_CHANNELS:
+        raise UnsupportedStreamError(
+            f"unsupported: {channels} channels (this decoder renders mono or stereo)"
+        )
+    if rate is None and not audio_io.MIN_RATE <= sample_rate <= audio_io.MAX_RATE:
+        raise UnsupportedStreamError(
+            f"unsupported: the file's sample rate {sample_rate} Hz is outside {audio_io.MIN_RATE}.."
+            f"{audio_io.MAX_RATE} Hz (--rate RATE decodes at another rate)"
+        )
+
+
+def resolve_device(device: str) -> str:
+    """``cpu``, ``cuda`` or ``auto`` → ``cpu``/``cuda``.
+
+    ``auto`` imports torch only when a GPU driver is present.
+    """
+    if device not in ("cpu", "cuda", "auto"):
+        raise UsageError(f"unknown device {device!r} (choose cpu, cuda or auto)")
+    if device == "cpu":
+        return "cpu"
+    if device == "auto" and not (os.path.exists("/proc/driver/nvidia/version") or os.name == "nt"):
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise UsageError("--device cuda: no CUDA device is available")
+    return "cpu"
+
+
+# -------------------------------------------------------------------------------------------- encode
+
+
+def encode_file(
+    src: Source,
+    dst: Source,
+    *,
+    kbps: float | None = None,
+    events_per_second: float | None = None,
+    refine: int = 0,
+    tags: dict[str, str] | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    init: str | None = None,
+    ignore_errors: bool = False,
+    overwrite: bool = True,
+) -> EncodeResult:
+    """Encode audio ``src`` to a ``.spev`` at ``dst``.
+
+    ``src``: a path or a binary file object of anything soundfile reads (a non-seekable stream is spooled to
+    a temporary file first).  ``dst``: a path (written atomically) or a binary file object (written in order).
+    ``kbps`` (default 4) sets the event budget; ``events_per_second`` caps the event rate instead;
+    ``refine`` adds that many joint optimisation steps per window; ``init`` picks what proposes events
+    (``"analysis"``, ``"hybrid"``, ``"network"``; default: the encoder's); ``tags`` are merged over the input
+    file's own metadata (title, artist...).  ``progress`` receives the fraction done in [0, 1].
+    Raises :class:`~sparsecodec.errors.InputError` for unreadable audio, and for damaged audio (a WAV/FLAC
+    shorter than its header says, a decode error mid-stream, NaN/Inf samples) unless ``ignore_errors``, which
+    encodes what is sound and lists the damage in ``EncodeResult.warnings``; ``UsageError`` for bad options.
+    Nothing is left at a path ``dst`` when it raises; ``overwrite=False`` refuses (``OutputExistsError``) a
+    ``dst`` that exists when the output is complete, without replacing it.
+    """
+    if kbps is not None and not (0.05 <= kbps <= 1000.0):
+        raise UsageError(f"--kbps {kbps}: choose a value between 0.05 and 1000")
+    if events_per_second is not None and not (0.0 < events_per_second <= 2000.0):
+        raise UsageError(f"--events-per-second {events_per_second}: choose a value in (0, 2000]")
+    if refine < 0:
+        raise UsageError("--refine takes a number of steps >= 0")
+    device = resolve_device(device)
+
+    with contextlib.ExitStack() as stack:
+        if not isinstance(src, (str, Path)) and not audio_io.is_seekable(src):
+            src = stack.enter_context(audio_io.spool(src))
+        reader = stack.enter_context(audio_io.AudioReader(src, ignore_errors=ignore_errors))
+        info = reader.info
+        from sparsecodec.encoder import stream as encoder
+        from sparsecodec.format import container  # after the input is known to be good: the encoder is heavy
+
+        rate = audio_io.analysis_rate(info.sample_rate)
+        all_tags = _check_tags({**info.tags, **(tags or {})})
+        settings = encoder.EncoderSettings(
+            **_settings_kwargs(encoder.EncoderSettings, kbps, events_per_second, refine, device, init)
+        )
+        hop = int(encoder.hop_samples(rate))
+        table = quantize.TABLES["default"]
+        header = container.Header(
+            layout_version=events.LAYOUT_VERSION,
+            encoder_id=encoder.encoder_id(settings.init),
+            weights_hash=encoder.weights_hash(settings.init),
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            n_samples=info.frames,
+            time_rate=rate,
+            hop_samples=hop,
+            table=table,
+            settings=_plain(settings),
+            tags=all_tags,
+            software=f"spev {__version__}",
+            history=[],
+        )
+        blocks = audio_io.resample_blocks(reader.blocks(), info.sample_rate, rate, info.channels)
+        n_events = n_chunks = 0
+        out = stack.enter_context(_output(dst, overwrite))
+        writer = container.Writer(out, header)
+        n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
+        stream = encoder.encode_stream(
+            blocks, rate, info.channels, settings, progress=progress, total_samples=n_analysis
+        )
+        for ec in stream:
+            codes = quantize.quantize(ec.vectors, table)
+            chunk = container.Chunk(
+                index=n_chunks,
+                start=int(ec.start),
+                length=int(ec.length),
+                times=np.asarray(ec.times, dtype=np.int64),
+                codes=codes,
+                side=dict(ec.side or {}),
+            )
+            writer.write_chunk(chunk)
+            n_events += len(codes)
+            n_chunks += 1
+        writer.close()
+        n_bytes = writer.bytes_written
+    if progress is not None:
+        progress(1.0)
+    duration = info.frames / info.sample_rate
+    return EncodeResult(
+        duration_s=duration,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        events=n_events,
+        chunks=n_chunks,
+        bytes=n_bytes,
+        kbps=n_bytes * 8.0 / duration / 1000.0,
+        tags=all_tags,
+        warnings=list(reader.warnings),
+    )
+
+
+def _settings_kwargs(
+    cls: Any, kbps: float | None, eps: float | None, refine: int, device: str, init: str | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for the encoder's settings class, passing only the fields it has."""
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    wanted: dict[str, Any] = {"refine_steps": refine, "device": device}
+    if init is not None:
+        wanted["init"] = init
+    if kbps is not None:
+        wanted["kbps"] = kbps
+    if eps is not None:
+        wanted["events_per_second"] = eps
+    return {k: v for k, v in wanted.items() if k in names}
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """Settings as a plain msgpack-able dict."""
+    data = (
+        dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else dict(obj)
+    )
+    return {str(k): v for k, v in data.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+# -------------------------------------------------------------------------------------------- decode
+
+
+def decode_file(
+    src: Source,
+    dst: Source,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    rate: int | None = None,
+    bits: str = "16",
+    fmt: str | None = None,
+    device: str = "cpu",
+    ignore_errors: bool = False,
+    progress: Progress | None = None,
+    overwrite: bool = True,
+    max_duration_s: float | None = None,
+) -> DecodeResult:
+    """Decode a ``.spev`` ``src`` to WAV or FLAC at ``dst``.
+
+    ``start``/``end`` (seconds) pick a time range, found through the file's index (events that start up to
+    ``events.MAX_SUPPORT_S`` plus the room tail before ``start`` are pre-rolled so the range sounds as it does
+    in a full decode).  ``rate`` renders at another rate (default: the original); ``bits`` is ``"16"``,
+    ``"24"`` or ``"32f"``; ``fmt`` is ``"wav"``/``"flac"`` (default: from ``dst``'s suffix, else WAV).
+    ``ignore_errors`` decodes intact chunks and renders silence for damaged ones (listed in
+    :attr:`DecodeResult.lost_chunks`, the damage in :attr:`DecodeResult.warnings`).  Output passes the soft
+    limiter (:func:`audio_io.soft_limit`).  ``max_duration_s`` raises (or lowers) the bound on the file's
+    declared duration (default ``container.MAX_DURATION_S``, 24 h; the CLI's ``--max-duration``).
+
+    Raises :class:`~sparsecodec.errors.FormatError` subclasses for a bad file, and for a file over a
+    resource limit (formats/spev.md §7: :class:`~sparsecodec.errors.LimitError`).  Without
+    ``ignore_errors`` a whole-file decode fails on any damage ``spev test`` reports (it reads the stream to
+    its end: index, trailer, trailing bytes); a ranged decode needs the index intact.  Memory stays
+    O(chunk) whatever the declared length: silence is streamed in blocks.
+    """
+    from sparsecodec.format import container
+
+    if max_duration_s is None:
+        max_duration_s = container.MAX_DURATION_S
+    if not max_duration_s > 0:
+        raise UsageError(f"--max-duration {max_duration_s}: choose a positive number of seconds")
+
+    fmt = audio_io.format_for(dst if isinstance(dst, (str, Path)) else None, fmt)
+    if bits not in audio_io.BITS_CHOICES:
+        raise UsageError(f"unknown bit depth {bits!r} (choose 16, 24 or 32f)")
+    if fmt == "flac" and bits == "32f":
+        raise UsageError("FLAC stores integers: use --bits 16 or 24 (or WAV for 32f)")
+    device = resolve_device(device)
+
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(_spev_input(src))
+        reader = container.Reader(f, max_duration_s=max_duration_s)
+        h = reader.header  # layout, table and limits already validated by the reader
+        if not ignore_errors and reader.seekable:
+            reader.index()  # totals over the whole file (LimitError) before rendering; damage as it is read
+        _check_renderable(h.sample_rate, h.channels, rate)
+        out_rate = int(rate or h.sample_rate)
+        if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
+            raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
+        total_s = h.n_samples / h.sample_rate
+        t0 = 0.0 if start is None else float(start)
+        t1 = total_s if end is None else min(float(end), total_s)
+        whole_empty = start is None and end is None and total_s == 0  # an empty file decodes to empty audio
+        if not whole_empty and (not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1):
+            raise UsageError(f"empty or invalid time range {t0:g}..{t1:g} s (file lasts {total_s:.3f} s)")
+        first = 0 if t0 == 0 else round(t0 * out_rate)
+        last = round(total_s * out_rate) if end is None or t1 >= total_s else round(t1 * out_rate)
+        n_out = last - first
+        channels = int(h.channels)
+
+        out = stack.enter_context(_output(dst, overwrite))
+        writer = audio_io.open_writer(out, fmt, out_rate, channels, n_out, bits)
+        workers = _decode_workers(src, device, ignore_errors, n_out / out_rate)
+        if workers > 1:
+            assert isinstance(src, (str, Path))
+            reader.verify()  # as `spev test` does (cheap next to rendering): decode fails where test fails
+            n_events, n_chunks = _decode_parallel(
+                Path(src), workers, out_rate, channels, first, last, writer, progress, max_duration_s
+            )
+        else:
+            renderer = _make_renderer(device, out_rate, channels, last, first)
+            n_events, n_chunks = _decode_serial(
+                reader, renderer, first, last, out_rate, ignore_errors, writer.write, progress
+            )
+        lost = sorted(set(reader.lost)) if ignore_errors else []
+        warnings = list(reader.damage) if ignore_errors else []
+        writer.close()
+    if progress is not None:
+        progress(1.0)
+    return DecodeResult(
+        duration_s=n_out / out_rate,
+        sample_rate=out_rate,
+        channels=channels,
+        frames=n_out,
+        events=n_events,
+        chunks=n_chunks,
+        lost_chunks=lost,
+        format=fmt,
+        bits=bits,
+        warnings=warnings,
+    )
+
+
+RENDER_STEP_S = 8.0
+"""Longest stretch (s) of output asked of the renderer at once: a gap between chunks, a long chunk or the
+silence after the last one is rendered in steps of this size, so memory is O(step) whatever the length."""
+
+
+def _decode_serial(
+    reader: Any,
+    renderer: Any,
+    first: int,
+    last: int,
+    out_rate: int,
+    ignore_errors: bool,
+    sink: Callable[[np.ndarray], None],
+    progress: Progress | None = None,
+    count_preroll: bool = True,
+) -> tuple[int, int]:
+    """Render output samples ``[first, last)`` (at ``out_rate``) of ``reader``'s file chunk by chunk into
+    ``sink`` (``float32[C, k]`` blocks, in order); returns ``(events, chunks)`` read (the events of the
+    pre-roll counted only if ``count_preroll``).
+
+    Strict (not ``ignore_errors``): a whole-file decode reads the stream to its end and checks it as
+    ``Reader.verify`` does; a ranged decode of a seekable file needs its index.  The renderer is never asked
+    for more than :data:`RENDER_STEP_S` of new output at once."""
+    from sparsecodec.errors import FormatError
+
+    tr = reader.header.time_rate
+    t0, t1 = first / out_rate, last / out_rate
+    preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if first > 0 else 0
+    lo_tick = math.floor(t0 * tr)
+    hi_tick = math.ceil(t1 * tr)
+    whole = False
+    if ignore_errors:
+        chunks: Iterator[Any] = (
+            c for c in reader.iter_tolerant() if c.start + c.length > lo_tick - preroll and c.start < hi_tick
+        )
+    elif first > 0 or last < round(reader.header.n_samples * out_rate / reader.header.sample_rate):
+        if reader.seekable and reader.index() is None:
+            raise FormatError(f"index unusable: {reader.index_error}")
+        chunks = reader.chunks_for(lo_tick, hi_tick, preroll=preroll)
+    else:
+        chunks, whole = iter(reader), True
+    no_v, no_t = np.zeros((0, events.N_DIMS)), np.zeros(0)
+    done_s = 0.0  # output is final up to here (s); no event pushed later starts before it
+
+    def advance(to_s: float) -> None:
+        """Finalise silence in steps while ``to_s`` is more than one step ahead."""
+        nonlocal done_s
+        to_s = min(to_s, t1)
+        while to_s - done_s > RENDER_STEP_S:
+            done_s += RENDER_STEP_S
+            sink(renderer.push(no_v, no_t, None, done_s))
+
+    n_events = n_chunks = 0
+    for chunk in chunks:
+        advance(chunk.start / tr)
+        safe_until = (chunk.start + chunk.length) / tr
+        keep = chunk.times < hi_tick
+        vectors = quantize.dequantize(chunk.codes[keep], reader.header.table)
+        times_s = chunk.times[keep].astype(np.float64) / tr
+        n_events += int(keep.sum()) if count_preroll else int((keep & (chunk.times >= lo_tick)).sum())
+        n_chunks += 1
+        if safe_until - done_s <= RENDER_STEP_S:  # the usual case: one push per chunk, as ever
+            sink(renderer.push(vectors, times_s, chunk.side or None, safe_until))
+            done_s = max(done_s, safe_until)
+        else:  # a long chunk: its events first, then its silence in steps
+            step_to = max(done_s, chunk.start / tr)
+            sink(renderer.push(vectors, times_s, chunk.side or None, step_to))
+            done_s = step_to
+            advance(safe_until)
+            if done_s < min(safe_until, t1):
+                sink(renderer.push(no_v, no_t, None, safe_until))
+                done_s = min(safe_until, t1)
+        if progress is not None and t1 > t0:
+            progress(min(max((safe_until - t0) / (t1 - t0), 0.0), 1.0))
+    advance(t1)
+    sink(renderer.finish())
+    if whole:
+        reader.check_end()
+    return n_events, n_chunks
+
+
+PARALLEL_MIN_SEGMENT_S = 20.0
+"""A decode is split over processes only when each process gets at least this much audio (s)."""
+PARALLEL_MAX_SEGMENT_S = 90.0
+"""Longest segment (s) one process renders at a time: bounds the memory of segments in flight."""
+
+
+def _decode_workers(src: Source, device: str, ignore_errors: bool, seconds: float) -> int:
+    """Processes for :func:`_decode_parallel` (1: decode in this process).
+
+    More than one only for a CPU decode of a named file (the workers reopen it) with at least
+    :data:`PARALLEL_MIN_SEGMENT_S` per process, on a platform that can fork, from a process with no other
+    threads (forking a threaded process, a Ray worker say, can deadlock the child)."""
+    if device != "cpu" or ignore_errors or not isinstance(src, (str, Path)):
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    return max(1, min(_decode_threads(), int(seconds // PARALLEL_MIN_SEGMENT_S)))
+
+
+def _segment_count(first: int, last: int, rate: int, workers: int) -> int:
+    """Segments over ``[first, last)``: a multiple of ``workers`` segments of equal length, each at most
+    :data:`PARALLEL_MAX_SEGMENT_S`, so every process gets the same share (see :func:`_segment_bounds`)."""
+    return workers * max(1, math.ceil((last - first) / (workers * PARALLEL_MAX_SEGMENT_S * rate)))
+
+
+def _segment_bounds(first: int, last: int, per: int, i: int) -> tuple[int, int]:
+    """Edges (samples) of segment ``i`` of ``per`` equal segments over ``[first, last)``: computed one at a
+    time, so a long decode never lists them all."""
+    return first + (last - first) * i // per, first + (last - first) * (i + 1) // per
+
+
+def _render_segment(
+    path: Path,
+    out_rate: int,
+    channels: int,
+    first: int,
+    last: int,
+    bits: str | None,
+    count_preroll: bool,
+    max_duration_s: float | None = None,
+) -> tuple[np.ndarray | bytes, int, int]:
+    """Worker: output samples ``[first, last)`` of ``path`` (one thread), as ``float32[C, last - first]``
+    or, given ``bits``, limited and packed PCM bytes; with the events (see :func:`_decode_serial`) and
+    chunks read.  The seek pre-roll makes the audio equal to a one-process decode."""
+    from sparsecodec.format import container
+    from sparsecodec.synth import render_np
+
+    blocks: list[np.ndarray] = []
+    packed: list[bytes] = []
+
+    def sink(block: np.ndarray) -> None:  # pack as we go: the float samples never pile up
+        if bits is None:
+            blocks.append(block)
+        elif block.shape[1]:
+            packed.append(audio_io.pcm_bytes(audio_io.soft_limit(block), bits))
+
+    with open(path, "rb") as f:
+        limit = container.MAX_DURATION_S if max_duration_s is None else max_duration_s
+        reader = container.Reader(f, max_duration_s=limit)
+        renderer = render_np.StreamRenderer(out_rate, channels, last, start_sample=first, threads=1)
+        n_events, n_chunks = _decode_serial(
+            reader, renderer, first, last, out_rate, False, sink, count_preroll=count_preroll
+        )
+    if bits is not None:
+        return b"".join(packed), n_events, n_chunks
+    audio = np.concatenate([b for b in blocks if b.shape[1]] or [np.zeros((channels, 0), np.float32)], 1)
+    return audio, n_events, n_chunks
+
+
+def _worker_init() -> None:
+    """The parent handles Ctrl-C and terminates the pool; a worker exits on SIGTERM and dies with its parent
+    (:func:`procs.worker_init`), so none keeps rendering after a killed ``spev decode``."""
+    procs.worker_init()
+
+
+def _decode_parallel(
+    path: Path,
+    workers: int,
+    out_rate: int,
+    channels: int,
+    first: int,
+    last: int,
+    writer: audio_io.AudioWriter,
+    progress: Progress | None = None,
+    max_duration_s: float | None = None,
+) -> tuple[int, int]:
+    """Render ``[first, last)`` as equal time segments in ``workers`` forked processes (each pre-rolls like a
+    seek, so the audio equals a one-process decode to float32 rounding) and write them in order.
+
+    For WAV the workers also limit and pack the samples.  At most ``workers + 1`` segments are in flight,
+    so memory stays bounded whatever the file's length.  Returns ``(events, chunks)`` read, pre-roll
+    included."""
+    from sparsecodec.synth import render_np
+
+    per = _segment_count(first, last, out_rate, workers)
+    wav = writer if isinstance(writer, audio_io.WavWriter) else None
+    bits = wav.bits if wav is not None else None
+    n_events = n_chunks = 0
+    render_np.warm_tables(out_rate)  # built once here, shared copy-on-write by the forked workers
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_worker_init) as pool:
+
+        def submit(i: int) -> Any:
+            a, b = _segment_bounds(first, last, per, i)
+            # later segments' pre-rolls re-read events an earlier segment counted
+            args = (path, out_rate, channels, a, b, bits, a == first, max_duration_s)
+            return pool.apply_async(_render_segment, args)
+
+        pending = collections.deque(submit(i) for i in range(min(per, workers + 1)))
+        for i in range(per):
+            a, b = _segment_bounds(first, last, per, i)
+            audio, ev, ch = pending.popleft().get()
+            if i + workers + 1 < per:
+                pending.append(submit(i + workers + 1))
+            if isinstance(audio, bytes):
+                assert wav is not None
+                wav.write_pcm(audio, b - a)
+            else:
+                writer.write(audio)
+            n_events, n_chunks = n_events + ev, n_chunks + ch
+            if progress is not None:
+                progress((i + 1) / per)
+    return n_events, n_chunks
+
+
+def _room_tail_s() -> float:
+    from sparsecodec.synth import render_np
+
+    return float(getattr(render_np, "ROOM_TAIL_S", 0.0))
+
+
+def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sample: int) -> Any:
+    """A StreamRenderer: numpy on CPU; the torch generator's on CUDA when it offers one."""
+    if device == "cuda":
+        from sparsecodec.synth import render_torch as generator
+
+        return generator.StreamRenderer(rate, channels, n_total, start_sample=start_sample, device="cuda")
+    from sparsecodec.synth import render_np
+
+    threads = _decode_threads()
+    return render_np.StreamRenderer(rate, channels, n_total, start_sample=start_sample, threads=threads)
+
+
+def _decode_threads() -> int:
+    """Threads for the numpy decoder: ``OMP_NUM_THREADS`` when set (``spev batch`` sets it per worker), else
+    the idle CPUs this process may use (usable CPUs minus the 1-minute load average, rounded), 1 to 4.
+
+    On a busy machine a second thread only adds contention (measured: slower on the wall clock), so the
+    count follows the load; the audio is the same for any count (up to float32 rounding)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.strip().isdigit():
+        return max(1, min(int(env), 4))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        idle = round(cpus - os.getloadavg()[0])
+    except (AttributeError, OSError):  # no load average on this platform
+        idle = cpus
+    return max(1, min(cpus, idle, 4))
+
+
+# ------------------------------------------------------------------------------------- inspect / test
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A ``.spev`` file's summary (``spev inspect``)."""
+
+    path: str
+    duration_s: float
+    sample_rate: int
+    channels: int
+    events: int
+    chunks: int
+    events_per_s: float
+    bytes: int
+    kbps: float
+    layout_version: int
+    encoder_id: str
+    weights_hash: str
+    time_rate: int
+    hop_samples: int
+    software: str
+    tags: dict[str, str]
+    settings: dict[str, Any]
+
+
+def read_info(
+    src: Source, *, name: str | None = None, with_events: bool = False, max_duration_s: float | None = None
+) -> tuple[FileInfo, list[Any]]:
+    """Read a ``.spev`` file front to back: its :class:`FileInfo` and, with ``with_events``, its events as
+    ``(time_s, float64[32] physical vector)`` pairs.  Memory grows with the events only when listing them,
+    and listing stops with :class:`~sparsecodec.errors.LimitError` above ``edit.MAX_EVENTS`` events.
+    ``max_duration_s``: as for :func:`decode_file`.
+    """
+    from sparsecodec.errors import LimitError
+    from sparsecodec.format import container
+    from sparsecodec.tools.edit import MAX_EVENTS, check_event_count
+
+    listed: list[Any] = []
+    with _spev_input(src) as f:
+        reader = container.Reader(f, max_duration_s=max_duration_s or container.MAX_DURATION_S)
+        h = reader.header
+        if with_events:
+            check_event_count(reader, str(name or src))
+            n_events = n_chunks = 0
+            for chunk in reader:
+                n_chunks += 1  # noqa: SIM113
+                n_events += len(chunk.times)
+                if n_events > MAX_EVENTS:
+                    raise LimitError(f"more than {MAX_EVENTS} events to list (MAX_EVENTS of the event tools)")
+                vecs = quantize.dequantize(chunk.codes, h.table)
+                listed.extend(zip((chunk.times / h.time_rate).tolist(), vecs, strict=True))
+        else:
+            summary = container.summary(reader)
+            n_events, n_chunks = summary.n_events, summary.n_chunks
+        size = int(reader.file_bytes or 0)
+    duration = h.n_samples / h.sample_rate
+    info = FileInfo(
+        path=name or (str(src) if isinstance(src, (str, Path)) else "<stdin>"),
+        duration_s=duration,
+        sample_rate=h.sample_rate,
+        channels=h.channels,
+        events=n_events,
+        chunks=n_chunks,
+        events_per_s=n_events / duration if duration > 0 else 0.0,
+        bytes=size,
+        kbps=size * 8.0 / duration / 1000.0 if duration > 0 else 0.0,
+        layout_version=h.layout_version,
+        encoder_id=h.encoder_id,
+        weights_hash=h.weights_hash,
+        time_rate=h.time_rate,
+        hop_samples=h.hop_samples,
+        software=h.software,
+        tags=dict(h.tags),
+        settings=dict(h.settings),
+    )
+    return info, listed
+
+
+def verify_file(src: Source, *, max_duration_s: float | None = None) -> int:
+    """Check every CRC, structure and resource limit of a ``.spev`` file (``spev test``); returns the chunk
+    count.  ``max_duration_s``: as for :func:`decode_file`.
+
+    Raises a :class:`~sparsecodec.errors.FormatError` subclass on the first problem.
+    """
+    from sparsecodec.format import container
+
+    with _spev_input(src) as f:
+        limit = max_duration_s or container.MAX_DURATION_S
+        return int(container.Reader(f, max_duration_s=limit).verify().n_chunks)

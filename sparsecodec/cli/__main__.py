@@ -1,0 +1,5 @@
+"""``python -m sparsecodec.cli``: the ``spev`` command."""
+
+from sparsecodec.cli import main
+
+main()

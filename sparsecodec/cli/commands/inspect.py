@@ -1,0 +1,85 @@
+"""``spev inspect``: what a ``.spev`` file holds (text or JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from sparsecodec.cli import verbosity_options
+from sparsecodec.cli.commands import STDIO, Job, console_for, run_jobs
+from sparsecodec.cli.console import binary_stdin
+
+
+def _events_json(listed: list[Any]) -> list[dict[str, Any]]:
+    from sparsecodec.format.events import NAMES
+
+    return [
+        {"time_s": round(float(t), 6), **{n: float(v) for n, v in zip(NAMES, vec, strict=True)}}
+        for t, vec in listed
+    ]
+
+
+def _text(info: Any, listed: list[Any], with_events: bool) -> str:
+    rows = [
+        ("duration", f"{info.duration_s:.3f} s"),
+        ("sample rate", f"{info.sample_rate} Hz"),
+        ("channels", str(info.channels)),
+        ("events", f"{info.events} ({info.events_per_s:.1f}/s) in {info.chunks} chunks"),
+        ("size", f"{info.bytes} bytes, {info.kbps:.2f} kbps"),
+        ("layout", str(info.layout_version)),
+        ("encoder", f"{info.encoder_id} (weights {info.weights_hash})"),
+        ("time rate", f"{info.time_rate} Hz, hop {info.hop_samples}"),
+        ("software", info.software),
+    ]
+    for key, value in sorted(info.tags.items()):
+        rows.append((f"tag {key}", value))
+    lines = [info.path] + [f"  {k:<12} {v}" for k, v in rows]
+    if with_events:
+        from sparsecodec.format.events import DIMS, NAMES
+
+        lines.append("  " + "\t".join(["time_s", *NAMES]))
+        lines.append("  " + "\t".join(["s", *(d.unit for d in DIMS)]))
+        for t, vec in listed:
+            lines.append("  " + "\t".join([f"{t:.4f}", *(f"{v:.4g}" for v in vec)]))
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="FILE...")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout (an object; a list for several files).")
+@click.option("--events", "with_events", is_flag=True, help="Also list every event (time and named values).")
+@verbosity_options
+@click.pass_context
+def inspect(ctx: click.Context, paths: tuple[str, ...], as_json: bool, with_events: bool) -> None:
+    """Show duration, rate, channels, events, bit rate, ids and tags of .spev files.
+
+    \b
+    spev inspect song.spev
+    spev inspect song.spev --json
+    spev inspect song.spev --events
+    """
+    from sparsecodec.api import read_info
+
+    console = console_for(ctx)
+    docs: list[dict[str, Any]] = []
+
+    def work(job: Job) -> None:
+        name = "<stdin>" if job.src == STDIO else job.src
+        src = binary_stdin() if job.src == STDIO else job.src
+        info, listed = read_info(src, name=name, with_events=with_events)
+        if as_json:
+            doc = asdict(info)
+            if with_events:
+                doc["event_list"] = _events_json(listed)
+            docs.append(doc)
+        else:
+            console.result(_text(info, listed, with_events))
+
+    try:
+        run_jobs(console, [Job(p) for p in paths], work, force=False, check_output=False)
+    finally:
+        if as_json and docs:
+            console.result(json.dumps(docs[0] if len(paths) == 1 else docs, indent=2))

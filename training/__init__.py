@@ -1,0 +1,1 @@
+"""Data making and training of the proposal network (not part of the wheel)."""

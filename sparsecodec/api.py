@@ -39,9 +39,6 @@ from sparsecodec.jobs import procs
 Source = str | Path | BinaryIO
 Progress = Callable[[float], None]
 
-MAX_TAGS = 64
-"""At most this many tags per file; keys up to 64 characters, values up to 1024."""
-
 
 @dataclass(frozen=True)
 class EncodeResult:
@@ -117,15 +114,14 @@ def _spev_input(src: Source) -> Iterator[BinaryIO]:
 
 
 def _check_tags(tags: dict[str, str]) -> dict[str, str]:
-    if len(tags) > MAX_TAGS:
-        raise UsageError(f"too many tags ({len(tags)} > {MAX_TAGS})")
-    out: dict[str, str] = {}
-    for key, value in tags.items():
-        key, value = str(key), str(value)
-        if not key or len(key) > 64 or len(value) > 1024:
-            raise UsageError(f"tag {key[:64]!r}: keys take 1..64 characters, values up to 1024")
-        out[key] = value
-    return out
+    """Tags to write, within the format's limits (``container.check_tags``), else a :class:`UsageError`."""
+    from sparsecodec.errors import FormatError
+    from sparsecodec.format import container
+
+    try:
+        return container.check_tags({str(k): str(v) for k, v in tags.items()})
+    except FormatError as exc:
+        raise UsageError(f"tags: {exc}") from None
 
 
 def _check_renderable(sample_rate: int, channels: int, rate: int | None) -> None:
@@ -211,9 +207,10 @@ def encode_file(
 
         rate = audio_io.analysis_rate(info.sample_rate)
         all_tags = _check_tags({**info.tags, **(tags or {})})
-        settings = encoder.EncoderSettings(
-            **_settings_kwargs(encoder.EncoderSettings, kbps, events_per_second, refine, device, init)
-        )
+        settings = encoder.EncoderSettings(refine_steps=refine, device=device, init=init)
+        if kbps is not None:  # else the settings' own default budget
+            settings.kbps = kbps
+        settings.events_per_second = events_per_second
         hop = int(encoder.hop_samples(rate))
         table = quantize.TABLES["default"]
         header = container.Header(
@@ -268,21 +265,6 @@ def encode_file(
         tags=all_tags,
         warnings=list(reader.warnings),
     )
-
-
-def _settings_kwargs(
-    cls: Any, kbps: float | None, eps: float | None, refine: int, device: str, init: str | None = None
-) -> dict[str, Any]:
-    """Keyword arguments for the encoder's settings class, passing only the fields it has."""
-    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    wanted: dict[str, Any] = {"refine_steps": refine, "device": device}
-    if init is not None:
-        wanted["init"] = init
-    if kbps is not None:
-        wanted["kbps"] = kbps
-    if eps is not None:
-        wanted["events_per_second"] = eps
-    return {k: v for k, v in wanted.items() if k in names}
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -420,10 +402,11 @@ def _decode_serial(
     ``Reader.verify`` does; a ranged decode of a seekable file needs its index.  The renderer is never asked
     for more than :data:`RENDER_STEP_S` of new output at once."""
     from sparsecodec.errors import FormatError
+    from sparsecodec.synth.render_np import ROOM_TAIL_S
 
     tr = reader.header.time_rate
     t0, t1 = first / out_rate, last / out_rate
-    preroll = math.ceil((events.MAX_SUPPORT_S + _room_tail_s()) * tr) if first > 0 else 0
+    preroll = math.ceil((events.MAX_SUPPORT_S + ROOM_TAIL_S) * tr) if first > 0 else 0
     lo_tick = math.floor(t0 * tr)
     hi_tick = math.ceil(t1 * tr)
     whole = False
@@ -600,12 +583,6 @@ def _decode_parallel(
             if progress is not None:
                 progress((i + 1) / per)
     return n_events, n_chunks
-
-
-def _room_tail_s() -> float:
-    from sparsecodec.synth import render_np
-
-    return float(getattr(render_np, "ROOM_TAIL_S", 0.0))
 
 
 def _make_renderer(device: str, rate: int, channels: int, n_total: int, start_sample: int) -> Any:

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from sparsecodec import api as codec
 from sparsecodec.audio import io as audio_io
-from sparsecodec.errors import ChecksumError
+from sparsecodec.errors import ChecksumError, UsageError
 from sparsecodec.format import container, quantize
 
 F0 = 220.0
@@ -187,3 +187,17 @@ def _decode_int16(path: Path) -> np.ndarray:
     codec.decode_file(path, out, bits="16")
     y, _ = sf.read(io.BytesIO(out.getvalue()), dtype="int16")
     return np.asarray(y, dtype=np.int32)
+
+
+def test_one_set_of_tag_limits(tmp_path: Path) -> None:
+    """What encode_file accepts is what the format allows (container.check_tags), no stricter, no looser."""
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 8000)).astype(np.float32)
+    sf.write(str(tmp_path / "a.wav"), x, 8000)
+    many = {f"k{i}": "v" * 2000 for i in range(100)}  # beyond the old 64 tags / 1024 characters
+    codec.encode_file(tmp_path / "a.wav", tmp_path / "a.spev", tags=many, init="analysis")
+    with open(tmp_path / "a.spev", "rb") as f:
+        assert container.Reader(f).header.tags == many
+    too_many = {f"k{i}": "v" for i in range(container.MAX_TAGS + 1)}
+    with pytest.raises(UsageError, match=f"max {container.MAX_TAGS}"):
+        codec.encode_file(tmp_path / "a.wav", tmp_path / "b.spev", tags=too_many, init="analysis")
+    assert not (tmp_path / "b.spev").exists()

@@ -177,7 +177,7 @@ class Header:
             hop_samples=_int(d["hop_samples"], "hop_samples", 1, MAX_CHUNK_LENGTH),
             table=table,
             settings=settings,
-            tags=_tags(d["tags"]),
+            tags=check_tags(d["tags"]),
             software=_str(d["software"], "software", MAX_STRING_BYTES),
             history=history,
         )
@@ -307,7 +307,10 @@ def _str(v: Any, name: str, max_bytes: int) -> str:
     return v
 
 
-def _tags(v: Any) -> dict[str, str]:
+def check_tags(v: Any) -> dict[str, str]:
+    """``v`` as tags within the format's limits (:data:`MAX_TAGS` entries, keys up to
+    :data:`MAX_TAG_KEY_BYTES`, values up to :data:`MAX_TAG_VALUE_BYTES` of UTF-8): the one set of tag limits,
+    for files read and files written.  Raises :class:`LimitError` / :class:`FormatError`."""
     if not isinstance(v, dict):
         raise FormatError("tags must be a map")
     if len(v) > MAX_TAGS:
@@ -930,10 +933,6 @@ class Reader:
         if self._src.seekable and self.index() is None:
             raise FormatError(f"index unusable: {self.index_error}")
         self.file_bytes = end
-
-    def read_all(self) -> list[Chunk]:
-        """Every chunk, strictly (front to back)."""
-        return list(self)
 
     # -- index and seeking
     def index(self) -> ChunkIndex | None:

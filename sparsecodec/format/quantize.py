@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from sparsecodec.errors import FormatError
 from sparsecodec.format import events
 
 MAX_BITS = 16
 """Codes are stored as uint16; a table asking for more bits is rejected."""
 
 
-class TableError(ValueError):
+class TableError(FormatError, ValueError):
     """A quantisation table is malformed or incompatible with the layout."""
 
 

@@ -42,12 +42,6 @@ def note_name(midi: float) -> str:
     return f"{NOTE_NAMES[n % 12]}{n // 12 - 1}"
 
 
-def _room_tail_s() -> float:
-    from sparsecodec.synth import render_np
-
-    return float(getattr(render_np, "ROOM_TAIL_S", 0.0))
-
-
 def _write_wav(path: Path, audio: np.ndarray, rate: int, bits: str, force: bool) -> None:
     from sparsecodec.audio.io import atomic_output, ensure_writable, open_writer
 
@@ -136,7 +130,7 @@ def decode_stems(
             raise UsageError(f"{len(ev)} events: too many stems (max {MAX_STEMS}); use a grouping")
         from sparsecodec.synth import render_np
 
-        tail = _room_tail_s()
+        tail = render_np.ROOM_TAIL_S
         support = events.support_s(ev.vectors)
         index = []
         for i in range(len(ev)):

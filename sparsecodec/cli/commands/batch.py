@@ -14,7 +14,7 @@ import click
 
 from sparsecodec.cli import verbosity_options
 from sparsecodec.cli.commands import console_for
-from sparsecodec.cli.commands.encode import encoder_options, parse_tags
+from sparsecodec.cli.commands.encode import encode_kwargs, encoder_options
 from sparsecodec.errors import UsageError
 
 _HELP_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -132,16 +132,7 @@ def encode(
     tags: tuple[str, ...],
 ) -> None:
     """Encode every audio file under SRC (any format soundfile reads) to DST/**/NAME.spev."""
-    tag_map = parse_tags(tags)
-    options: dict[str, Any] = {"refine": refine}
-    if kbps is not None:
-        options["kbps"] = kbps
-    if events_per_second is not None:
-        options["events_per_second"] = events_per_second
-    if init is not None:
-        options["init"] = init
-    if tag_map:
-        options["tags"] = tag_map
+    options = encode_kwargs(kbps, events_per_second, refine, init, tags)
     common = {"jobs": jobs, "engine": engine, "address": address, "force": force}
     _run(ctx, "encode", src, dst, common, options)
 

@@ -60,6 +60,20 @@ def _audio_suffix(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_SUFFIXES
 
 
+def encode_kwargs(
+    kbps: float | None, events_per_second: float | None, refine: int, init: str | None, tags: tuple[str, ...]
+) -> dict[str, Any]:
+    """The values of :func:`encoder_options` as keyword arguments of :func:`sparsecodec.api.encode_file`:
+    the one mapping from options to settings, for ``spev encode`` and ``spev batch encode``."""
+    return {
+        "kbps": kbps,
+        "events_per_second": events_per_second,
+        "refine": refine,
+        "init": init,
+        "tags": parse_tags(tags),
+    }
+
+
 def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
     """``("KEY=VALUE", ...)`` → dict; raises click.BadParameter on a malformed entry."""
     tags: dict[str, str] = {}
@@ -118,7 +132,7 @@ def encode(
     Tags: the input's own metadata (title, artist...) plus --tag KEY=VALUE.
     """
     console = console_for(ctx)
-    tag_map = parse_tags(tags)
+    settings = encode_kwargs(kbps, events_per_second, refine, init, tags)
     jobs = plan_jobs(paths, outdir=outdir, recursive=recursive, suffix=".spev", accept=_audio_suffix)
 
     def work(job: Job) -> None:
@@ -135,11 +149,7 @@ def encode(
             r = encode_file(
                 src,
                 dst,
-                kbps=kbps,
-                events_per_second=events_per_second,
-                refine=refine,
-                init=init,
-                tags=tag_map,
+                **settings,
                 device=device,
                 progress=progress,
                 overwrite=force,

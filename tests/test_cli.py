@@ -18,8 +18,8 @@ from sparsecodec import __version__
 from sparsecodec import api as codec
 from sparsecodec.audio import io as audio_io
 from sparsecodec.cli import COMMANDS, cli
-from sparsecodec.cli.commands import plan_jobs
 from sparsecodec.errors import InputError, UsageError
+from sparsecodec.jobs.plan import plan_paths as plan_jobs
 
 NO_TORCH = """
 import sys
@@ -385,3 +385,29 @@ def test_batch_with_a_corrupt_input(runner: CliRunner, spev_file: Path, tmp_path
     assert result.exit_code == 6 and encoded == [str(wav)]
     assert (tmp_path / "enc" / "w.spev").exists() and not (tmp_path / "enc" / "bad.spev").exists()
     assert "cannot read audio" in result.stderr
+
+
+def test_one_planner_refuses_two_inputs_for_one_output(tmp_path: Path, runner: CliRunner) -> None:
+    """`spev encode` plans like `spev batch` (sparsecodec.jobs.plan): a.wav and a.flac would both write
+    a.spev, so the second is refused (its own error line, exit 6) and the first is encoded."""
+    from sparsecodec.jobs.plan import plan_paths, plan_tree
+
+    x = (0.3 * np.sin(2 * np.pi * 330 * np.arange(8000) / 8000)).astype(np.float32)
+    (tmp_path / "in").mkdir()
+    sf.write(str(tmp_path / "in" / "a.wav"), x, 8000)
+    sf.write(str(tmp_path / "in" / "a.flac"), x, 8000)
+    accept = lambda p: p.suffix in (".wav", ".flac")  # noqa: E731
+    for jobs in (
+        plan_paths(
+            [str(tmp_path / "in")], outdir=str(tmp_path / "o"), recursive=True, suffix=".spev", accept=accept
+        ),
+        plan_tree(tmp_path / "in", tmp_path / "o", ".spev", accept),
+    ):
+        assert [j.error is None for j in jobs] == [True, False]
+        assert "collides" in str(jobs[1].error)
+    result = runner.invoke(
+        cli, ["encode", "--init", "analysis", "-r", str(tmp_path / "in"), "-d", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 6, result.stderr
+    assert "collides" in result.stderr
+    assert [p.name for p in (tmp_path / "o" / "in").iterdir()] == ["a.spev"]

@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sparsecodec.errors import BatchError, InputError, OutputExistsError, SpevError, UsageError
+from sparsecodec.errors import BatchError, OutputExistsError, SpevError, UsageError
 from sparsecodec.jobs import procs
+from sparsecodec.jobs.plan import Job, exists_action, plan_tree
 
 Mode = Literal["encode", "decode"]
 Engine = Literal["local", "ray"]
@@ -56,14 +57,6 @@ def audio_extensions() -> frozenset[str]:
     from sparsecodec.audio.io import AUDIO_SUFFIXES
 
     return frozenset(suffix.lstrip(".").lower() for suffix in AUDIO_SUFFIXES)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One file to convert: paths as strings (cheap to send to a worker process or a Ray task)."""
-
-    src: str
-    dst: str
 
 
 @dataclass
@@ -133,69 +126,28 @@ def temp_path(dst: str | Path, tag: str = "") -> Path:
     return p.with_name(f".{p.name}.{os.getpid()}{tag}{TEMP_MARK}{p.suffix}")
 
 
-def output_name(src: Path, mode: Mode, fmt: str = "wav") -> str:
-    """Output file name for ``src``: ``x.wav`` → ``x.spev`` (encode), ``x.spev`` → ``x.<fmt>`` (decode)."""
-    return src.stem + (".spev" if mode == "encode" else f".{fmt}")
-
-
-def _wanted(name: str, mode: Mode, exts: frozenset[str]) -> bool:
-    if name.startswith("."):
-        return False
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return ext == "spev" if mode == "decode" else ext in exts
-
-
-def _walk(src: Path, skip: Path) -> Iterator[Path]:
-    """Files under ``src`` in a stable order, skipping hidden folders and ``skip`` (``DST`` in ``SRC``)."""
-    for root, dirs, files in os.walk(src):
-        rootp = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (rootp / d).resolve() != skip)
-        for name in sorted(files):
-            yield rootp / name
-
-
 def plan(
     src: str | Path, dst: str | Path, mode: Mode, *, fmt: str = "wav"
 ) -> tuple[list[Job], list[FileResult]]:
-    """Mirror the tree under ``src`` into jobs under ``dst``.
+    """Mirror the tree under ``src`` into jobs under ``dst`` (:func:`sparsecodec.jobs.plan.plan_tree`).
 
     ``src`` may also be a single file.  Returns ``(jobs, failures)``: failures are inputs whose output name
     collides with an earlier input's (``a.wav`` and ``a.flac`` both → ``a.spev``).
     Raises :class:`InputError` when ``src`` does not exist, :class:`UsageError` for a bad mode or format.
     """
-    src_p, dst_p = Path(src), Path(dst)
     if mode not in ("encode", "decode"):
         raise UsageError(f"unknown batch mode {mode!r}")
     if mode == "decode" and fmt not in DECODE_FORMATS:
         raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(DECODE_FORMATS)})")
-    if not src_p.exists():
-        raise InputError(f"{src}: no such file or folder")
-    exts = audio_extensions() if mode == "encode" else frozenset()
-    if src_p.is_file():
-        pairs: Iterator[tuple[Path, Path]] = iter([(src_p, dst_p / output_name(src_p, mode, fmt))])
-    else:
-        pairs = (
-            (f, dst_p / f.relative_to(src_p).parent / output_name(f, mode, fmt))
-            for f in _walk(src_p, dst_p.resolve())
-            if _wanted(f.name, mode, exts)
-        )
-    jobs: list[Job] = []
-    failures: list[FileResult] = []
-    seen: dict[str, str] = {}
-    for s, d in pairs:
-        if str(d) in seen:
-            failures.append(
-                FileResult(
-                    str(s),
-                    str(d),
-                    "failed",
-                    f"output name collides with {seen[str(d)]}",
-                    UsageError.exit_code,
-                )
-            )
-            continue
-        seen[str(d)] = str(s)
-        jobs.append(Job(str(s), str(d)))
+    exts = audio_extensions() if mode == "encode" else frozenset({"spev"})
+    suffix = ".spev" if mode == "encode" else f".{fmt}"
+    planned = plan_tree(src, dst, suffix, lambda p: p.suffix.lstrip(".").lower() in exts)
+    jobs = [Job(j.src, j.dst) for j in planned if j.error is None]
+    failures = [
+        FileResult(j.src, str(j.dst), "failed", str(j.error), j.error.exit_code)
+        for j in planned
+        if j.error is not None
+    ]
     return jobs, failures
 
 
@@ -463,13 +415,13 @@ def _run_local(
             while inflight or (not broken and (queue or suspects)):
                 if not broken and suspects and not inflight:
                     job = suspects.pop()
-                    inflight[pool.submit(convert_one, mode, job.src, job.dst, options, threads, impl)] = (
+                    inflight[pool.submit(convert_one, mode, job.src, _out(job), options, threads, impl)] = (
                         job,
                         True,
                     )
                 while not broken and not suspects and queue and len(inflight) < 2 * jobs:
                     job = queue.pop()
-                    fut = pool.submit(convert_one, mode, job.src, job.dst, options, threads, impl)
+                    fut = pool.submit(convert_one, mode, job.src, _out(job), options, threads, impl)
                     inflight[fut] = (job, False)
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -480,7 +432,7 @@ def _run_local(
                         broken = True
                         if alone:
                             error = "its worker process died (killed for memory? a crash?)"
-                            on_result(FileResult(job.src, job.dst, "failed", error, 1, time=_utc_now()))
+                            on_result(FileResult(job.src, _out(job), "failed", error, 1, time=_utc_now()))
                         else:
                             suspects.append(job)
                         continue
@@ -537,7 +489,7 @@ def _run_ray(
             while queue and len(inflight) < cap:
                 job = queue.pop()
                 # absolute paths: a task may run on another node, in another working directory
-                src_abs, dst_abs = os.path.abspath(job.src), os.path.abspath(job.dst)
+                src_abs, dst_abs = os.path.abspath(job.src), os.path.abspath(_out(job))
                 inflight[task.remote(mode, src_abs, dst_abs, options, 1, impl)] = job
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
@@ -547,7 +499,7 @@ def _run_ray(
                     result.input, result.output = job.src, job.dst  # the manifest speaks the driver's paths
                     on_result(result)
                 except Exception as exc:  # the task's worker or node died (after Ray's retries)
-                    on_result(FileResult(job.src, job.dst, "failed", _one_line(exc), 1, time=_utc_now()))
+                    on_result(FileResult(job.src, _out(job), "failed", _one_line(exc), 1, time=_utc_now()))
         return parallel
     except BaseException:
         for ref in inflight:
@@ -570,14 +522,21 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _out(job: Job) -> str:
+    """``job``'s output path (every job :func:`plan` makes has one)."""
+    assert job.dst is not None
+    return job.dst
+
+
 def _skipped(job: Job, mode: Mode) -> FileResult:
-    duration = _spev_duration(job.dst) if mode == "encode" else _audio_duration(job.dst)
-    spev = job.dst if mode == "encode" else job.src
+    dst = _out(job)
+    duration = _spev_duration(dst) if mode == "encode" else _audio_duration(dst)
+    spev = dst if mode == "encode" else job.src
     kbps = None
     if duration:
         with contextlib.suppress(OSError):
             kbps = os.path.getsize(spev) * 8.0 / duration / 1000.0
-    return FileResult(job.src, job.dst, "skipped", duration=duration, kbps=kbps, time=_utc_now())
+    return FileResult(job.src, dst, "skipped", duration=duration, kbps=kbps, time=_utc_now())
 
 
 def run_batch(
@@ -639,7 +598,7 @@ def run_batch(
 
         todo: list[Job] = []
         for job in all_jobs:
-            if not force and os.path.exists(job.dst):
+            if exists_action(str(job.dst), force) == "skip":
                 record(_skipped(job, mode))
             else:
                 todo.append(job)

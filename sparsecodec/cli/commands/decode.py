@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sparsecodec.cli import verbosity_options
-from sparsecodec.cli.commands import STDIO, Job, console_for, plan_jobs, run_jobs
+from sparsecodec.cli.commands import STDIO, Job, console_for, plan_paths, run_jobs
 from sparsecodec.cli.console import binary_stdin, binary_stdout
 
 
@@ -90,7 +90,7 @@ def decode(
         _decode_stems(console, paths, Path(stems), rate=rate, bits=bits, force=force)
         return
     suffix = f".{fmt}" if fmt else ".wav"
-    jobs = plan_jobs(paths, outdir=outdir, recursive=recursive, suffix=suffix, accept=_is_spev)
+    jobs = plan_paths(paths, outdir=outdir, recursive=recursive, suffix=suffix, accept=_is_spev)
 
     def work(job: Job) -> None:
         from sparsecodec.api import decode_file

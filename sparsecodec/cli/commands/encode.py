@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sparsecodec.cli import verbosity_options
-from sparsecodec.cli.commands import STDIO, Job, console_for, plan_jobs, run_jobs
+from sparsecodec.cli.commands import STDIO, Job, console_for, plan_paths, run_jobs
 from sparsecodec.cli.console import binary_stdin, binary_stdout
 
 REFINE_DEFAULT_STEPS = 30
@@ -133,7 +133,7 @@ def encode(
     """
     console = console_for(ctx)
     settings = encode_kwargs(kbps, events_per_second, refine, init, tags)
-    jobs = plan_jobs(paths, outdir=outdir, recursive=recursive, suffix=".spev", accept=_audio_suffix)
+    jobs = plan_paths(paths, outdir=outdir, recursive=recursive, suffix=".spev", accept=_audio_suffix)
 
     def work(job: Job) -> None:
         from sparsecodec.api import encode_file

@@ -22,6 +22,7 @@ from sparsecodec import api as codec
 from sparsecodec import errors
 from sparsecodec.format import container as C
 from sparsecodec.format import events, quantize
+from sparsecodec.jobs import render as decoding
 
 RSS_LIMIT_MB = 300
 BITS_PER_EVENT = sum(int(e["bits"]) for e in quantize.default_table())
@@ -160,7 +161,7 @@ def test_parallel_path_does_not_list_every_sample(tmp_path: Path) -> None:
     code, err, rss, _ = run_spev("decode", str(ok), str(tmp_path / "hour.wav"))
     assert code == 0, err
     assert rss < RSS_LIMIT_MB
-    assert codec._segment_count(0, 86_400 * 384_000, 384_000, 4) == 960  # computed one at a time
+    assert decoding._segment_count(0, 86_400 * 384_000, 384_000, 4) == 960  # computed one at a time
 
 
 def dense_file(n_chunks: int, seconds_per_chunk: float, n: int = 65536) -> bytes:
@@ -312,6 +313,6 @@ def test_silence_decodes_in_steps_without_changing_the_audio(monkeypatch: pytest
         return np.frombuffer(out.getvalue()[-n * 4 :], dtype="<f4")
 
     stepped = decode()
-    monkeypatch.setattr(codec, "RENDER_STEP_S", 1e9)
+    monkeypatch.setattr(decoding, "RENDER_STEP_S", 1e9)
     np.testing.assert_allclose(stepped, decode(), atol=1e-6)
     assert np.abs(stepped[:8000]).max() > 0 and np.abs(stepped[-8000:]).max() > 0

@@ -2,7 +2,7 @@
 
 ``python runs/eval_proposals.py [N_SEEDS] [N_EVENTS]``: pitched prior events at -20..-8 dBFS in the first half
 of a 2**18-sample window at 44.1 kHz; a hit is a proposal within 20 ms and 1 semitone.  Compares the
-shipped network with the analysis initialiser (``analysis.Analyzer``) when that module is present.
+shipped network with the analysis initialiser (``analysis.Analyzer``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sparsecodec.encoder import proposal
+from sparsecodec.encoder.analysis import Analyzer
 from sparsecodec.format import events
 from sparsecodec.synth.render_np import render
 
@@ -55,10 +56,6 @@ def main() -> None:
     net = proposal.load_default()
     assert net is not None
     print("network ", score(net.propose, seeds, n_ev))
-    try:
-        from sparsecodec.encoder.analysis import Analyzer
-    except ImportError:
-        return
     print("analysis", score(Analyzer(44100).propose, seeds, n_ev))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsecodec.encoder import analysis
+from sparsecodec.encoder import analysis, fill, proposal, refine
 from sparsecodec.encoder import stream as encoder
 from sparsecodec.format import events
 from sparsecodec.synth import render_np
@@ -186,14 +186,14 @@ def test_weights_hash_and_id() -> None:
     assert encoder.weights_hash("analysis") == "none"
     assert encoder.encoder_id("analysis") == encoder.ENCODER_ID
     assert encoder.encoder_id("hybrid") == encoder.ENCODER_ID + "+hybrid"
-    if encoder._weights_path() is not None:
+    if proposal.default_weights_path().is_file():
         assert len(encoder.weights_hash("hybrid")) == 64
 
 
 def test_hybrid_init_adds_the_network_onsets() -> None:
     """``init="hybrid"``: the analysis also examines the proposal network's onsets; it still finds the
     notes of a plain mix, and every hint becomes a candidate onset of the analysis."""
-    if encoder._weights_path() is None:
+    if not proposal.default_weights_path().is_file():
         pytest.skip("no shipped proposal weights")
     rng = np.random.default_rng(5)
     times = [0.3, 1.1, 1.9, 2.6]
@@ -204,8 +204,8 @@ def test_hybrid_init_adds_the_network_onsets() -> None:
     for ti, p in zip(times, pitches, strict=True):
         near = (np.abs(tim / SR - ti) < 0.03) & (np.abs(vec[:, C["pitch"]] - p) < 0.5)
         assert near.any(), (ti, p)
-    name, init = encoder.make_initialiser(s, SR)
-    assert name == "hybrid" and isinstance(init, encoder.HybridInit)
+    init = encoder.make_initialiser(s.init, SR)
+    assert init.name == "hybrid" and isinstance(init, encoder.HybridInit)
     cues = init.cues(x.mean(axis=0), SR)
     hints = cues.hints()
     assert hints.ndim == 1 and np.all(np.diff(hints) > 0)
@@ -301,14 +301,14 @@ def test_refine_events_lowers_loss_from_a_wrong_start() -> None:
     start[:, C["t60_high"]] *= [0.5, 2.0]
     start = events.clip(start)
     y0 = render_np.render(start, t, x.shape[1], SR)
-    out = encoder.refine_events(start, t, x[0], SR, 20)
+    out = refine.refine_events(start, t, x[0], SR, 20)
     y1 = render_np.render(out, t, x.shape[1], SR)
     before, after = _mrstft(x, y0), _mrstft(x, y1)
     assert after < 0.8 * before, (before, after)
     assert np.all(np.abs(out[:, C["pitch"]] - truth[:, C["pitch"]]) < 0.2)  # pitch stays put
-    frozen = [C[n] for n in encoder.FROZEN_DIMS]
+    frozen = [C[n] for n in refine.FROZEN_DIMS]
     np.testing.assert_array_equal(out[:, frozen], start[:, frozen])
-    again = [encoder.refine_events(start, t, x[0], SR, 2) for _ in range(2)]
+    again = [refine.refine_events(start, t, x[0], SR, 2) for _ in range(2)]
     np.testing.assert_array_equal(again[0], again[1])  # deterministic
 
 
@@ -365,19 +365,19 @@ def test_kbps_controls_events_and_fill_covers_dense_texture() -> None:
 
 
 def test_fill_selection_fills_noise_floors_and_not_the_gaps_between_partials() -> None:
-    """``_select_fill`` keeps a tile where the input has a noise floor the events leave empty, and drops
+    """``fill.select_fill`` keeps a tile where the input has a noise floor the events leave empty, and drops
     one that would put noise between clean partials the events already explain."""
     m, b = 40, 64
     mag2 = np.full((1, m, b), 1e-12, np.float32)
-    model = np.zeros((1, m, b), np.float32)
+    explained = np.zeros((1, m, b), np.float32)
     mag2[0, :, :32] = 1e-4  # band 0: a noise floor, nothing explains it
     mag2[0, :, 32::4] = 1.0  # band 1: clean partials ...
-    model[0, :, 32::4] = 1.0  # ... that the events explain
+    explained[0, :, 32::4] = 1.0  # ... that the events explain
     unit = [(0, np.full((m, 48), 1e-4)), (16, np.full((m, 48), 1e-4))]  # each tile spills into its neighbour
-    out = encoder._select_fill(np.array([1.0, 1.0]), unit, [0], 20, mag2, model, np.array([0, 32, 64]))
+    out = fill.select_fill(np.array([1.0, 1.0]), unit, [0], 20, mag2, explained, np.array([0, 32, 64]))
     assert out[0] == 1.0 and out[1] == 0.0
     # too loud a fit is turned down
-    out = encoder._select_fill(np.array([8.0, 0.0]), unit, [0], 20, mag2, model, np.array([0, 32, 64]))
+    out = fill.select_fill(np.array([8.0, 0.0]), unit, [0], 20, mag2, explained, np.array([0, 32, 64]))
     assert 0.0 < out[0] <= 4.0
 
 

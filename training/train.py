@@ -17,7 +17,6 @@ Losses, per frame of a random 256-frame crop (see docs/training.md):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -381,11 +380,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     train(parser().parse_args(argv))
     return 0
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 (hex) of a file (the weights hash recorded in ``.spev`` headers)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":

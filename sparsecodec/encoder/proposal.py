@@ -1,7 +1,8 @@
 """The trained proposal network: residual spectrogram in, candidate events (vector + time) out.
 
-The encoder calls :func:`load_default` once and then :meth:`ProposalNet.propose` on the residual of each
-≈5.94 s analysis window; every proposal is rendered, subtracted and refined by analysis-by-synthesis, so
+The encoder loads the shipped weights with :func:`load_default` (once per process) and reads the residual of
+each ≈5.94 s analysis window with :meth:`ProposalNet.maps` (the hybrid's cues) or :meth:`ProposalNet.propose`
+(``init="network"``); every proposal is rendered, subtracted and refined by analysis-by-synthesis, so
 proposals need to be good starting points, not exact.
 
 **Features** (:func:`features`): the mono residual is resampled to :data:`ANALYSIS_RATE` (22050 Hz, soxr),
@@ -304,7 +305,8 @@ class ProposalNet:
     def __init__(self, model: ProposalModel, weights_hash: str, threads: int | None = None) -> None:
         self.model = model.eval()
         self.weights_hash = weights_hash
-        """sha256 (hex) of the weights file (provenance for the ``.spev`` header)."""
+        """sha256 (hex) of the bytes the weights were parsed from (:meth:`from_bytes`; provenance for the
+        ``.spev`` header)."""
         self.threads = threads
 
     @classmethod
@@ -488,19 +490,24 @@ def _parabolic(x: np.ndarray, i: int) -> float:
 
 
 def default_weights_path() -> Path:
-    """Where the shipped weights live inside the package (may not exist)."""
+    """Where the shipped weights live inside the package (may not exist): the one weights locator, used by
+    :func:`load_default` and, through it, by the encoder's header (:func:`initialisers.weights_hash`)."""
     return Path(str(importlib.resources.files("sparsecodec.encoder").joinpath("weights", WEIGHTS_NAME)))
 
 
 def load_default() -> ProposalNet | None:
-    """The shipped proposal network, or ``None`` when the package has no weights file (offline, no pickle)."""
+    """The shipped proposal network, or ``None`` when the package has no weights file (offline, no pickle).
+
+    Loaded once per process and path: every later call returns the same object, so what the encoder runs
+    and the :attr:`ProposalNet.weights_hash` its header records come from one read of the file (a file
+    replaced afterwards at the same path is not read again).
+    """
     path = default_weights_path()
     if not path.is_file():
         return None
+    return _load_once(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_once(path: Path) -> ProposalNet:
     return ProposalNet.from_file(path)
-
-
-def weights_hash() -> str:
-    """sha256 (hex) of the shipped weights file, or ``""`` when there is none."""
-    path = default_weights_path()
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""

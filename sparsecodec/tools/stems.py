@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -123,55 +124,88 @@ def decode_stems(
     from sparsecodec.synth.kernels import event_seeds
 
     seeds = event_seeds(ev.times_s)
-    written: list[Path] = []
-
+    out = _StemOut(outdir, out_rate, channels, bits, force, progress)
     if group == "event":
-        if len(ev) > MAX_STEMS:
-            raise UsageError(f"{len(ev)} events: too many stems (max {MAX_STEMS}); use a grouping")
-        from sparsecodec.synth import render_np
+        return _event_stems(ev, seeds, pitched, Path(src).name, out)
+    return _group_stems(ev, seeds, pitched, group, n_out, out)
 
-        tail = render_np.ROOM_TAIL_S
-        support = events.support_s(ev.vectors)
-        index = []
-        for i in range(len(ev)):
-            t = float(ev.times_s[i])
-            side = ev.side_at(t)
-            length = support[i] + (tail if side.get("room") else 0.0)
-            n = max(math.ceil(length * out_rate), 1)
-            audio = render_np.render(
-                ev.vectors[i : i + 1],
-                ev.times_s[i : i + 1],
-                n,
-                out_rate,
-                side or None,
-                channels,
-                start_s=t,
-                seeds=seeds[i : i + 1],
-            )
-            label = note_name(ev.vectors[i, events.INDEX["pitch"]]) if pitched[i] else "noise"
-            path = outdir / f"{i:05d}_{t:09.3f}s_{label}.wav"
-            _write_wav(path, np.asarray(audio, np.float32), out_rate, bits, force)
-            written.append(path)
-            index.append(
-                {
-                    "file": path.name,
-                    "time": t,
-                    "pitch": float(ev.vectors[i, events.INDEX["pitch"]]) if pitched[i] else None,
-                    "level_db": float(ev.vectors[i, events.INDEX["level"]]),
-                }
-            )
-            if progress is not None:
-                progress((i + 1) / max(len(ev), 1))
-        index_path = outdir / "stems.json"
-        from sparsecodec.audio.io import atomic_output, ensure_writable
 
-        ensure_writable(index_path, force)
-        with atomic_output(index_path, overwrite=force) as f:
-            doc = {"source": Path(src).name, "sample_rate": out_rate, "stems": index}
-            f.write((json.dumps(doc, indent=1) + "\n").encode("utf-8"))
-        written.append(index_path)
-        return written
+@dataclass(frozen=True)
+class _StemOut:
+    """Where and how stems are written."""
 
+    folder: Path
+    rate: int
+    channels: int
+    bits: str
+    force: bool
+    progress: Callable[[float], None] | None
+
+    def write(self, name: str, audio: np.ndarray) -> Path:
+        """Write ``audio`` (``float32[C, n]``) as ``folder/name``; returns the path."""
+        path = self.folder / name
+        _write_wav(path, np.asarray(audio, np.float32), self.rate, self.bits, self.force)
+        return path
+
+    def done(self, fraction: float) -> None:
+        """Report progress (fraction of the stems written)."""
+        if self.progress is not None:
+            self.progress(fraction)
+
+
+def _event_stems(
+    ev: Events, seeds: np.ndarray, pitched: np.ndarray, source: str, out: _StemOut
+) -> list[Path]:
+    """One WAV per event over its own support (room tail included), plus ``stems.json`` listing them."""
+    from sparsecodec.audio.io import atomic_output, ensure_writable
+    from sparsecodec.synth import render_np
+
+    if len(ev) > MAX_STEMS:
+        raise UsageError(f"{len(ev)} events: too many stems (max {MAX_STEMS}); use a grouping")
+    support = events.support_s(ev.vectors)
+    written: list[Path] = []
+    index = []
+    for i in range(len(ev)):
+        t = float(ev.times_s[i])
+        side = ev.side_at(t)
+        length = support[i] + (render_np.ROOM_TAIL_S if side.get("room") else 0.0)
+        n = max(math.ceil(length * out.rate), 1)
+        one = slice(i, i + 1)
+        audio = render_np.render(
+            ev.vectors[one],
+            ev.times_s[one],
+            n,
+            out.rate,
+            side or None,
+            out.channels,
+            start_s=t,
+            seeds=seeds[one],
+        )
+        label = note_name(ev.vectors[i, events.INDEX["pitch"]]) if pitched[i] else "noise"
+        path = out.write(f"{i:05d}_{t:09.3f}s_{label}.wav", audio)
+        written.append(path)
+        index.append(
+            {
+                "file": path.name,
+                "time": t,
+                "pitch": float(ev.vectors[i, events.INDEX["pitch"]]) if pitched[i] else None,
+                "level_db": float(ev.vectors[i, events.INDEX["level"]]),
+            }
+        )
+        out.done((i + 1) / max(len(ev), 1))
+    index_path = out.folder / "stems.json"
+    ensure_writable(index_path, out.force)
+    with atomic_output(index_path, overwrite=out.force) as f:
+        doc = {"source": source, "sample_rate": out.rate, "stems": index}
+        f.write((json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+    written.append(index_path)
+    return written
+
+
+def _group_stems(
+    ev: Events, seeds: np.ndarray, pitched: np.ndarray, group: str, n_out: int, out: _StemOut
+) -> list[Path]:
+    """Full-length stems that add up to the decode: by ``kind`` (pitched / noise) or by ``pitch``."""
     groups: list[tuple[str, np.ndarray]]
     if group == "kind":
         groups = [("pitched", pitched), ("noise", ~pitched)]
@@ -182,11 +216,8 @@ def decode_stems(
             for n in sorted(set(notes[pitched].tolist()))
         ]
         groups.append(("noise", ~pitched))
+    written: list[Path] = []
     for k, (name, mask) in enumerate(groups):
-        audio = _render_full(ev, seeds, mask, out_rate, channels, n_out)
-        path = outdir / f"{name}.wav"
-        _write_wav(path, audio, out_rate, bits, force)
-        written.append(path)
-        if progress is not None:
-            progress((k + 1) / len(groups))
+        written.append(out.write(f"{name}.wav", _render_full(ev, seeds, mask, out.rate, out.channels, n_out)))
+        out.done((k + 1) / len(groups))
     return written

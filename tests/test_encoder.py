@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from sparsecodec.encoder import analysis, fill, proposal, refine
+from sparsecodec.api import encode_file
+from sparsecodec.encoder import analysis, fill, initialisers, proposal, refine
 from sparsecodec.encoder import stream as encoder
-from sparsecodec.format import events
+from sparsecodec.errors import UsageError
+from sparsecodec.format import container, events
 from sparsecodec.synth import render_np
 
 SR = 22050
@@ -188,6 +192,67 @@ def test_weights_hash_and_id() -> None:
     assert encoder.encoder_id("hybrid") == encoder.ENCODER_ID + "+hybrid"
     if proposal.default_weights_path().is_file():
         assert len(encoder.weights_hash("hybrid")) == 64
+
+
+def _encode_header(tmp_path: Path, init: str) -> container.Header:
+    """Header of a 1.5 s tone encoded through the public API with ``init``."""
+    t = np.arange(int(1.5 * SR)) / SR
+    wav, spev = tmp_path / "tone.wav", tmp_path / "tone.spev"
+    sf.write(str(wav), (0.3 * np.sin(2 * np.pi * 330.0 * t) * (t > 0.2)).astype(np.float32), SR)
+    encode_file(wav, spev, init=init)
+    with spev.open("rb") as f:
+        return container.Reader(f).header
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.skipif(not proposal.default_weights_path().is_file(), reason="no shipped proposal weights")
+def test_header_weights_hash_is_the_loaded_weights(tmp_path: Path) -> None:
+    """A hybrid encode's header names the sha256 of the weights file the encoder loaded and ran."""
+    header = _encode_header(tmp_path, "hybrid")
+    assert header.encoder_id == encoder.ENCODER_ID + "+hybrid"
+    assert header.weights_hash == _sha256(proposal.default_weights_path())
+    net = proposal.load_default()
+    assert net is not None and header.weights_hash == net.weights_hash
+    assert encoder.make_initialiser("hybrid", SR).weights_hash == header.weights_hash
+    assert _encode_header(tmp_path, "analysis").weights_hash == "none"
+
+
+def test_header_and_network_follow_one_weights_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Move the weights location: the network the encoder runs and the hash its header records both follow
+    it (one locator, one loader).  A decoy that sorts first beside it (``proposal-a.safetensors``, which the
+    old ``proposal*`` glob hashed) is ignored; without weights the hybrid is refused rather than recorded."""
+    torch = pytest.importorskip("torch")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.manual_seed(1)
+    proposal.save_weights(proposal.ProposalModel(), folder / "proposal.safetensors")
+    torch.manual_seed(2)
+    proposal.save_weights(proposal.ProposalModel(), folder / "proposal-a.safetensors")
+    monkeypatch.setattr(proposal, "default_weights_path", lambda: folder / proposal.WEIGHTS_NAME)
+    ran: set[str] = set()  # hashes of the networks whose maps the encode used
+    cues = initialisers.HybridInit.cues
+
+    def spy(self: initialisers.HybridInit, mono: np.ndarray, sample_rate: int) -> analysis.Cues:
+        ran.add(self.net.weights_hash)
+        return cues(self, mono, sample_rate)
+
+    monkeypatch.setattr(initialisers.HybridInit, "cues", spy)
+    header = _encode_header(tmp_path, "hybrid")
+    loaded = _sha256(folder / "proposal.safetensors")
+    assert header.weights_hash == loaded != _sha256(folder / "proposal-a.safetensors")
+    assert ran == {loaded}
+    assert encoder.weights_hash() == loaded == encoder.make_initialiser(None, SR).weights_hash
+    monkeypatch.setattr(proposal, "default_weights_path", lambda: folder / "absent.safetensors")
+    assert encoder.resolve_init() == "analysis" and encoder.weights_hash() == "none"
+    with pytest.raises(UsageError, match="no proposal network"):
+        encoder.weights_hash("hybrid")
+    with pytest.raises(UsageError, match="no proposal network"):
+        encoder.make_initialiser("hybrid", SR)
 
 
 def test_hybrid_init_adds_the_network_onsets() -> None:

@@ -1,0 +1,81 @@
+"""The analysis module on its own: STFT conventions, onsets, and the f0 of single tones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsecodec.encoder import analysis
+from sparsecodec.format import events
+
+SR = 22050
+PITCH = events.INDEX["pitch"]
+
+
+def _tone(f0: float, amps: list[float], t0: float = 0.3, seconds: float = 2.0) -> np.ndarray:
+    """Mono ``float32[n]``: harmonic ``k·f0`` at ``amps[k - 1]`` from ``t0``, decaying; peak 0.3."""
+    t = np.arange(int(seconds * SR)) / SR
+    env = np.where(t >= t0, np.exp(-(t - t0) * 1.5), 0.0)
+    x = sum(a * np.sin(2 * np.pi * k * f0 * (t - t0)) for k, a in enumerate(amps, 1)) * env
+    return np.asarray(0.3 * x / np.abs(x).max(), np.float32)
+
+
+def _cents(pitch: float, hz: float) -> float:
+    return 100.0 * (pitch - float(events.hz_to_pitch(hz)))
+
+
+def test_resolutions_scale_with_the_rate() -> None:
+    """The onset and analysis STFTs keep their durations across rates (powers of two)."""
+    for rate in (22050, 44100, 48000):
+        onset, anal = analysis.resolutions(rate)
+        assert anal.n_fft == 4 * onset.n_fft and anal.hop * 8 == anal.n_fft and onset.hop * 4 == onset.n_fft
+        assert 0.08 < anal.n_fft / rate < 0.1  # ≈93 ms analysis window
+    assert analysis.resolutions(44100)[1].n_fft == 4096
+
+
+@pytest.mark.parametrize("f0", [130.8, 220.0, 311.1, 440.0])
+def test_f0_of_a_harmonic_tone_within_a_few_cents(f0: float) -> None:
+    vec, times, scores = analysis.Analyzer(SR).propose(_tone(f0, [1.0 / k for k in range(1, 11)]), SR, 3)
+    assert len(vec) == 1 and scores[0] > 0  # one onset, one event
+    assert abs(_cents(vec[0, PITCH], f0)) < 5.0
+    assert abs(times[0] - 0.3) < 0.01
+    assert events.is_pitched(vec).all()
+
+
+@pytest.mark.parametrize("f0", [130.8, 220.0, 440.0])
+def test_octave_of_a_tone_with_a_weak_fundamental(f0: float) -> None:
+    """A fundamental 8 dB under the second harmonic still sets the octave (not the octave above)."""
+    amps = [0.2] + [1.0 / k for k in range(2, 11)]
+    vec, _, _ = analysis.Analyzer(SR).propose(_tone(f0, amps), SR, 3)
+    assert len(vec) == 1
+    assert abs(_cents(vec[0, PITCH], f0)) < 25.0
+
+
+def test_onset_found_near_a_click() -> None:
+    """A click in a faint noise floor: a flux peak within half an onset window of it (frames are centred:
+    the flux rises as the click enters a window), and one event within 10 ms."""
+    x = (1e-4 * np.random.default_rng(0).standard_normal(2 * SR)).astype(np.float32)
+    x[int(0.5 * SR)] += 0.8
+    res_o = analysis.resolutions(SR)[0]
+    frame_s = res_o.hop / SR
+    flux = analysis.onset_flux(np.abs(analysis.stft(x, res_o)) ** 2)
+    peaks = analysis.pick_onsets(flux, frame_s) * frame_s
+    assert np.abs(peaks - 0.5).min() <= res_o.n_fft / 2 / SR
+    assert not ((peaks > 0.1) & (np.abs(peaks - 0.5) > 0.05)).any()  # nothing else after the floor starts
+    _, times, _ = analysis.Analyzer(SR).propose(x, SR, 3)
+    assert len(times) == 1 and abs(times[0] - 0.5) < 0.01
+
+
+def test_excluded_pitch_is_not_proposed_again() -> None:
+    """``exclude`` masks a found note's harmonics at its onset: the same note is not proposed twice."""
+    f0 = 220.0
+    x = _tone(f0, [1.0 / k for k in range(1, 11)])
+    a = analysis.Analyzer(SR)
+    vec, times, _ = a.propose(x, SR, 3)
+    again, _, _ = a.propose(x, SR, 3, exclude=np.array([[times[0], vec[0, PITCH]]]))
+    assert not (np.abs(again[:, PITCH] - vec[0, PITCH]) < 0.5).any()
+
+
+def test_silence_proposes_nothing() -> None:
+    vec, times, scores = analysis.Analyzer(SR).propose(np.zeros(SR, np.float32), SR, 5)
+    assert vec.shape == (0, events.N_DIMS) and times.size == scores.size == 0

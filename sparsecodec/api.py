@@ -29,7 +29,7 @@ import numpy as np
 
 from sparsecodec import __version__
 from sparsecodec.audio import io as audio_io
-from sparsecodec.errors import InputError, UnsupportedStreamError, UsageError
+from sparsecodec.errors import UnsupportedStreamError, UsageError
 from sparsecodec.format import events, quantize
 from sparsecodec.jobs import render
 
@@ -99,12 +99,7 @@ def _output(dst: Source, overwrite: bool = True) -> Iterator[BinaryIO]:
 def _spev_input(src: Source) -> Iterator[BinaryIO]:
     """Open a ``.spev`` source for reading (paths opened here and closed after)."""
     if isinstance(src, (str, Path)):
-        path = Path(src)
-        if not path.exists():
-            raise InputError(f"{src}: no such file")
-        if path.is_dir():
-            raise InputError(f"{src}: is a directory")
-        with open(path, "rb") as f:
+        with open(audio_io.check_input_path(src), "rb") as f:
             yield f
     else:
         yield src

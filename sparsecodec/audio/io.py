@@ -70,6 +70,17 @@ def spool(stream: BinaryIO, directory: str | Path | None = None) -> BinaryIO:
     return tmp
 
 
+def check_input_path(path: str | Path, name: str | None = None) -> Path:
+    """``path`` as a :class:`Path` when it names a file to read; :class:`InputError` ("no such file", "is a
+    directory") otherwise.  ``name`` is how messages call it (default: the path)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{name or path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{name or path}: is a directory")
+    return p
+
+
 def is_seekable(fileobj: Any) -> bool:
     """True when ``fileobj`` supports ``seek``/``tell`` (pipes and sockets do not)."""
     try:
@@ -117,12 +128,7 @@ class AudioReader:
 
         self.name = name or (str(src) if isinstance(src, (str, Path)) else getattr(src, "name", "<stream>"))
         if isinstance(src, (str, Path)):
-            path = Path(src)
-            if not path.exists():
-                raise InputError(f"{self.name}: no such file")
-            if path.is_dir():
-                raise InputError(f"{self.name}: is a directory")
-            src = str(path)
+            src = str(check_input_path(src, self.name))
         try:
             self._f = sf.SoundFile(src)
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

@@ -8,6 +8,7 @@ import click
 
 from sparsecodec.cli import verbosity_options
 from sparsecodec.cli.commands import STDIO, Job, console_for, plan_paths, run_jobs
+from sparsecodec.cli.commands.encode import device_option
 from sparsecodec.cli.console import binary_stdin, binary_stdout
 
 
@@ -46,13 +47,7 @@ def _is_spev(path: Path) -> bool:
 @click.option(
     "--stems", metavar="DIR", default=None, help="Render each event (or group) to its own file in DIR."
 )
-@click.option(
-    "--device",
-    type=click.Choice(["cpu", "cuda", "auto"]),
-    default="cpu",
-    show_default=True,
-    help="Where to run.",
-)
+@device_option
 @verbosity_options
 @click.pass_context
 def decode(

@@ -16,6 +16,16 @@ REFINE_DEFAULT_STEPS = 30
 """Steps of joint refinement when ``--refine`` is given without a number."""
 
 
+device_option = click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="Where to run.",
+)
+"""``--device cpu|cuda|auto``, shared by ``spev encode`` and ``spev decode``."""
+
+
 def encoder_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The encoder's settings as click options, shared by ``spev encode`` and ``spev batch encode``."""
     options = [
@@ -96,13 +106,7 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
     help="Encode what is sound in a damaged input (truncated, NaN samples) and warn, instead of failing.",
 )
 @encoder_options
-@click.option(
-    "--device",
-    type=click.Choice(["cpu", "cuda", "auto"]),
-    default="cpu",
-    show_default=True,
-    help="Where to run.",
-)
+@device_option
 @verbosity_options
 @click.pass_context
 def encode(

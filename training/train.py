@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,37 @@ def _lr(step: int, total: int, base: float) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def _datasets(
+    args: argparse.Namespace, say: Callable[[str], None]
+) -> tuple[list[Path], Data, dict[str, Data]]:
+    """``(training files, training data, held-out data by kind)``, made by :mod:`training.datagen` once."""
+    t_data = time.time()
+    train_paths = datagen.build(args.data_dir, args.seed, args.n_synth, args.n_fluid, log=say)
+    eval_paths = datagen.build(args.data_dir, args.seed + 10_000, args.n_eval, args.n_eval, log=say)
+    data = Data.load(train_paths)
+    held = {
+        "synth": Data.load([p for p in eval_paths if p.name.startswith("synth")]),
+        "fluid": Data.load([p for p in eval_paths if p.name.startswith("fluid")]),
+    }
+    say(f"data: {data.feats.shape[0]} windows ({time.time() - t_data:.0f} s)")
+    return train_paths, data, held
+
+
+def _train_step(
+    model: ProposalModel, opt: torch.optim.Optimizer, data: Data, args: argparse.Namespace, step: int
+) -> dict[str, float]:
+    """One optimiser step on batch ``step`` (drawn from ``default_rng([seed, step])``); its losses."""
+    for g in opt.param_groups:
+        g["lr"] = _lr(step, args.steps, args.lr)
+    batch = make_batch(data, np.random.default_rng([args.seed, step]), args.batch, args.crop)
+    ls = losses(model, batch)
+    opt.zero_grad(set_to_none=True)
+    ls["total"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return {k: float(v.detach()) for k, v in ls.items()}
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run (or resume) training as configured by :func:`parser`'s arguments; return the final figures."""
     torch.set_num_threads(args.threads)
@@ -272,15 +304,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    t_data = time.time()
-    train_paths = datagen.build(args.data_dir, args.seed, args.n_synth, args.n_fluid, log=say)
-    eval_paths = datagen.build(args.data_dir, args.seed + 10_000, args.n_eval, args.n_eval, log=say)
-    data = Data.load(train_paths)
-    held = {
-        "synth": Data.load([p for p in eval_paths if p.name.startswith("synth")]),
-        "fluid": Data.load([p for p in eval_paths if p.name.startswith("fluid")]),
-    }
-    say(f"data: {data.feats.shape[0]} windows ({time.time() - t_data:.0f} s)")
+    train_paths, data, held = _datasets(args, say)
 
     model = ProposalModel(ModelConfig())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -297,17 +321,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model.train()
     stop = min(args.steps, args.stop_after) if args.stop_after else args.steps
     while step < stop and time.time() - t0 < budget:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, args.steps, args.lr)
-        batch = make_batch(data, np.random.default_rng([args.seed, step]), args.batch, args.crop)
-        ls = losses(model, batch)
-        opt.zero_grad(set_to_none=True)
-        ls["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        ls = _train_step(model, opt, data, args, step)
         step += 1
         for k, v in ls.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
+            running[k] = running.get(k, 0.0) + v
         if step % args.log_every == 0:
             rec = {"step": step, "time_s": round(time.time() - t0, 1), "lr": _lr(step, args.steps, args.lr)}
             rec.update({k: round(v / args.log_every, 5) for k, v in running.items()})

@@ -9,10 +9,15 @@ committed events' tails as fixed context.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sparsecodec.format import events
+
+if TYPE_CHECKING:
+    import torch
 
 _C = events.INDEX
 
@@ -78,42 +83,15 @@ def refine_events(
     """
     import torch
 
-    from sparsecodec.synth import render_torch as generator  # type: ignore[attr-defined,unused-ignore]
-
     if steps <= 0 or len(vectors) == 0:
         return np.asarray(vectors, np.float64)
     torch.set_num_threads(max(1, threads))
     dev = torch.device(device)
     f64 = torch.float64
-    n = int(target.shape[-1])
-    sizes = [s for s in loss_sizes(sample_rate) if s <= n]
+    sizes = [s for s in loss_sizes(sample_rate) if s <= int(target.shape[-1])]
     if not sizes:
         return np.asarray(vectors, np.float64)
-    windows = {s: torch.hann_window(s, dtype=f64, device=dev) for s in sizes}
-
-    def mags(x: torch.Tensor) -> list[torch.Tensor]:
-        return [
-            torch.stft(x, s, s // 4, window=windows[s], center=True, return_complex=True).abs() * (4.0 / s)
-            for s in sizes
-        ]
-
-    tgt = torch.as_tensor(np.asarray(target, np.float64), device=dev)
-    fix = None if fixed is None else torch.as_tensor(np.asarray(fixed, np.float64), device=dev)
-    with torch.no_grad():
-        tmags = mags(tgt)
-        tlogs = [torch.log10(m + LOSS_EPS) for m in tmags]
-        tmeans = [float(m.mean()) + LOSS_EPS for m in tmags]
-    times = np.asarray(times_s, np.float64)
-
-    def loss_of(u: torch.Tensor) -> torch.Tensor:
-        y = generator.render(events.from_unit(u), times, n, sample_rate, channels=1)[0]
-        if fix is not None:
-            y = y + fix
-        total = torch.zeros((), dtype=f64, device=dev)
-        for mm, tl, tm, mean in zip(mags(y), tlogs, tmags, tmeans, strict=True):
-            total = total + (torch.log10(mm + LOSS_EPS) - tl).abs().mean() + (mm - tm).abs().mean() / mean
-        return total / len(sizes)
-
+    loss_of = _magnitude_loss(target, fixed, np.asarray(times_s, np.float64), sample_rate, sizes, dev)
     u0 = torch.as_tensor(np.clip(events.to_unit(np.asarray(vectors, np.float64)), 0.0, 1.0), device=dev)
     scale = torch.as_tensor(step_scale(), dtype=f64, device=dev)
     delta = torch.zeros_like(u0, requires_grad=True)
@@ -136,6 +114,49 @@ def refine_events(
         opt.step()
     out = events.from_unit(best_u.cpu().numpy())
     return np.asarray(events.clip(out), np.float64)
+
+
+def _magnitude_loss(
+    target: np.ndarray,
+    fixed: np.ndarray | None,
+    times: np.ndarray,
+    sample_rate: int,
+    sizes: list[int],
+    dev: torch.device,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The loss of :func:`refine_events` as a function of unit-interval vectors ``[N, 32]`` (onsets
+    ``times`` in s from ``target[0]``): the target's magnitudes at the FFT ``sizes`` are computed once."""
+    import torch
+
+    from sparsecodec.synth import render_torch as generator  # type: ignore[attr-defined,unused-ignore]
+
+    f64 = torch.float64
+    n = int(target.shape[-1])
+    windows = {s: torch.hann_window(s, dtype=f64, device=dev) for s in sizes}
+
+    def mags(x: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            torch.stft(x, s, s // 4, window=windows[s], center=True, return_complex=True).abs() * (4.0 / s)
+            for s in sizes
+        ]
+
+    tgt = torch.as_tensor(np.asarray(target, np.float64), device=dev)
+    fix = None if fixed is None else torch.as_tensor(np.asarray(fixed, np.float64), device=dev)
+    with torch.no_grad():
+        tmags = mags(tgt)
+        tlogs = [torch.log10(m + LOSS_EPS) for m in tmags]
+        tmeans = [float(m.mean()) + LOSS_EPS for m in tmags]
+
+    def loss_of(u: torch.Tensor) -> torch.Tensor:
+        y = generator.render(events.from_unit(u), times, n, sample_rate, channels=1)[0]
+        if fix is not None:
+            y = y + fix
+        total = torch.zeros((), dtype=f64, device=dev)
+        for mm, tl, tm, mean in zip(mags(y), tlogs, tmags, tmeans, strict=True):
+            total = total + (torch.log10(mm + LOSS_EPS) - tl).abs().mean() + (mm - tm).abs().mean() / mean
+        return total / len(sizes)
+
+    return loss_of
 
 
 def mono_offsets(vectors: np.ndarray, channels: int) -> np.ndarray:

@@ -76,6 +76,71 @@ def f_max(sample_rate: int) -> float:
     return min(F_MAX_HZ, NYQUIST_FRACTION * sample_rate)
 
 
+# ------------------------------------------------------------------------------------------ validation
+
+
+def check_inputs(vectors: Any, times_s: Any, seeds: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate and normalise ``(float64[N,32] clipped, float64[N], int64[N] seeds)``; raises UsageError."""
+    v = np.asarray(vectors, dtype=np.float64)
+    t = np.asarray(times_s, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != events.N_DIMS:
+        raise UsageError(f"vectors must have shape [N, {events.N_DIMS}], got {v.shape}")
+    if t.shape != (v.shape[0],):
+        raise UsageError(f"times_s must have shape [{v.shape[0]}], got {t.shape}")
+    check_finite(np.isfinite(v).all() and np.isfinite(t).all())
+    s = event_seeds(t) if seeds is None else np.asarray(seeds, dtype=np.int64)
+    if s.shape != t.shape:
+        raise UsageError(f"seeds must have shape [{v.shape[0]}], got {s.shape}")
+    return events.clip(v), t, s
+
+
+def check_finite(ok: Any) -> None:
+    """Raise UsageError unless ``ok`` (the event vectors and times are all finite)."""
+    if not bool(ok):
+        raise UsageError("event vectors and times must be finite")
+
+
+def check_channels(channels: int) -> None:
+    """Raise UsageError unless ``channels`` is 1 or 2."""
+    if channels not in (1, 2):
+        raise UsageError(f"channels must be 1 or 2, got {channels}")
+
+
+def check_stream(channels: int, n_samples_total: int, start_sample: int) -> None:
+    """A stream renderer's arguments: 1 or 2 channels, ``0 <= start_sample <= n_samples_total``."""
+    check_channels(channels)
+    if not 0 <= start_sample <= n_samples_total:
+        raise UsageError("need 0 <= start_sample <= n_samples_total")
+
+
+def parse_room(side: dict[str, Any] | None) -> tuple[float, float] | None:
+    """``side["room"] = [rt60_s, damping]`` → clipped floats, or None (no room)."""
+    if not side or side.get("room") is None:
+        return None
+    try:
+        rt60, damping = (float(x) for x in side["room"])
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"side data 'room' must be [rt60_s, damping]: {exc}") from None
+    if not (math.isfinite(rt60) and math.isfinite(damping)):
+        raise UsageError("side data 'room' must be finite")
+    return (
+        float(np.clip(rt60, ROOM_MIN_RT60_S, ROOM_MAX_RT60_S)),
+        float(np.clip(damping, 0.0, ROOM_MAX_DAMPING)),
+    )
+
+
+def safe_frame(safe_until_s: float, n_samples_total: int, sample_rate: int, hop: int) -> int | None:
+    """First frame an event starting at or after ``safe_until_s`` can still change (frames before it are
+    final), or None when such an event cannot reach the output at all (it starts more than
+    ``MAX_SUPPORT_S`` after its end).  Raises UsageError for NaN."""
+    safe = float(safe_until_s)
+    if math.isnan(safe):
+        raise UsageError("safe_until_s must not be NaN")
+    if safe >= n_samples_total / sample_rate + events.MAX_SUPPORT_S:
+        return None
+    return math.ceil(safe * sample_rate / hop - 1e-9)
+
+
 # ----------------------------------------------------------------------------------------------- tables
 
 
@@ -108,20 +173,17 @@ def synthesis_kernel(d: Any, n: int, xp: Any) -> Any:
     return hann_kernel(d, n, xp) * (0.5 + 0.5 * xp.cos(math.pi * a))
 
 
+def kernel_taps() -> np.ndarray:
+    """``int64[2L]`` bin offsets ``-L+1 .. L`` a partial writes, from the bin below its position."""
+    return np.arange(-KERNEL_HALF_WIDTH + 1, KERNEL_HALF_WIDTH + 1, dtype=np.int64)
+
+
 @functools.lru_cache(maxsize=8)
 def kernel_table(n: int) -> np.ndarray:
     """``float64[2L, R+1]``: :func:`synthesis_kernel` at ``j - r/R``, taps ``j = -L+1..L``, fractions r/R."""
-    j = np.arange(-KERNEL_HALF_WIDTH + 1, KERNEL_HALF_WIDTH + 1, dtype=np.float64)[:, None]
+    j = kernel_taps().astype(np.float64)[:, None]
     frac = np.arange(KERNEL_TABLE_RES + 1, dtype=np.float64)[None, :] / KERNEL_TABLE_RES
     out = synthesis_kernel(j - frac, n, np)
-    out.setflags(write=False)
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def kernel_table_t(n: int) -> np.ndarray:
-    """:func:`kernel_table` transposed, ``float32[R+1, 2L]`` (C-contiguous rows: one gather per partial)."""
-    out = np.ascontiguousarray(kernel_table(n).T, dtype=np.float32)
     out.setflags(write=False)
     return out
 
@@ -291,16 +353,40 @@ def noise_band_power(v: Any, xp: Any) -> Any:
     return ((g**2) * df[None, :]).sum(1)
 
 
-def noise_band(v: Any, freq: Any, xp: Any) -> Any:
-    """Log-Gaussian band gain at ``freq`` Hz (broadcast with ``v[:, None]``): width = 2 std in octaves."""
+def _log_gauss(v: Any, freq: Any, xp: Any) -> Any:
+    """Log-Gaussian band shape at ``freq`` Hz (broadcast with ``v[:, None]``): width = 2 std in octaves."""
     sigma = v[:, _C["noise_width"], None] * 0.5
     z = xp.log2(freq / v[:, _C["noise_centre"], None]) / sigma
-    return xp.exp(-0.5 * z * z) * taper(freq, F_MAX_HZ)
+    return xp.exp(-0.5 * z * z)
 
 
-def band_half_width_oct(v: np.ndarray) -> np.ndarray:
-    """``[E]`` half-width (octaves) outside which the band is below :data:`PARTIAL_FLOOR`."""
-    return v[:, _C["noise_width"]] * 0.5 * math.sqrt(-2.0 * math.log(PARTIAL_FLOOR))
+def noise_band(v: Any, freq: Any, xp: Any) -> Any:
+    """Band gain at ``freq`` Hz (rate-independent): :func:`_log_gauss` × the 20 kHz taper."""
+    return _log_gauss(v, freq, xp) * taper(freq, F_MAX_HZ)
+
+
+def bin_freqs(n: int, sample_rate: int) -> np.ndarray:
+    """``float64[N/2+1]`` centre frequency (Hz) of each bin; bin 0 counts as half a bin (no log of 0)."""
+    return np.maximum(np.arange(n // 2 + 1), 0.5) * (sample_rate / n)
+
+
+def noise_band_bins(v: Any, sample_rate: int, xp: Any, conv: Any) -> Any:
+    """``[E, N/2+1]`` band gain of each event's noise at each bin of this rate's frame: :func:`_log_gauss`
+    × the 20 kHz taper × the rate's :func:`f_max` taper.  ``conv`` turns numpy arrays into ``xp`` arrays."""
+    f = bin_freqs(frame_size(sample_rate), sample_rate)
+    tapers = taper(f, F_MAX_HZ) * taper(f, f_max(sample_rate))
+    return _log_gauss(v, conv(f)[None, :], xp) * conv(tapers)[None, :]
+
+
+def noise_scale(v: Any, sample_rate: int, xp: Any) -> Any:
+    """``[E]`` noise gain per unit band: at the envelope's peak the noise's variance is ``(gain)^2 / 2``, a
+    sine-equivalent peak level like the partials' (docs/events.md), once :func:`hann_smooth` is applied.
+
+    Output variance = 3 s^2 sum(g^2) / (OVERLAP N^2) with sum(g^2) ≈ N / rate × band power; want 1/2.
+    """
+    n = frame_size(sample_rate)
+    _, gn = mix_gains(v, xp)
+    return gn * xp.sqrt((OVERLAP * n * sample_rate / 6.0) / noise_band_power(v, xp))
 
 
 def pan_gains(v: Any, xp: Any) -> tuple[Any, Any]:
@@ -407,44 +493,62 @@ def room_ir(rt60_s: float, damping: float, sample_rate: int, channels: int) -> n
     return ir
 
 
-# --------------------------------------------------------------------------------- numpy frame helpers
+# ------------------------------------------------------------------------------------ frame helpers
+#
+# The one definition of the time-domain Hann window (as a bin kernel) and of the overlap-add, for both
+# renderers.  Written out of place, with operations numpy and torch both support (slicing, ``conj``,
+# ``concatenate``, slice ``+=``; torch's autograd records the slice updates), and in the float operation
+# order of the numpy decoder, whose output is pinned bit for bit (tests/test_exact.py).
 
 
-def hann_smooth(spec: np.ndarray) -> np.ndarray:
-    """Apply the Hann window in time to centred frames by the bin kernel [¼, ½, ¼] (numpy, last axis).
+def hann_smooth(spec: Any, xp: Any = np) -> Any:
+    """Apply the Hann window in time to centred frames by the bin kernel [¼, ½, ¼] (last axis).
 
-    Bins below 0 and above N/2 are the conjugate mirror images.
+    Bins below 0 and above N/2 are the conjugate mirror images.  Sums in the order
+    ``(½ s[b] + ¼ s[b-1]) + ¼ s[b+1]``, with ``s[1]`` before its image at bin 0 and ``s[N/2-1]`` before its
+    image at N/2.
     """
-    out = 0.5 * spec
-    out[..., 1:] += 0.25 * spec[..., :-1]
-    out[..., :-1] += 0.25 * spec[..., 1:]
-    out[..., 0] += 0.25 * np.conj(spec[..., 1])
-    out[..., -1] += 0.25 * np.conj(spec[..., -2])
-    return out
+    lower = xp.concatenate([spec[..., 1:2], spec[..., :-1]], axis=-1)
+    upper = xp.concatenate([spec[..., 1:2].conj(), spec[..., 2:], spec[..., -2:-1].conj()], axis=-1)
+    return 0.5 * spec + 0.25 * lower + 0.25 * upper
 
 
-def hann_smooth_real(part: np.ndarray, conj_sign: float) -> np.ndarray:
-    """:func:`hann_smooth` on the real (``conj_sign=1``) or imaginary (``-1``) part alone (numpy)."""
-    out = 0.5 * part
-    out[..., 1:] += 0.25 * part[..., :-1]
-    out[..., :-1] += 0.25 * part[..., 1:]
-    out[..., 0] += (0.25 * conj_sign) * part[..., 1]
-    out[..., -1] += (0.25 * conj_sign) * part[..., -2]
-    return out
+def hann_smooth_folded_into(spec: np.ndarray, quarter: np.ndarray, pad: int) -> None:
+    """``spec += hann_smooth(4 · quarter)`` over bins ``0 .. N/2`` (numpy, in place; the decoder's form).
+
+    Rows hold bins ``-pad .. N/2`` (column = bin + pad).  ``quarter`` is a spectrum already scaled by the
+    kernel's ¼ with its bins in ``1 .. N/2-1``, so bin b gets ``q[b-1] + 2 q[b] + q[b+1]`` (three adds per
+    bin instead of five multiply-adds; the decoder smooths the sum of every event's noise once per frame).
+    Bin N/2 gets its image ``2 Re q[N/2-1]``; bin 0 gets ``q[1]`` here and its image when the caller folds
+    the bins below 0 (``spec[:, pad] = 2 Re spec[:, pad]``).  Equals :func:`hann_smooth` up to rounding
+    (tests/test_kernels.py).
+    """
+    nb = spec.shape[1] - pad
+    body = spec[:, pad : pad + nb - 1]
+    body += quarter[:, pad - 1 : pad + nb - 2]
+    body += quarter[:, pad + 1 : pad + nb]
+    body += 2.0 * quarter[:, pad : pad + nb - 1]
+    spec[:, pad + nb - 1] += 2.0 * quarter[:, pad + nb - 2].real
 
 
-def overlap_add(frames: np.ndarray) -> np.ndarray:
+def _zeros(like: Any, shape: tuple[int, ...], xp: Any) -> Any:
+    """Zeros of ``shape`` with the dtype (and torch device) of ``like``."""
+    return np.zeros(shape, dtype=like.dtype) if xp is np else like.new_zeros(shape)
+
+
+def overlap_add(frames: Any, xp: Any = np) -> Any:
     """Centred frames ``[..., F, N]`` (centre at index 0, hop h = N/OVERLAP) → audio ``[..., (F+O-1)·h]``.
 
     Frame ``i`` is centred at output sample ``(i + HALF)·h``; the sum is divided by OVERLAP/2 (Hann OLA).
     """
     f, n = frames.shape[-2:]
+    lead = tuple(frames.shape[:-2])
     hop = n // OVERLAP
-    q = frames.reshape(*frames.shape[:-2], f, OVERLAP, hop)
-    out = np.zeros((*frames.shape[:-2], f + OVERLAP - 1, hop), dtype=frames.dtype)
+    q = frames.reshape(*lead, f, OVERLAP, hop)
+    out = _zeros(frames, (*lead, f + OVERLAP - 1, hop), xp)
     for i in range(OVERLAP):
         out[..., i : i + f, :] += q[..., :, (i + HALF) % OVERLAP, :]
-    return ((2.0 / OVERLAP) * out).reshape(*frames.shape[:-2], (f + OVERLAP - 1) * hop)
+    return ((2.0 / OVERLAP) * out).reshape(*lead, (f + OVERLAP - 1) * hop)
 
 
 # ------------------------------------------------------------------------------ selection and values
@@ -456,17 +560,54 @@ PHASE_SALT = 1 << 19
 
 @dataclass
 class PartialSelection:
-    """Which (event-frame, partial) pairs are rendered.  ``plan`` indexes event-frames; ``ef``, ``e``, ``k``
-    (int64[M]) are the plan row, event and partial index (0-based) of each rendered partial-frame.
-    ``first_pos``: int64[EF] plan row of the event's first frame; ``dt``: float64[EF] seconds since the
-    previous phase sample (the onset for first frames)."""
+    """Which (event-frame, partial) pairs are rendered.  ``plan`` indexes event-frames (from the onset, for
+    the running phase); ``ef``, ``e``, ``k`` (int64[M]) are the plan row, event and partial index (0-based)
+    of each rendered partial-frame."""
 
     plan: FramePlan
-    first_pos: np.ndarray
-    dt: np.ndarray
     ef: np.ndarray
     e: np.ndarray
     k: np.ndarray
+
+
+@dataclass
+class PartialTables:
+    """Per event ``[E]`` and per (event, partial) ``[E, P]`` quantities of :func:`partial_tables` (numpy)."""
+
+    gp: np.ndarray
+    """``[E]`` partials' gain (:func:`mix_gains`)."""
+    peak: np.ndarray
+    """``[E]`` the event's peak amplitude (its level)."""
+    f0: np.ndarray
+    """``[E]`` fundamental (Hz) before the pitch offset."""
+    ratios: np.ndarray
+    r: np.ndarray
+    t60: np.ndarray
+    """``[E, P]`` :func:`partial_ratios`, :func:`partial_gains`, :func:`partial_t60`."""
+    active: np.ndarray
+    """``bool[E, P]`` the partial can exceed the floor and lies below 2 × :func:`f_max`."""
+    tau_end: np.ndarray
+    """``[E, P]`` s after onset where the partial's decay or the release takes it below
+    :data:`PARTIAL_FLOOR` × the peak (upper bound, ignoring the other factors); -inf where not active."""
+
+
+def partial_tables(v: np.ndarray, sample_rate: int) -> PartialTables:
+    """The :class:`PartialTables` of events ``v`` (numpy, physical) at this output rate."""
+    fmax = f_max(sample_rate)
+    gp, _ = mix_gains(v, np)
+    peak = 10.0 ** (v[:, _C["level"]] / 20.0)
+    f0 = events.pitch_to_hz(v[:, _C["pitch"]])
+    ratios = partial_ratios(v, events.MAX_PARTIALS, np)
+    r = partial_gains(v, ratios, np)
+    t60 = partial_t60(v, ratios, np)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.log(gp[:, None] * r / (PARTIAL_FLOOR * peak[:, None]))
+        active = (margin > 0) & (f0[:, None] * ratios < 2.0 * fmax)
+        tau_end = np.minimum(
+            v[:, _C["attack"], None] + t60 * margin / LN1000,
+            (v[:, _C["duration"]] + v[:, _C["release"]] * margin.T / LN1000).T,
+        )
+    return PartialTables(gp, peak, f0, ratios, r, t60, active, np.where(active, tau_end, -np.inf))
 
 
 def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -528,36 +669,54 @@ def first_rows(plan: FramePlan, n_events: int) -> np.ndarray:
 def select_partials(
     v: np.ndarray, times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int
 ) -> PartialSelection:
-    """Partial-frames of events ``v`` (numpy, physical) over frames ``[m_lo, m_hi)`` above the floor.
-
-    A partial stops being rendered once its decay or the release has taken it below
-    :data:`PARTIAL_FLOOR` × the event's peak (upper bound, ignoring the other factors).
-    """
-    hop = frame_size(sample_rate) // OVERLAP
-    fmax = f_max(sample_rate)
+    """Partial-frames of events ``v`` (numpy, physical) over frames ``[m_lo, m_hi)`` above the floor
+    (:attr:`PartialTables.tau_end`)."""
     plan = plan_frames(times_s, support, sample_rate, m_lo, m_hi, from_onset=True)
-    ne = len(v)
-    gp, _ = mix_gains(v, np)
-    peak = 10.0 ** (v[:, _C["level"]] / 20.0)
-    f0 = events.pitch_to_hz(v[:, _C["pitch"]])
-    ratios = partial_ratios(v, events.MAX_PARTIALS, np)
-    r = partial_gains(v, ratios, np)
-    t60 = partial_t60(v, ratios, np)
-    with np.errstate(divide="ignore"):
-        margin = np.log(gp[:, None] * r / (PARTIAL_FLOOR * peak[:, None]))
-    active = (margin > 0) & (f0[:, None] * ratios < 2.0 * fmax)
-    qe, qk = np.nonzero(active)
-    mq = margin[qe, qk]
-    tau_end = np.minimum(
-        v[qe, _C["attack"]] + t60[qe, qk] * mq / LN1000,
-        v[qe, _C["duration"]] + v[qe, _C["release"]] * mq / LN1000,
-    )
-    kept = kept_rows(plan, ne)
-    cnt = frames_above_floor(tau_end, kept.first_tau[qe], kept.count[qe], sample_rate)
+    tables = partial_tables(v, sample_rate)
+    qe, qk = np.nonzero(tables.active)
+    kept = kept_rows(plan, len(v))
+    cnt = frames_above_floor(tables.tau_end[qe, qk], kept.first_tau[qe], kept.count[qe], sample_rate)
     q, j = _ragged(cnt)
     ef = kept.idx[kept.start[qe[q]] + j]
-    dt = np.where(plan.local == 0, plan.first_tau[plan.ev], hop / sample_rate)
-    return PartialSelection(plan, first_rows(plan, ne)[plan.ev], dt, ef, qe[q], qk[q])
+    return PartialSelection(plan, ef, qe[q], qk[q])
+
+
+MODULATION_DIMS = ("glide", "vibrato_depth", "jitter", "pitch_drop")
+"""Without these the pitch offset is exactly 0 (:func:`pitch_track` skips such rows in numpy)."""
+
+
+def pitch_track(v: Any, f0: Any, jitter_phases: Any, plan: FramePlan, xp: Any, conv: Any) -> tuple[Any, Any]:
+    """``(f_t[EF], f_on[E])``: the fundamental (Hz) at each plan row's frame centre and at the onset.
+
+    numpy computes the offset only on rows of events that move (a speed-up: elsewhere it is exactly 0, and
+    ``f0 · 2**0 = f0``); torch computes every row (no in-place update in the autograd graph).
+    """
+    f_on = f0 * 2.0 ** (pitch_offset(v, jitter_phases, f0 * 0.0, xp) / 12.0)
+    if xp is not np:
+        ev = conv(plan.ev)
+        return f0[ev] * 2.0 ** (pitch_offset(v[ev], jitter_phases[ev], conv(plan.tau), xp) / 12.0), f_on
+    mods = v[:, [_C[name] for name in MODULATION_DIMS]]
+    moving = np.flatnonzero(np.any(mods != 0.0, axis=1)[plan.ev])
+    ev = plan.ev[moving]
+    f_t = f0[plan.ev]
+    f_t[moving] *= 2.0 ** (pitch_offset(v[ev], jitter_phases[ev], plan.tau[moving], np) / 12.0)
+    return f_t, f_on
+
+
+def phase_integral(f_t: Any, f_on: Any, plan: FramePlan, sample_rate: int, xp: Any, conv: Any) -> Any:
+    """``[EF]`` running phase (rad) of the fundamental at each plan row's frame centre, 0 at the onset.
+
+    Trapezoid rule over the pitch track (``plan`` from the onset): ``π dt (f_prev + f_t)`` per row, ``dt``
+    the hop (from the onset for an event's first frame), summed per event with one cumulative sum.
+    """
+    hop = frame_size(sample_rate) // OVERLAP
+    is_first = plan.local == 0
+    dt = np.where(is_first, plan.first_tau[plan.ev], hop / sample_rate)
+    prev_row = np.maximum(np.arange(len(plan.ev)) - 1, 0)
+    prev = xp.where(conv(is_first), f_on[conv(plan.ev)], f_t[conv(prev_row)])
+    inc = math.pi * conv(dt) * (prev + f_t)
+    cum = xp.cumsum(inc, 0)
+    return cum - (cum - inc)[conv(first_rows(plan, len(f_on))[plan.ev])]
 
 
 def partial_values(
@@ -578,17 +737,9 @@ def partial_values(
     ev = conv(sel.plan.ev)
     tau_ef = conv(sel.plan.tau)
     f0 = events.pitch_to_hz(v[:, _C["pitch"]])
-    vp = v[ev]
-    f_t = f0[ev] * 2.0 ** (pitch_offset(vp, jitter_ph[ev], tau_ef, xp) / 12.0)
-    f_on = f0 * 2.0 ** (pitch_offset(v, jitter_ph, v[:, 0] * 0.0, xp) / 12.0)
-    n_ef = len(sel.plan.ev)
-    prev_idx = conv(np.maximum(np.arange(n_ef) - 1, 0))
-    is_first = conv(sel.plan.local == 0)
-    prev = xp.where(is_first, f_on[ev], f_t[prev_idx])
-    inc = math.pi * conv(sel.dt) * (prev + f_t)
-    cum = xp.cumsum(inc, 0)
-    phi0 = cum - (cum - inc)[conv(sel.first_pos)]
-    benv = body_envelope(vp, tau_ef, support[ev], xp)
+    f_t, f_on = pitch_track(v, f0, jitter_ph, sel.plan, xp, conv)
+    phi0 = phase_integral(f_t, f_on, sel.plan, sample_rate, xp, conv)
+    benv = body_envelope(v[ev], tau_ef, support[ev], xp)
     ratios = partial_ratios(v, events.MAX_PARTIALS, xp)
     r = partial_gains(v, ratios, xp)
     t60 = partial_t60(v, ratios, xp)
@@ -657,23 +808,16 @@ def select_noise(
 
 
 def noise_values(v: Any, sel: NoiseSelection, support: Any, sample_rate: int, xp: Any, conv: Any) -> Any:
-    """Magnitudes ``[M]`` of the selected noise cells (before the random complex factor; differentiable).
-
-    Calibrated so that at the envelope's peak the noise's variance is ``(gain)^2 / 2``: a sine-equivalent
-    peak level, like the partials (see docs/events.md).
-    """
-    n = frame_size(sample_rate)
-    _, gn = mix_gains(v, xp)
-    # output variance = 3 s^2 sum(g^2) / (OVERLAP N^2) with sum(g^2) ~ N/rate * band power; want 1/2
-    scale = gn * xp.sqrt((OVERLAP * n * sample_rate / 6.0) / noise_band_power(v, xp))
+    """Magnitudes ``[M]`` of the selected noise cells (before the random complex factor and
+    :func:`hann_smooth`; differentiable): :func:`noise_scale` × :func:`noise_envelope` ×
+    :func:`noise_band_bins`."""
+    nb = frame_size(sample_rate) // 2 + 1
+    scale = noise_scale(v, sample_rate, xp)
     ev = conv(sel.plan.ev)
     env = noise_envelope(v[ev], conv(sel.plan.tau), support[ev], xp)
     e = conv(sel.e)
-    f = conv(np.maximum(np.arange(n // 2 + 1), 0.5) * (sample_rate / n))[None, :]
-    sigma = v[:, _C["noise_width"], None] * 0.5
-    z = xp.log2(f / v[:, _C["noise_centre"], None]) / sigma
-    band = xp.exp(-0.5 * z * z) * taper(f, F_MAX_HZ) * taper(f, f_max(sample_rate))  # [E, N/2+1]
-    return (scale[e] * env[conv(sel.row)]) * band.reshape(-1)[conv(sel.e * (n // 2 + 1) + sel.b)]
+    band = noise_band_bins(v, sample_rate, xp, conv)
+    return (scale[e] * env[conv(sel.row)]) * band.reshape(-1)[conv(sel.e * nb + sel.b)]
 
 
 TABLE_MASK = (1 << NOISE_TABLE_BITS) - 1

@@ -13,11 +13,11 @@ import functools
 import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sparsecodec.errors import UsageError
 from sparsecodec.format import events
 from sparsecodec.synth import kernels as dsp
 
@@ -32,36 +32,10 @@ land there and are folded back (conjugated) when the frame is finished, so the s
 case near DC."""
 
 
-def check_inputs(vectors: Any, times_s: Any, seeds: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate and normalise ``(float64[N,32] clipped, float64[N], int64[N] seeds)``; raises UsageError."""
-    v = np.asarray(vectors, dtype=np.float64)
-    t = np.asarray(times_s, dtype=np.float64)
-    if v.ndim != 2 or v.shape[1] != events.N_DIMS:
-        raise UsageError(f"vectors must have shape [N, {events.N_DIMS}], got {v.shape}")
-    if t.shape != (v.shape[0],):
-        raise UsageError(f"times_s must have shape [{v.shape[0]}], got {t.shape}")
-    if not (np.isfinite(v).all() and np.isfinite(t).all()):
-        raise UsageError("event vectors and times must be finite")
-    s = dsp.event_seeds(t) if seeds is None else np.asarray(seeds, dtype=np.int64)
-    if s.shape != t.shape:
-        raise UsageError(f"seeds must have shape [{v.shape[0]}], got {s.shape}")
-    return events.clip(v), t, s
-
-
-def parse_room(side: dict[str, Any] | None) -> tuple[float, float] | None:
-    """``side["room"] = [rt60_s, damping]`` → clipped floats, or None (no room)."""
-    if not side or side.get("room") is None:
-        return None
-    try:
-        rt60, damping = (float(x) for x in side["room"])
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"side data 'room' must be [rt60_s, damping]: {exc}") from None
-    if not (math.isfinite(rt60) and math.isfinite(damping)):
-        raise UsageError("side data 'room' must be finite")
-    return (
-        float(np.clip(rt60, dsp.ROOM_MIN_RT60_S, dsp.ROOM_MAX_RT60_S)),
-        float(np.clip(damping, 0.0, dsp.ROOM_MAX_DAMPING)),
-    )
+check_inputs = dsp.check_inputs
+parse_room = dsp.parse_room
+safe_frame = dsp.safe_frame
+"""Validation shared with :mod:`render_torch`, defined in :mod:`kernels` (names kept here for callers)."""
 
 
 Gains = list[tuple[str, "np.ndarray | None"]]
@@ -82,26 +56,6 @@ def warm_tables(sample_rate: int) -> None:
     _kernel_table32(dsp.frame_size(sample_rate))
 
 
-def _partial_tables(v: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:
-    """Per event / partial: ``(gp[E], peak[E], f0[E], ratios, r, t60, tau_end)`` (the last four ``[E, P]``);
-    ``tau_end`` (s after onset) bounds where the partial is above the -70 dB floor (-inf: never)."""
-    fmax = dsp.f_max(sample_rate)
-    gp, _ = dsp.mix_gains(v, np)
-    peak = 10.0 ** (v[:, _C["level"]] / 20.0)
-    f0 = events.pitch_to_hz(v[:, _C["pitch"]])
-    ratios = dsp.partial_ratios(v, events.MAX_PARTIALS, np)
-    r = dsp.partial_gains(v, ratios, np)
-    t60 = dsp.partial_t60(v, ratios, np)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        margin = np.log(gp[:, None] * r / (dsp.PARTIAL_FLOOR * peak[:, None]))
-        active = (margin > 0) & (f0[:, None] * ratios < 2.0 * fmax)
-        tau_end = np.minimum(
-            v[:, _C["attack"], None] + t60 * margin / dsp.LN1000,
-            (v[:, _C["duration"]] + v[:, _C["release"]] * margin.T / dsp.LN1000).T,
-        )
-    return gp, peak, f0, ratios, r, t60, np.where(active, tau_end, -np.inf)
-
-
 def frame_load(
     v: np.ndarray, times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int
 ) -> np.ndarray:
@@ -110,7 +64,7 @@ def frame_load(
     hop = dsp.frame_size(sample_rate) // dsp.OVERLAP
     onset = times_s * (sample_rate / hop)
     first = np.clip(np.ceil(onset - 1e-9).astype(np.int64), m_lo, m_hi) - m_lo
-    tau_end = np.minimum(_partial_tables(v, sample_rate)[-1], support[:, None])
+    tau_end = np.minimum(dsp.partial_tables(v, sample_rate).tau_end, support[:, None])
     sup, _, width = dsp.noise_ranges(v, support, sample_rate)
     ends = np.concatenate(
         [onset[:, None] + tau_end * (sample_rate / hop), (onset + sup * (sample_rate / hop))[:, None]], 1
@@ -151,120 +105,167 @@ def add_partials(
 ) -> None:
     """Add the events' partials over frames ``[m_lo, m_hi)`` into the accumulators (row = frame - row0).
 
-    The numpy twin of :func:`dsp.select_partials` + :func:`dsp.partial_values` (same maths, same -70 dB
-    skips), arranged for speed: per-frame and per-partial quantities are computed once, partial-frames are
-    enumerated frame-major within each event (cache-friendly scatter) and finished in blocks of
-    :data:`PARTIAL_BLOCK`; amplitudes are float32, only the phase integral stays float64.
+    The numpy twin of :func:`dsp.select_partials` + :func:`dsp.partial_values` (the same tables, pitch
+    track and phase integral from :mod:`kernels`, the same -70 dB skips), arranged for speed: per-frame and
+    per-partial quantities are computed once, partial-frames are enumerated frame-major within each event
+    (cache-friendly scatter) and finished in blocks of :data:`PARTIAL_BLOCK`; amplitudes are float32, only
+    the phase integral stays float64.
     """
-    n = dsp.frame_size(sample_rate)
-    nb = n // 2 + 1
-    hop = n // dsp.OVERLAP
-    fmax = dsp.f_max(sample_rate)
-    ne = len(v)
     plan = dsp.plan_frames(times_s, support, sample_rate, m_lo, m_hi, from_onset=True)
-    gp, peak, f0, ratios, r, t60, tau_end = _partial_tables(v, sample_rate)
-    att = v[:, _C["attack"]]
-    # keep rows (frames >= m_lo) are a suffix of each event's plan rows
-    kept = dsp.kept_rows(plan, ne)
-    keep_idx, ev_k, n_keep, start_k = kept.idx, kept.ev, kept.count, kept.start
-    cnt = dsp.frames_above_floor(tau_end, kept.first_tau[:, None], n_keep[:, None], sample_rate)
+    tables = dsp.partial_tables(v, sample_rate)
+    kept = dsp.kept_rows(plan, len(v))  # keep rows (frames >= m_lo) are a suffix of each event's plan rows
+    cnt = dsp.frames_above_floor(tables.tau_end, kept.first_tau[:, None], kept.count[:, None], sample_rate)
+    order = _render_order(cnt, kept)
+    if order is None:
+        return
+    rows = _partial_rows(v, offsets, support, sample_rate, plan, tables, kept, row0, *order)
+    targets = [(acc[name].reshape(-1), None if g is None else g[kept.ev]) for name, g in gains]
+    ends = np.cumsum(rows.n_row)
+    cuts = np.searchsorted(ends, np.arange(PARTIAL_BLOCK, int(ends[-1]), PARTIAL_BLOCK), side="left")
+    for ra, rb in itertools.pairwise([0, *cuts.tolist(), len(rows.n_row)]):
+        if rb > ra:
+            _scatter_partials(rows, ra, rb, sample_rate, targets)
+
+
+def _render_order(cnt: np.ndarray, kept: dsp.KeptRows) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """``(pmax, order, n_row)`` from ``cnt[E, P]``, the kept frames each partial renders (None: nothing).
+
+    At its j-th kept frame an event renders the partials with ``cnt > j``: the first ``n_row`` of its
+    partials sorted by ``cnt`` descending (``order``, flat ``[E * pmax]``); ``pmax`` bounds the partials
+    any event renders."""
     used = np.flatnonzero(cnt.any(axis=0))
     if not len(used):
-        return
+        return None
     pmax = int(used[-1]) + 1
     cnt = cnt[:, :pmax]
-    # at its j-th keep frame an event renders the partials with cnt > j: the first n_j of its partials
-    # sorted by cnt descending
+    ne = len(cnt)
     order = np.argsort(-cnt, axis=1, kind="stable").reshape(-1)
     asc = -np.sort(-cnt, axis=1)[:, ::-1]
-    j_row = np.arange(len(keep_idx)) - start_k[ev_k]
-    big = int(n_keep.max()) + 2
+    j_row = np.arange(len(kept.idx)) - kept.start[kept.ev]
+    big = int(kept.count.max()) + 2
     flat = (asc + (np.arange(ne) * big)[:, None]).reshape(-1)
-    n_row = (ev_k + 1) * pmax - np.searchsorted(flat, j_row + ev_k * big, side="right")
+    n_row = (kept.ev + 1) * pmax - np.searchsorted(flat, j_row + kept.ev * big, side="right")
+    return pmax, order, n_row
 
-    # per plan row (event-frame), float64: pitch track, running phase of the fundamental, body envelope
-    ev = plan.ev
-    tau_ef = plan.tau
-    vp = v[ev]
+
+@dataclass
+class _PartialRows:
+    """What :func:`_scatter_partials` reads: per kept row ``[R]`` and per (event, partial) ``[E * pmax]``."""
+
+    n: int
+    order: np.ndarray
+    n_row: np.ndarray
+    ev_base: np.ndarray
+    pos: np.ndarray
+    """fundamental's position in bins"""
+    phi0: np.ndarray
+    benv: np.ndarray
+    decay_t: np.ndarray
+    tau: np.ndarray
+    rowbase: np.ndarray
+    floor: np.ndarray
+    ev: np.ndarray
+    ratio: np.ndarray
+    gain: np.ndarray
+    """half amplitude"""
+    lam: np.ndarray
+    start_phase: np.ndarray
+    detuned: np.ndarray
+    dhz: np.ndarray | None
+
+
+def _partial_rows(
+    v: np.ndarray,
+    offsets: np.ndarray,
+    support: np.ndarray,
+    sample_rate: int,
+    plan: dsp.FramePlan,
+    tables: dsp.PartialTables,
+    kept: dsp.KeptRows,
+    row0: int,
+    pmax: int,
+    order: np.ndarray,
+    n_row: np.ndarray,
+) -> _PartialRows:
+    """Per kept row (float64 pitch track and running phase, float32 envelope) and per partial tables."""
+    n = dsp.frame_size(sample_rate)
+    nb = n // 2 + 1
+    keep = kept.idx
     jph = dsp.seeded_phases(offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT)
-    # the pitch offset is exactly 0 without glide, vibrato, jitter and pitch drop: skip those rows
-    mods = v[:, [_C["glide"], _C["vibrato_depth"], _C["jitter"], _C["pitch_drop"]]]
-    moving = np.flatnonzero(np.any(mods != 0.0, axis=1)[ev])
-    f_t = f0[ev]
-    f_t[moving] *= 2.0 ** (dsp.pitch_offset(vp[moving], jph[ev[moving]], tau_ef[moving], np) / 12.0)
-    f_on = f0 * 2.0 ** (dsp.pitch_offset(v, jph, np.zeros(ne), np) / 12.0)
-    is_first = plan.local == 0
-    first_row = dsp.first_rows(plan, ne)
-    dt = np.where(is_first, plan.first_tau[ev], hop / sample_rate)
-    prev = np.where(is_first, f_on[ev], np.r_[f_t[:1], f_t[:-1]])
-    inc = math.pi * dt * (prev + f_t)
-    cum = np.cumsum(inc)
-    phi0 = (cum - (cum - inc)[first_row[ev]])[keep_idx]
-    benv = dsp.body_envelope(vp, tau_ef, support[ev], np)[keep_idx].astype(np.float32)
-    tau_k = tau_ef[keep_idx]
-    decay_t = np.maximum(tau_k - att[ev_k], 0.0).astype(np.float32)
-    pos_k = f_t[keep_idx] * (n / sample_rate)  # fundamental's position in bins
-    width = nb + PAD
-    rowbase = (plan.frame[keep_idx] - row0) * width + PAD
-    fli_max = nb - 1 - dsp.KERNEL_HALF_WIDTH
-    floor_k = (0.5 * dsp.PARTIAL_FLOOR * peak).astype(np.float32)[ev_k]
-    ev_base = ev_k * pmax
-
-    # per (event, partial) tables, [E * pmax]
-    rk_tab = np.ascontiguousarray(ratios[:, :pmax]).reshape(-1)
-    gain_tab = (0.5 * gp[:, None] * r[:, :pmax]).astype(np.float32).reshape(-1)  # half amplitude
-    lam_tab = (-dsp.LN1000 / t60[:, :pmax]).astype(np.float32).reshape(-1)
-    sph = dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT)[:, :pmax].reshape(-1)
+    f_t, f_on = dsp.pitch_track(v, tables.f0, jph, plan, np, np.asarray)
+    phi0 = dsp.phase_integral(f_t, f_on, plan, sample_rate, np, np.asarray)[keep]
+    benv = dsp.body_envelope(v[plan.ev], plan.tau, support[plan.ev], np)[keep].astype(np.float32)
+    tau_k = plan.tau[keep]
     detuned = v[:, _C["detune"]] > 0
-    dhz = dsp.detune_hz(v, f0[:, None] * ratios)[:, :pmax].reshape(-1) if detuned.any() else None
-    x_top = (1.0 - dsp.TAPER_FRACTION) * fmax * (n / sample_rate)
-    ktab = _kernel_table32(n)
-    taps = np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1)[:, None]
-    two_pi = 2.0 * math.pi
-    targets = [(acc[name].reshape(-1), None if g is None else g[ev_k]) for name, g in gains]
+    dhz = None
+    if detuned.any():
+        dhz = dsp.detune_hz(v, tables.f0[:, None] * tables.ratios)[:, :pmax].reshape(-1)
+    return _PartialRows(
+        n=n,
+        order=order,
+        n_row=n_row,
+        ev_base=kept.ev * pmax,
+        pos=f_t[keep] * (n / sample_rate),
+        phi0=phi0,
+        benv=benv,
+        decay_t=np.maximum(tau_k - v[kept.ev, _C["attack"]], 0.0).astype(np.float32),
+        tau=tau_k,
+        rowbase=(plan.frame[keep] - row0) * (nb + PAD) + PAD,
+        floor=(0.5 * dsp.PARTIAL_FLOOR * tables.peak).astype(np.float32)[kept.ev],
+        ev=kept.ev,
+        ratio=np.ascontiguousarray(tables.ratios[:, :pmax]).reshape(-1),
+        gain=(0.5 * tables.gp[:, None] * tables.r[:, :pmax]).astype(np.float32).reshape(-1),
+        lam=(-dsp.LN1000 / tables.t60[:, :pmax]).astype(np.float32).reshape(-1),
+        start_phase=dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT)[:, :pmax].reshape(-1),
+        detuned=detuned,
+        dhz=dhz,
+    )
 
-    ends = np.cumsum(n_row)
-    cuts = np.searchsorted(ends, np.arange(PARTIAL_BLOCK, int(ends[-1]), PARTIAL_BLOCK), side="left")
-    for ra, rb in itertools.pairwise([0, *cuts.tolist(), len(n_row)]):
-        if rb <= ra:
-            continue
-        counts = n_row[ra:rb]
-        row = np.repeat(np.arange(ra, rb), counts)
-        pos = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
-        ek = ev_base[row]
-        ek += order[ek + pos]
-        rk = rk_tab[ek]
-        x = rk * pos_k[row]
-        amp = decay_t[row] * lam_tab[ek]
-        np.exp(amp, out=amp)
-        amp *= gain_tab[ek]
-        amp *= benv[row]
-        top = np.flatnonzero(x > x_top)
-        if len(top):
-            amp[top] *= dsp.taper(x[top] * (sample_rate / n), fmax).astype(np.float32)
-        if dhz is not None:
-            sel = np.flatnonzero(detuned[ev_k[row]])
-            amp[sel] *= np.cos(math.pi * dhz[ek[sel]] * tau_k[row[sel]]).astype(np.float32)
-        amp *= (np.abs(amp) if dhz is not None else amp) > floor_k[row]
-        ph = rk * phi0[row]
-        ph -= two_pi * np.floor(ph * (1.0 / two_pi))  # = fmod(ph, 2π) for ph >= 0, without its slow path
-        ph += sph[ek]
-        ph32 = ph.astype(np.float32)
-        coef = np.empty(len(amp), dtype=np.complex64)
-        np.multiply(amp, np.cos(ph32), out=coef.real)
-        np.multiply(amp, np.sin(ph32), out=coef.imag)
-        fl = np.floor(x)
-        ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.intp)
-        kern = np.take(ktab, ridx, axis=1)  # [2L, B]
-        # taps above N/2 only occur for partials above f_max (amplitude 0): keep them inside the row
-        fli = np.minimum(fl.astype(np.int64), fli_max)
-        idx = fli + taps  # [2L, B]
-        idx += rowbase[row]
-        flat_idx = idx.reshape(-1)
-        vals = np.empty(kern.shape, dtype=np.complex64)
-        for target, g in targets:
-            np.multiply(kern, coef if g is None else coef * g[row], out=vals)
-            np.add.at(target, flat_idx, vals.reshape(-1))
+
+def _scatter_partials(
+    p: _PartialRows, ra: int, rb: int, sample_rate: int, targets: list[tuple[np.ndarray, Any]]
+) -> None:
+    """Finish the partial-frames of kept rows ``[ra, rb)`` and add their kernel taps into ``targets``."""
+    n = p.n
+    fmax = dsp.f_max(sample_rate)
+    counts = p.n_row[ra:rb]
+    row = np.repeat(np.arange(ra, rb), counts)
+    pos = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    ek = p.ev_base[row]
+    ek += p.order[ek + pos]
+    rk = p.ratio[ek]
+    x = rk * p.pos[row]
+    amp = p.decay_t[row] * p.lam[ek]
+    np.exp(amp, out=amp)
+    amp *= p.gain[ek]
+    amp *= p.benv[row]
+    top = np.flatnonzero(x > (1.0 - dsp.TAPER_FRACTION) * fmax * (n / sample_rate))
+    if len(top):
+        amp[top] *= dsp.taper(x[top] * (sample_rate / n), fmax).astype(np.float32)
+    if p.dhz is not None:
+        sel = np.flatnonzero(p.detuned[p.ev[row]])
+        amp[sel] *= np.cos(math.pi * p.dhz[ek[sel]] * p.tau[row[sel]]).astype(np.float32)
+    amp *= (np.abs(amp) if p.dhz is not None else amp) > p.floor[row]
+    two_pi = 2.0 * math.pi
+    ph = rk * p.phi0[row]
+    ph -= two_pi * np.floor(ph * (1.0 / two_pi))  # = fmod(ph, 2π) for ph >= 0, without its slow path
+    ph += p.start_phase[ek]
+    ph32 = ph.astype(np.float32)
+    coef = np.empty(len(amp), dtype=np.complex64)
+    np.multiply(amp, np.cos(ph32), out=coef.real)
+    np.multiply(amp, np.sin(ph32), out=coef.imag)
+    fl = np.floor(x)
+    ridx = np.rint((x - fl) * dsp.KERNEL_TABLE_RES).astype(np.intp)
+    kern = np.take(_kernel_table32(n), ridx, axis=1)  # [2L, B]
+    # taps above N/2 only occur for partials above f_max (amplitude 0): keep them inside the row
+    fli = np.minimum(fl.astype(np.int64), n // 2 - dsp.KERNEL_HALF_WIDTH)
+    idx = fli + dsp.kernel_taps()[:, None]  # [2L, B]
+    idx += p.rowbase[row]
+    flat_idx = idx.reshape(-1)
+    vals = np.empty(kern.shape, dtype=np.complex64)
+    for target, g in targets:
+        np.multiply(kern, coef if g is None else coef * g[row], out=vals)
+        np.add.at(target, flat_idx, vals.reshape(-1))
 
 
 BLOCK_CELLS = 65536
@@ -298,8 +299,9 @@ def add_noise(
     The numpy twin of :func:`dsp.select_noise` + :func:`dsp.noise_values`: each event's noise is a dense
     (frames × band bins) rectangle, so it is built with an outer product and a strided view of the noise
     table and added as a slice — no scatter.  The Hann smoothing along the bins (:func:`dsp.hann_smooth`)
-    is linear, so it is applied once per frame to the sum of all events (:func:`smooth_noise_into`) rather
-    than to every event: the noise of about 15 events overlaps any cell of a real encode.
+    is linear, so it is applied once per frame to the sum of all events
+    (:func:`dsp.hann_smooth_folded_into`) rather than to every event: the noise of about 15 events overlaps
+    any cell of a real encode.
     """
     n = dsp.frame_size(sample_rate)
     nb = n // 2 + 1
@@ -311,14 +313,10 @@ def add_noise(
     if not len(has):
         return
     first = np.cumsum(rows) - rows
-    _, gn = dsp.mix_gains(v, np)
-    # the 1/4 of the Hann bin kernel [1/4, 1/2, 1/4] is folded into the scale
-    scale = (0.25 * gn) * np.sqrt((dsp.OVERLAP * n * sample_rate / 6.0) / dsp.noise_band_power(v, np))
+    # the 1/4 of the Hann bin kernel [1/4, 1/2, 1/4] is folded into the scale (dsp.hann_smooth_folded_into)
+    scale = 0.25 * dsp.noise_scale(v, sample_rate, np)
     env = dsp.noise_envelope(v[plan.ev], plan.tau, support[plan.ev], np)
-    f = np.maximum(np.arange(nb), 0.5) * (sample_rate / n)
-    z = np.log2(f[None, :] / v[has, _C["noise_centre"], None]) / (v[has, _C["noise_width"], None] * 0.5)
-    taper = dsp.taper(f, dsp.F_MAX_HZ) * dsp.taper(f, dsp.f_max(sample_rate))
-    bands = (np.exp(-0.5 * z * z) * taper[None, :]).astype(np.float32)  # [len(has), N/2+1]
+    bands = dsp.noise_band_bins(v[has], sample_rate, np, np.asarray).astype(np.float32)  # [len(has), N/2+1]
     # per (slot, event) row gain of the envelope: scale · env · channel gain, float32
     row_gain = (scale[plan.ev] * env).astype(np.float32)
     # complex64 slots and table as float32 (re, im) pairs: every operation below is a plain float32 loop
@@ -355,33 +353,6 @@ def add_noise(
                     dst += qg
 
 
-def smooth_noise_into(spec: np.ndarray, noise: np.ndarray) -> None:
-    """``spec += hann_smooth(noise)`` over bins ``0 .. N/2`` (accumulator rows, column = bin + PAD).
-
-    ``noise`` holds the unsmoothed noise (its bins lie in ``1 .. N/2-1``, a quarter of the kernel already
-    folded in), so bin b gets ``q[b-1] + 2 q[b] + q[b+1]``; bin N/2 also gets the conjugate image of bin
-    N/2 - 1 and bin 0 that of bin 1, which the fold of :meth:`StreamRenderer._frames_to_audio` supplies.
-    """
-    nb = spec.shape[1] - PAD
-    body = spec[:, PAD : PAD + nb - 1]
-    body += noise[:, PAD - 1 : PAD + nb - 2]
-    body += noise[:, PAD + 1 : PAD + nb]
-    body += 2.0 * noise[:, PAD : PAD + nb - 1]
-    spec[:, PAD + nb - 1] += 2.0 * noise[:, PAD + nb - 2].real
-
-
-def safe_frame(safe_until_s: float, n_samples_total: int, sample_rate: int, hop: int) -> int | None:
-    """First frame an event starting at or after ``safe_until_s`` can still change (frames before it are
-    final), or None when such an event cannot reach the output at all (it starts more than
-    ``MAX_SUPPORT_S`` after its end).  Raises UsageError for NaN."""
-    safe = float(safe_until_s)
-    if math.isnan(safe):
-        raise UsageError("safe_until_s must not be NaN")
-    if safe >= n_samples_total / sample_rate + events.MAX_SUPPORT_S:
-        return None
-    return math.ceil(safe * sample_rate / hop - 1e-9)
-
-
 class StreamRenderer:
     """Overlap-add accumulator on the absolute frame grid; output covers ``[start_sample, n_samples_total)``.
 
@@ -396,10 +367,7 @@ class StreamRenderer:
     def __init__(
         self, sample_rate: int, channels: int, n_samples_total: int, start_sample: int = 0, threads: int = 1
     ) -> None:
-        if channels not in (1, 2):
-            raise UsageError(f"channels must be 1 or 2, got {channels}")
-        if not 0 <= start_sample <= n_samples_total:
-            raise UsageError("need 0 <= start_sample <= n_samples_total")
+        dsp.check_stream(channels, n_samples_total, start_sample)
         self._threads = max(1, int(threads))
         self._pool: ThreadPoolExecutor | None = None
         self.sample_rate = int(sample_rate)
@@ -434,11 +402,11 @@ class StreamRenderer:
         seeds: Any = None,
     ) -> np.ndarray:
         """Render events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
-        v, t, s = check_inputs(vectors, times_s, seeds)
-        room = parse_room(side)
+        v, t, s = dsp.check_inputs(vectors, times_s, seeds)
+        room = dsp.parse_room(side)
         if len(v):
             self._add_events(v, t, s, room)
-        m_safe = safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
+        m_safe = dsp.safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
         return self._finalise(self._m_end if m_safe is None else min(m_safe, self._m_end))
 
     def finish(self) -> np.ndarray:
@@ -546,12 +514,12 @@ class StreamRenderer:
         spec = self._acc[name][self._base : self._base + used]
         noise = self._noise_rows(name, self._base, self._base + used)
         if noise is not None:
-            smooth_noise_into(spec, noise)
+            dsp.hann_smooth_folded_into(spec, noise, PAD)
         # fold bins below 0 back as conjugates; bin 0 is real (its image is itself)
         for d in range(1, PAD + 1):
             spec[:, PAD + d] += np.conj(spec[:, PAD - d])
         spec[:, PAD] = 2.0 * spec[:, PAD].real
-        return dsp.overlap_add(np.fft.irfft(spec[:, PAD:], self._n, axis=-1))
+        return dsp.overlap_add(np.fft.irfft(spec[:, PAD:], self._n, axis=-1), np)
 
     def _noise_rows(self, name: str, a: int, b: int) -> np.ndarray | None:
         """Unsmoothed noise of output slot ``name`` in accumulator rows ``[a, b)`` (None: no noise slot)."""
@@ -647,7 +615,7 @@ def render(
     ``vectors``: physical ``float[N, 32]``; ``times_s``: absolute onsets ``float[N]`` (s); ``side``:
     ``{"room": [rt60_s, damping]}`` or None; ``seeds``: optional ``int[N]`` (default from the times).
     """
-    v, t, s = check_inputs(vectors, times_s, seeds)
+    v, t, s = dsp.check_inputs(vectors, times_s, seeds)
     start = round(start_s * sample_rate)
     stream = StreamRenderer(sample_rate, channels, start + int(n_samples), start)
     order = np.argsort(t, kind="stable")

@@ -17,28 +17,8 @@ import torch
 from sparsecodec.errors import UsageError
 from sparsecodec.format import events
 from sparsecodec.synth import kernels as dsp
-from sparsecodec.synth.render_np import parse_room
 
 _C = events.INDEX
-
-
-def _overlap_add(frames: torch.Tensor) -> torch.Tensor:
-    """Centred frames ``[..., F, N]`` → audio ``[..., (F+O-1)·h]`` (frame i centred at ``(i+HALF)·h``)."""
-    f, n = frames.shape[-2:]
-    o = dsp.OVERLAP
-    hop = n // o
-    q = frames.reshape(*frames.shape[:-2], f, o, hop)
-    out = frames.new_zeros((*frames.shape[:-2], f + o - 1, hop))
-    for i in range(o):
-        out = out + torch.nn.functional.pad(q[..., :, (i + dsp.HALF) % o, :], [0, 0, i, o - 1 - i])
-    return (2.0 / o) * out.reshape(*frames.shape[:-2], (f + o - 1) * hop)
-
-
-def _hann_smooth(spec: torch.Tensor) -> torch.Tensor:
-    """Bin kernel [¼, ½, ¼] along the last axis with conjugate mirrors at DC and Nyquist."""
-    left = torch.cat([spec[..., 1:2].conj(), spec[..., :-1]], dim=-1)
-    right = torch.cat([spec[..., 1:], spec[..., -2:-1].conj()], dim=-1)
-    return 0.5 * spec + 0.25 * (left + right)
 
 
 def render(
@@ -75,10 +55,8 @@ def render(
         return out[0]
     if vectors.ndim != 3 or vectors.shape[-1] != events.N_DIMS:
         raise UsageError(f"vectors must be [N, {events.N_DIMS}] or [B, N, {events.N_DIMS}]")
-    if channels not in (1, 2):
-        raise UsageError(f"channels must be 1 or 2, got {channels}")
+    dsp.check_channels(channels)
     nbatch, nev = vectors.shape[:2]
-    dev = vectors.device
     times = np.asarray(
         times_s.detach().cpu().numpy() if isinstance(times_s, torch.Tensor) else times_s, dtype=np.float64
     ).reshape(nbatch, nev)
@@ -86,115 +64,137 @@ def render(
         seed_arr = np.stack([dsp.event_seeds(t) for t in times]) if nev else np.zeros((nbatch, 0), np.int64)
     else:
         seed_arr = np.asarray(seeds, dtype=np.int64).reshape(nbatch, nev)
-    if not (np.isfinite(times).all() and bool(torch.isfinite(vectors).all())):
-        raise UsageError("event vectors and times must be finite")
+    dsp.check_finite(np.isfinite(times).all() and bool(torch.isfinite(vectors).all()))
+    room = dsp.parse_room(side)
+    r = _Render(vectors, times, seed_arr, sample_rate, channels, room, start_s, int(n_samples))
+    spec = r.partials(phase_gradient)
+    noise = r.noise()
+    if noise is not None:
+        spec = spec + dsp.hann_smooth(noise, torch)
+    audio = dsp.overlap_add(torch.fft.irfft(spec, r.n, dim=-1), torch)  # [B, S, T], from (m_lo - HALF)·hop
+    return r.mix(audio).to(vectors.dtype)
 
-    def conv(a: np.ndarray) -> torch.Tensor:
+
+class _Render:
+    """One call of :func:`render` on ``B`` windows flattened to ``B·N`` events: the frame range, the
+    accumulator slots (dry, or left/right, then wet) and the parts of the spectrogram ``[B, S, F, nb]``."""
+
+    def __init__(
+        self,
+        vectors: torch.Tensor,
+        times: np.ndarray,
+        seeds: np.ndarray,
+        sample_rate: int,
+        channels: int,
+        room: tuple[float, float] | None,
+        start_s: float,
+        n_samples: int,
+    ) -> None:
+        self.nbatch, nev = vectors.shape[:2]
+        self.dev = vectors.device
+        self.sr, self.channels, self.room, self.n_samples = sample_rate, channels, room, n_samples
+        v = vectors.reshape(self.nbatch * nev, events.N_DIMS).to(torch.float64)
+        self.v = torch.minimum(torch.maximum(v, self.conv(events.LO)), self.conv(events.HI))
+        self.v_np = self.v.detach().cpu().numpy()
+        self.t = times.reshape(-1)
+        self.batch_of = np.repeat(np.arange(self.nbatch), nev)
+        self.n = dsp.frame_size(sample_rate)
+        self.hop, self.nb = self.n // dsp.OVERLAP, self.n // 2 + 1
+        self.start = round(start_s * sample_rate)
+        lead = math.ceil(dsp.ROOM_TAIL_S * sample_rate) if (room is not None and self.start > 0) else 0
+        self.m_lo = (max(self.start - lead, 0) if lead else self.start) // self.hop - dsp.HALF + 1
+        self.m_hi = -(-(self.start + n_samples) // self.hop) + dsp.HALF
+        self.support = events.support_s(self.v_np)
+        self.offsets = dsp.seed_offsets(seeds.reshape(-1))
+        self.slots: list[torch.Tensor | None] = [None]
+        if channels == 2:
+            self.slots = list(dsp.pan_gains(self.v, torch))
+        if room is not None:
+            self.slots.append(self.v[:, _C["wet"]])
+
+    def conv(self, a: Any) -> torch.Tensor:
+        """numpy → tensor on the device (float64 stays float64)."""
         a = np.asarray(a)
         if a.dtype == np.float64:
-            return torch.as_tensor(a, dtype=torch.float64, device=dev)
-        return torch.as_tensor(a, device=dev)
+            return torch.as_tensor(a, dtype=torch.float64, device=self.dev)
+        return torch.as_tensor(a, device=self.dev)
 
-    v = vectors.reshape(nbatch * nev, events.N_DIMS).to(torch.float64)
-    v = torch.minimum(torch.maximum(v, conv(events.LO)), conv(events.HI))
-    v_np = v.detach().cpu().numpy()
-    t_flat = times.reshape(-1)
-    batch_of = np.repeat(np.arange(nbatch), nev)
-    room = parse_room(side)
-
-    n = dsp.frame_size(sample_rate)
-    hop, nb = n // dsp.OVERLAP, n // 2 + 1
-    start = round(start_s * sample_rate)
-    end = start + int(n_samples)
-    lead = math.ceil(dsp.ROOM_TAIL_S * sample_rate) if (room is not None and start > 0) else 0
-    m_lo = (max(start - lead, 0) if lead else start) // hop - dsp.HALF + 1
-    m_hi = -(-end // hop) + dsp.HALF
-    nf = m_hi - m_lo
-    support = events.support_s(v_np)
-    support_t = conv(support)
-    offsets = dsp.seed_offsets(seed_arr.reshape(-1))
-
-    slots: list[tuple[str, torch.Tensor | None]] = []
-    if channels == 1:
-        slots.append(("dry", None))
-    else:
-        gl, gr = dsp.pan_gains(v, torch)
-        slots += [("dry", gl), ("dry", gr)]
-    if room is not None:
-        slots.append(("wet", v[:, _C["wet"]]))
-    n_slots = len(slots)
-    size = nbatch * n_slots * nf * nb
-
-    def scatter(idx: torch.Tensor, e: torch.Tensor, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
+    def scatter(self, idx: torch.Tensor, e: torch.Tensor, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
         """Sum values into a ``complex[B, S, F, nb]`` spectrogram (``idx`` within one slot)."""
+        nf, ns = self.m_hi - self.m_lo, len(self.slots)
+        size = self.nbatch * ns * nf * self.nb
         acc_re = re.new_zeros(size)
         acc_im = re.new_zeros(size)
-        b_off = conv(batch_of)[e] * (n_slots * nf * nb)
-        for s, (_, g) in enumerate(slots):
+        b_off = self.conv(self.batch_of)[e] * (ns * nf * self.nb)
+        for s, g in enumerate(self.slots):
             gi = 1.0 if g is None else g[e]
-            where = idx + b_off + s * nf * nb
+            where = idx + b_off + s * nf * self.nb
             acc_re = acc_re.index_add(0, where, re * gi)
             acc_im = acc_im.index_add(0, where, im * gi)
-        return torch.complex(acc_re, acc_im).reshape(nbatch, n_slots, nf, nb)
+        return torch.complex(acc_re, acc_im).reshape(self.nbatch, ns, nf, self.nb)
 
-    # partials
-    sel = dsp.select_partials(v_np, t_flat, support, sample_rate, m_lo, m_hi)
-    jph = conv(dsp.seeded_phases(offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT))
-    sph = conv(dsp.seeded_phases(offsets, events.MAX_PARTIALS, dsp.PHASE_SALT))
-    amp, phase, freq = dsp.partial_values(v, sel, jph, sph, support_t, sample_rate, torch, conv)
-    if not phase_gradient:
-        phase = phase.detach()
-    # the same -70 dB skip as the numpy decoder (so the twins render the same partial-frames)
-    peak = conv(10.0 ** (v_np[:, _C["level"]] / 20.0))
-    keep = torch.nonzero(amp.detach().abs() > dsp.PARTIAL_FLOOR * peak[conv(sel.e)]).squeeze(1)
-    amp, phase, freq = amp[keep], phase[keep], freq[keep]
-    keep_np = keep.cpu().numpy()
-    sel_e, sel_frame = sel.e[keep_np], sel.plan.frame[sel.ef[keep_np]]
-    x = freq * (n / sample_rate)
-    fl = torch.floor(x.detach())
-    taps = conv(np.arange(-dsp.KERNEL_HALF_WIDTH + 1, dsp.KERNEL_HALF_WIDTH + 1, dtype=np.float64))[:, None]
-    kern = dsp.synthesis_kernel(taps - (x - fl)[None, :], n, torch)  # [2L, M]
-    bins = fl.long()[None, :] + taps.long()
-    half = 0.5 * amp
-    re = half * torch.cos(phase) * kern
-    im = half * torch.sin(phase) * kern
-    im = torch.where(bins < 0, -im, im)
-    re = torch.where(bins == 0, 2.0 * re, re)
-    im = torch.where(bins == 0, torch.zeros_like(im), im)
-    bins = bins.abs()
-    inside = bins < nb
-    re = torch.where(inside, re, torch.zeros_like(re))
-    im = torch.where(inside, im, torch.zeros_like(im))
-    bins = bins.clamp(max=nb - 1)
-    frame = conv(sel_frame - m_lo)
-    idx = (frame[None, :] * nb + bins).reshape(-1)
-    e_rep = conv(sel_e)[None, :].expand_as(bins).reshape(-1)
-    spec = scatter(idx, e_rep, re.reshape(-1), im.reshape(-1))
+    def partials(self, phase_gradient: bool) -> torch.Tensor:
+        """The partials' spectrogram: :func:`dsp.partial_values` through the closed-form kernel."""
+        n, nb, conv = self.n, self.nb, self.conv
+        sel = dsp.select_partials(self.v_np, self.t, self.support, self.sr, self.m_lo, self.m_hi)
+        jph = conv(dsp.seeded_phases(self.offsets, len(dsp.JITTER_FREQS_HZ), dsp.JITTER_SALT))
+        sph = conv(dsp.seeded_phases(self.offsets, events.MAX_PARTIALS, dsp.PHASE_SALT))
+        amp, phase, freq = dsp.partial_values(self.v, sel, jph, sph, conv(self.support), self.sr, torch, conv)
+        if not phase_gradient:
+            phase = phase.detach()
+        # the same -70 dB skip as the numpy decoder (so the twins render the same partial-frames)
+        peak = conv(10.0 ** (self.v_np[:, _C["level"]] / 20.0))
+        keep = torch.nonzero(amp.detach().abs() > dsp.PARTIAL_FLOOR * peak[conv(sel.e)]).squeeze(1)
+        amp, phase, freq = amp[keep], phase[keep], freq[keep]
+        keep_np = keep.cpu().numpy()
+        sel_e, sel_frame = sel.e[keep_np], sel.plan.frame[sel.ef[keep_np]]
+        x = freq * (n / self.sr)
+        fl = torch.floor(x.detach())
+        taps = conv(dsp.kernel_taps())[:, None]
+        kern = dsp.synthesis_kernel(taps.to(torch.float64) - (x - fl)[None, :], n, torch)  # [2L, M]
+        bins = fl.long()[None, :] + taps
+        half = 0.5 * amp
+        re = half * torch.cos(phase) * kern
+        im = half * torch.sin(phase) * kern
+        # taps below bin 0 fold back as conjugates; bin 0 is real (the numpy decoder folds its accumulator)
+        im = torch.where(bins < 0, -im, im)
+        re = torch.where(bins == 0, 2.0 * re, re)
+        im = torch.where(bins == 0, torch.zeros_like(im), im)
+        bins = bins.abs()
+        inside = bins < nb
+        re = torch.where(inside, re, torch.zeros_like(re))
+        im = torch.where(inside, im, torch.zeros_like(im))
+        bins = bins.clamp(max=nb - 1)
+        frame = conv(sel_frame - self.m_lo)
+        idx = (frame[None, :] * nb + bins).reshape(-1)
+        e_rep = conv(sel_e)[None, :].expand_as(bins).reshape(-1)
+        return self.scatter(idx, e_rep, re.reshape(-1), im.reshape(-1))
 
-    # noise
-    nsel = dsp.select_noise(v_np, t_flat, support, sample_rate, m_lo, m_hi)
-    if len(nsel.row):
-        mag = dsp.noise_values(v, nsel, support_t, sample_rate, torch, conv)
-        tidx = dsp.noise_index(offsets, nsel, nb)
-        z = dsp.noise_table()[tidx]
-        nidx = conv((nsel.plan.frame[nsel.row] - m_lo) * nb + nsel.b)
-        spec = spec + _hann_smooth(scatter(nidx, conv(nsel.e), mag * conv(z.real), mag * conv(z.imag)))
+    def noise(self) -> torch.Tensor | None:
+        """The noise's spectrogram before :func:`dsp.hann_smooth` (None: no noise cell)."""
+        nsel = dsp.select_noise(self.v_np, self.t, self.support, self.sr, self.m_lo, self.m_hi)
+        if not len(nsel.row):
+            return None
+        mag = dsp.noise_values(self.v, nsel, self.conv(self.support), self.sr, torch, self.conv)
+        z = dsp.noise_table()[dsp.noise_index(self.offsets, nsel, self.nb)]
+        nidx = self.conv((nsel.plan.frame[nsel.row] - self.m_lo) * self.nb + nsel.b)
+        return self.scatter(nidx, self.conv(nsel.e), mag * self.conv(z.real), mag * self.conv(z.imag))
 
-    audio = _overlap_add(torch.fft.irfft(spec, n, dim=-1))  # [B, S, T], sample 0 = (m_lo - HALF) * hop
-    origin = (m_lo - dsp.HALF) * hop
-    dry = audio[:, :channels]
-    if room is not None:
-        ir = conv(dsp.room_ir(room[0], room[1], sample_rate, channels).astype(np.float64))
-        wet = audio[:, channels]
-        length = wet.shape[-1] + ir.shape[-1] - 1
-        nfft = 1 << (length - 1).bit_length()
-        y = torch.fft.irfft(torch.fft.rfft(wet, nfft)[:, None, :] * torch.fft.rfft(ir, nfft)[None], nfft)
-        y = y[..., : dry.shape[-1]]
-        dry = dry + y
-    out = dry[..., start - origin : end - origin]
-    if out.shape[-1] < n_samples:
-        out = torch.nn.functional.pad(out, (0, int(n_samples) - out.shape[-1]))
-    return torch.nan_to_num(out).to(vectors.dtype)
+    def mix(self, audio: torch.Tensor) -> torch.Tensor:
+        """Slots' audio → the output ``[B, channels, n_samples]``: dry + the wet slot through the room."""
+        origin = (self.m_lo - dsp.HALF) * self.hop
+        dry = audio[:, : self.channels]
+        if self.room is not None:
+            ir = self.conv(dsp.room_ir(self.room[0], self.room[1], self.sr, self.channels).astype(np.float64))
+            wet = audio[:, self.channels]
+            length = wet.shape[-1] + ir.shape[-1] - 1
+            nfft = 1 << (length - 1).bit_length()
+            y = torch.fft.irfft(torch.fft.rfft(wet, nfft)[:, None, :] * torch.fft.rfft(ir, nfft)[None], nfft)
+            dry = dry + y[..., : dry.shape[-1]]
+        out = dry[..., self.start - origin : self.start + self.n_samples - origin]
+        if out.shape[-1] < self.n_samples:
+            out = torch.nn.functional.pad(out, (0, self.n_samples - out.shape[-1]))
+        return torch.nan_to_num(out)
 
 
 class StreamRenderer:
@@ -216,10 +216,7 @@ class StreamRenderer:
         start_sample: int = 0,
         device: str | torch.device = "cuda",
     ) -> None:
-        if channels not in (1, 2):
-            raise UsageError(f"channels must be 1 or 2, got {channels}")
-        if not 0 <= start_sample <= n_samples_total:
-            raise UsageError("need 0 <= start_sample <= n_samples_total")
+        dsp.check_stream(channels, n_samples_total, start_sample)
         self.sample_rate, self.channels = int(sample_rate), channels
         self.n_samples_total = int(n_samples_total)
         self.device = torch.device(device)
@@ -236,12 +233,10 @@ class StreamRenderer:
         seeds: Any = None,
     ) -> np.ndarray:
         """Add events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
-        from sparsecodec.synth.render_np import check_inputs, safe_frame
-
-        v, t, s = check_inputs(vectors, times_s, seeds)
+        v, t, s = dsp.check_inputs(vectors, times_s, seeds)
         if len(v):
-            self._pending.append((v, t, s, parse_room(side)))
-        m_safe = safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
+            self._pending.append((v, t, s, dsp.parse_room(side)))
+        m_safe = dsp.safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
         if m_safe is None:
             return self._render_to(self.n_samples_total)
         # the samples of the frames before m_safe, as the numpy decoder returns them

@@ -76,8 +76,12 @@ class AnalysisInit:
     """The plain analysis (:class:`analysis.Analyzer`): no network, no cues."""
 
     analyzer: analysis.Analyzer
-    name: str = "analysis"
-    weights_hash: str = NO_WEIGHTS
+    name = "analysis"
+
+    @property
+    def weights_hash(self) -> str:
+        """:data:`NO_WEIGHTS`: no network runs."""
+        return NO_WEIGHTS
 
     @property
     def lead_in(self) -> int:
@@ -96,30 +100,25 @@ class AnalysisInit:
         exclude: np.ndarray | None = None,
         cues: analysis.Cues | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`analysis.Analyzer.propose`."""
+        """:meth:`analysis.Analyzer.propose` with the window's ``cues`` (from :meth:`cues`)."""
         return self.analyzer.propose(residual, sample_rate, max_events, exclude=exclude, cues=cues)
 
 
 @dataclass
-class HybridInit:
+class HybridInit(AnalysisInit):
     """The analysis, guided by the proposal network run once per window on its first residual
     (:class:`analysis.Cues`): the network's onsets are examined as well as the flux peaks (it finds slow
     attacks that spectral flux misses) and its pitch map weights the analysis' f0 salience at each onset
-    (fewer octave errors); the analysis fits every vector."""
+    (fewer octave errors); the analysis fits every vector (:meth:`AnalysisInit.propose`, given these
+    cues)."""
 
-    analyzer: analysis.Analyzer
     net: ProposalNet
-    name: str = "hybrid"
+    name = "hybrid"
 
     @property
     def weights_hash(self) -> str:
         """sha256 (hex) of the weights bytes the network was parsed from."""
         return self.net.weights_hash
-
-    @property
-    def lead_in(self) -> int:
-        """As the plain analysis' (:attr:`AnalysisInit.lead_in`)."""
-        return self.analyzer.res_a.n_fft
 
     def cues(self, mono: np.ndarray, sample_rate: int) -> analysis.Cues:
         """The network's maps of a window's mono residual ``float[n]`` (clock: s from ``mono[0]``)."""
@@ -134,20 +133,6 @@ class HybridInit:
             hint_min=HINT_MIN_SCORE,
         )
 
-    def propose(
-        self,
-        residual: np.ndarray,
-        sample_rate: int,
-        max_events: int,
-        exclude: np.ndarray | None = None,
-        cues: analysis.Cues | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The analysis' proposals for ``residual`` with ``cues`` (when ``None``: the network's cues of
-        ``residual`` itself)."""
-        if cues is None:
-            cues = self.cues(residual, sample_rate)
-        return self.analyzer.propose(residual, sample_rate, max_events, exclude=exclude, cues=cues)
-
 
 @dataclass
 class NetworkInit:
@@ -155,8 +140,8 @@ class NetworkInit:
     already found is not excluded (the network sees only the residual)."""
 
     net: ProposalNet
-    name: str = "network"
-    lead_in: int = 0
+    name = "network"
+    lead_in = 0
 
     @property
     def weights_hash(self) -> str:

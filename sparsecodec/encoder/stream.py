@@ -294,8 +294,8 @@ class WindowEncoder:
             )
             for f, v in zip(found, refined, strict=True):
                 f.vector = v
-        vec, tim = self._select(found, start, commit_end)
         hop_budget = max(1, math.ceil(self.rate * (commit_end - start) / self.sr))
+        vec, tim = self._select(found, start, commit_end, hop_budget)
         if self.settings.fill and hop_budget > len(tim):
             fv, ft = fill_events(
                 mag2,
@@ -360,13 +360,14 @@ class WindowEncoder:
             )
         return found
 
-    def _select(self, found: list[Found], start: int, commit_end: int) -> tuple[np.ndarray, np.ndarray]:
+    def _select(
+        self, found: list[Found], start: int, commit_end: int, hop_budget: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The events to commit: those starting in ``[start, commit_end)`` within
-        :attr:`EncoderSettings.floor_db` of the window's strongest, the strongest first within the hop's
-        budget; ``(float64[N, 32], int64[N])`` in time order (ties: stronger first)."""
+        :attr:`EncoderSettings.floor_db` of the window's strongest, the strongest first, at most
+        ``hop_budget``; ``(float64[N, 32], int64[N])`` in time order (ties: stronger first)."""
         best = max((f.power for f in found), default=0.0)
         floor = best * 10.0 ** (self.settings.floor_db / 10.0)
-        hop_budget = max(1, math.ceil(self.rate * (commit_end - start) / self.sr))
         keep = [f for f in found if start <= f.time < commit_end and f.power >= floor]
         keep = sorted(keep, key=lambda f: -f.power)[:hop_budget]
         keep = sorted(keep, key=lambda f: (f.time, -f.power))

@@ -493,6 +493,26 @@ def room_ir(rt60_s: float, damping: float, sample_rate: int, channels: int) -> n
     return ir
 
 
+def frame_range(start: int, end: int, sample_rate: int, room_lead: bool) -> tuple[int, int]:
+    """Frames ``[m_lo, m_hi)`` that can reach output samples ``[start, end)``; with ``room_lead`` a seek
+    (``start > 0``) also renders the room's input up to :data:`ROOM_TAIL_S` before ``start``."""
+    hop = frame_size(sample_rate) // OVERLAP
+    lead = math.ceil(ROOM_TAIL_S * sample_rate) if (room_lead and start > 0) else 0
+    m_lo = (max(start - lead, 0) if lead else start) // hop - HALF + 1
+    return m_lo, -(-end // hop) + HALF
+
+
+def fft_size(length: int) -> int:
+    """The power of two at or above ``length`` (an FFT convolution's size)."""
+    return 1 << (length - 1).bit_length()
+
+
+def fft_convolve(x: Any, ir_spec: Any, nfft: int, length: int, xp: Any) -> Any:
+    """``x[..., T]`` convolved with each channel of an impulse response given as ``ir_spec[C, nfft/2+1]``
+    (its rfft at ``nfft >= T + L - 1``) → ``[..., C, length]``."""
+    return xp.fft.irfft(xp.fft.rfft(x, nfft)[..., None, :] * ir_spec, nfft)[..., :length]
+
+
 # ------------------------------------------------------------------------------------ frame helpers
 #
 # The one definition of the time-domain Hann window (as a bin kernel) and of the overlap-add, for both

@@ -378,10 +378,11 @@ class StreamRenderer:
         self._hop = self._n // dsp.OVERLAP
         self._nb = self._n // 2 + 1
         # a seek also renders the room's input up to ROOM_TAIL_S before the start (its tail reaches in)
-        lead = math.ceil(ROOM_TAIL_S * self.sample_rate) if self.start_sample > 0 else 0
-        # first frame not yet turned into audio; frames >= _m_end cannot reach the output
-        self._m_done = max(self.start_sample - lead, 0) // self._hop - dsp.HALF + 1
-        self._m_end = -(-self.n_samples_total // self._hop) + dsp.HALF
+        # first frame not yet turned into audio (a seek also renders the room's input up to ROOM_TAIL_S
+        # before the start: its tail reaches in); frames >= _m_end cannot reach the output
+        self._m_done, self._m_end = dsp.frame_range(
+            self.start_sample, self.n_samples_total, self.sample_rate, room_lead=True
+        )
         # slot -> complex64[cap, PAD + nb]; row _base holds frame _m_done (rows before it are spent)
         self._acc: dict[str, np.ndarray] = {}
         self._cap = 0
@@ -590,12 +591,12 @@ class StreamRenderer:
             return
         ir = dsp.room_ir(room[0], room[1], self.sample_rate, self.channels)
         length = seg.shape[0] + ir.shape[1] - 1
-        nfft = 1 << (length - 1).bit_length()
+        nfft = dsp.fft_size(length)
         spec = self._spectra.get((room, nfft))
         if spec is None:
             spec = np.fft.rfft(ir, nfft, axis=-1)
             self._spectra = {(room, nfft): spec}
-        y = np.fft.irfft(np.fft.rfft(seg, nfft)[None, :] * spec, nfft, axis=-1)[:, :length]
+        y = dsp.fft_convolve(seg, spec, nfft, length, np)
         self._grow_out(length)
         self._out[:, :length] += y
 

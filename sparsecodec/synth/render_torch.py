@@ -8,7 +8,6 @@ Batched input ``[B, N, 32]`` renders several windows in one pass.  Computation i
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -101,9 +100,9 @@ class _Render:
         self.n = dsp.frame_size(sample_rate)
         self.hop, self.nb = self.n // dsp.OVERLAP, self.n // 2 + 1
         self.start = round(start_s * sample_rate)
-        lead = math.ceil(dsp.ROOM_TAIL_S * sample_rate) if (room is not None and self.start > 0) else 0
-        self.m_lo = (max(self.start - lead, 0) if lead else self.start) // self.hop - dsp.HALF + 1
-        self.m_hi = -(-(self.start + n_samples) // self.hop) + dsp.HALF
+        self.m_lo, self.m_hi = dsp.frame_range(
+            self.start, self.start + n_samples, sample_rate, room is not None
+        )
         self.support = events.support_s(self.v_np)
         self.offsets = dsp.seed_offsets(seeds.reshape(-1))
         self.slots: list[torch.Tensor | None] = [None]
@@ -188,9 +187,8 @@ class _Render:
             ir = self.conv(dsp.room_ir(self.room[0], self.room[1], self.sr, self.channels).astype(np.float64))
             wet = audio[:, self.channels]
             length = wet.shape[-1] + ir.shape[-1] - 1
-            nfft = 1 << (length - 1).bit_length()
-            y = torch.fft.irfft(torch.fft.rfft(wet, nfft)[:, None, :] * torch.fft.rfft(ir, nfft)[None], nfft)
-            dry = dry + y[..., : dry.shape[-1]]
+            nfft = dsp.fft_size(length)
+            dry = dry + dsp.fft_convolve(wet, torch.fft.rfft(ir, nfft), nfft, dry.shape[-1], torch)
         out = dry[..., self.start - origin : self.start + self.n_samples - origin]
         if out.shape[-1] < self.n_samples:
             out = torch.nn.functional.pad(out, (0, self.n_samples - out.shape[-1]))

@@ -428,6 +428,14 @@ class FramePlan:
     first_tau: np.ndarray
 
 
+def event_frames(times_s: np.ndarray, support: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """``int64[E]`` first and last frame each event touches: centres in ``[onset, onset + support]``."""
+    hop = frame_size(sample_rate) // OVERLAP
+    onset = np.asarray(times_s, dtype=np.float64) * sample_rate
+    first = np.ceil(onset / hop - 1e-9).astype(np.int64)
+    return first, np.floor((onset + support * sample_rate) / hop).astype(np.int64)
+
+
 def plan_frames(
     times_s: np.ndarray, support: np.ndarray, sample_rate: int, m_lo: int, m_hi: int, from_onset: bool
 ) -> FramePlan:
@@ -437,8 +445,8 @@ def plan_frames(
     """
     hop = frame_size(sample_rate) // OVERLAP
     onset = np.asarray(times_s, dtype=np.float64) * sample_rate
-    first = np.ceil(onset / hop - 1e-9).astype(np.int64)
-    last = np.minimum(np.floor((onset + support * sample_rate) / hop).astype(np.int64), m_hi - 1)
+    first, last = event_frames(times_s, support, sample_rate)
+    last = np.minimum(last, m_hi - 1)
     start = first if from_onset else np.maximum(first, m_lo)
     count = np.where(last >= np.maximum(start, m_lo), last - start + 1, 0)
     total = int(count.sum())

@@ -453,7 +453,7 @@ class StreamRenderer:
         support = events.support_s(v)
         offsets = dsp.seed_offsets(s)
         m_lo, m_hi = self._m_done, self._m_end
-        last = np.floor((t * sr + support * sr) / self._hop).astype(np.int64)
+        first, last = dsp.event_frames(t, support, sr)
         m_top = min(int(last.max()) + 1, m_hi)
         if m_top <= m_lo:
             return
@@ -484,7 +484,7 @@ class StreamRenderer:
             self._slot_end[name] = max(self._slot_end.get(name, m_top), m_top)
         row0 = m_lo - self._base
 
-        first = np.maximum(np.ceil(t * sr / self._hop - 1e-9).astype(np.int64), m_lo)
+        first = np.maximum(first, m_lo)
         last = np.minimum(last, m_top - 1)
 
         def work(span: tuple[int, int]) -> None:

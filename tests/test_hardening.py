@@ -201,12 +201,17 @@ def test_sigterm_mid_decode_leaves_nothing(tmp_path: Path) -> None:
     assert not out.exists() and not leftovers(tmp_path)
 
 
-def test_sigterm_mid_batch_is_clean_and_a_rerun_finishes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_sigterm_mid_batch_is_clean_and_a_rerun_finishes(tmp_path: Path, engine: str) -> None:
+    """Ray installs its own SIGTERM handler and re-raises interrupts as KeyboardInterrupt: still exit 143,
+    tasks cancelled, the local Ray instance shut down, no temporaries left."""
+    if engine == "ray":
+        pytest.importorskip("ray")
     src, dst = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     for i in range(6):
-        tone_wav(src / f"t{i}.wav", 8.0)
-    args = ("batch", "encode", str(src), str(dst), "--jobs", "2", "--init", "analysis")
+        tone_wav(src / f"t{i}.wav", 8.0 if engine == "local" else 40.0)
+    args = ("batch", "encode", str(src), str(dst), "--jobs", "2", "--init", "analysis", "--engine", engine)
     proc = _start(*args)
     manifest = dst / "spev-manifest.jsonl"
     _wait_for(lambda: (manifest.is_file() and manifest.stat().st_size > 0) or proc.poll() is not None)

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -478,6 +479,8 @@ def _run_ray(
         else:
             ray.init(num_cpus=jobs or os.cpu_count() or 1, **kw)
         started = True
+        if threading.current_thread() is threading.main_thread():
+            procs.terminate_like_interrupt()  # ray.init installs its own SIGTERM handler; ours cleans up
     inflight: dict[Any, Job] = {}
     try:
         parallel = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -604,14 +607,19 @@ def run_batch(
                 todo.append(job)
         for r in failures:
             record(r)
-        if todo:
-            if engine == "local":
+        try:
+            if todo and engine == "local":
                 n_local = min(n_local, len(todo))
                 summary.jobs = n_local
                 threads = max(1, default_jobs() // n_local)
                 _run_local(todo, mode, opts, n_local, threads, impl, record)
-            else:
+            elif todo:
                 summary.jobs = _run_ray(todo, mode, opts, jobs, address, impl, record)
+        except BaseException:
+            # Interrupted or failing: the engines have stopped their workers; a worker killed hard (a Ray task
+            # cancelled with force) leaves its temporary, removed here while the lock is still held.
+            clean_stale_temps(dst_p)
+            raise
     summary.wall_s = time.perf_counter() - t0
     return summary
 

@@ -26,7 +26,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program happens to be (a :class:`KeyboardInterrupt`, so clean-up runs)."""
 
 
+_terminated = False
+"""Set once SIGTERM arrived: a library that turns our :class:`Terminated` into a plain KeyboardInterrupt
+(Ray's ``ray.wait`` does) must not change the exit status."""
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    global _terminated
+    _terminated = True
     raise Terminated()
 
 
@@ -37,7 +44,7 @@ def terminate_like_interrupt() -> None:
 
 def interrupt_exit(exc: KeyboardInterrupt) -> tuple[int, str]:
     """``(exit status, one-line message)`` for an interrupt: 143 "terminated" or 130 "interrupted"."""
-    if isinstance(exc, Terminated):
+    if isinstance(exc, Terminated) or _terminated:
         return EXIT_SIGTERM, "spev: terminated"
     return EXIT_SIGINT, "spev: interrupted"
 

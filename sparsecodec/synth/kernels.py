@@ -1,14 +1,18 @@
-"""Pure DSP kernels shared by both renderers: :mod:`render_np` (numpy) and :mod:`generator` (torch).
+"""The synthesis contract: every kernel both renderers use, written once — :mod:`render_np` (numpy
+decoder) and :mod:`render_torch` (differentiable twin) call these and define none of their own.
 
 The synthesis is frame-based inverse-FFT additive synthesis on a global frame grid aligned to absolute
 sample 0: Hann window ``N`` (:func:`frame_size`, ≈11.6 ms), hop ``N/4``, frame ``m`` centred at sample
 ``m * hop``.  Every event adds complex values into a spectrogram ``G[frames, N//2 + 1]``; one inverse real
-FFT per frame and a plain overlap-add (÷2) give the audio.
+FFT per frame (after :func:`hann_smooth` of the noise) and :func:`overlap_add` (÷2) give the audio.
 
 Functions here are *array-generic*: they take the array namespace ``xp`` (``numpy`` or ``torch``) and use
-only elementwise operators, so the numpy decode path and the differentiable torch generator run the same
-maths.  Index bookkeeping (which event touches which frame) is plain numpy (:func:`plan_frames`), because it
-is integer work that needs no gradient.  No torch import here.
+operations both support, so the numpy decode path and the differentiable torch renderer run the same
+maths, in the numpy decoder's float order (its output is pinned bit for bit by tests/test_exact.py).
+Index bookkeeping (which event touches which frame) is plain numpy (:func:`plan_frames`,
+:func:`partial_tables`), because it is integer work that needs no gradient.  Input validation
+(:func:`check_inputs`, :func:`parse_room`, :func:`safe_frame`) lives here too.  No torch import here.
+Each kernel's numpy and torch values are tested against each other in tests/test_kernels.py.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from sparsecodec.errors import SpevError
 from sparsecodec.format import events
+from sparsecodec.jobs import render as decoding
 from sparsecodec.synth import kernels as dsp
 from sparsecodec.synth import render_np
 
@@ -289,17 +290,17 @@ def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) 
     from sparsecodec import api as codec
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert codec._decode_threads() == 1
+    assert decoding.decode_threads() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "16")
-    assert codec._decode_threads() == 4
+    assert decoding.decode_threads() == 4
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert 1 <= codec._decode_threads() <= 4
+    assert 1 <= decoding.decode_threads() <= 4
     # without the variable the count follows the idle CPUs
     monkeypatch.setattr(codec.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.setattr(codec.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert codec._decode_threads() == 2
+    assert decoding.decode_threads() == 2
     monkeypatch.setattr(codec.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
-    assert codec._decode_threads() == 1
+    assert decoding.decode_threads() == 1
 
 
 def test_decode_speed_bench_files(tmp_path: Path) -> None:
@@ -330,14 +331,14 @@ def test_parallel_decode_equals_one_process(
 
     src = make_spev(tmp_path / "long.spev", seconds=45.0, rate=8000, channels=2, per_chunk=8)
     calls: list[int] = []
-    real = codec._decode_parallel
+    real = decoding.decode_parallel
 
     def spy(*args: object, **kw: object) -> tuple[int, int]:
         calls.append(1)
         return real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(codec, "_decode_parallel", spy)
-    monkeypatch.setattr(codec.threading, "active_count", lambda: 1)  # threads other tests left behind
+    monkeypatch.setattr(decoding, "decode_parallel", spy)
+    monkeypatch.setattr(decoding.threading, "active_count", lambda: 1)  # threads other tests left behind
     outs = []
     for threads in ("1", "2"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
@@ -359,17 +360,16 @@ def test_parallel_decode_only_from_a_single_threaded_process(monkeypatch: pytest
     import sys
     import threading
 
-    from sparsecodec import api as codec
     from sparsecodec.cli import console
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    monkeypatch.setattr(codec.threading, "active_count", lambda: 1)
-    assert codec._decode_workers("x.spev", "cpu", False, 60.0) == 2
-    assert codec._decode_workers("x.spev", "cpu", False, 30.0) == 1  # under 20 s per worker
-    assert codec._decode_workers("x.spev", "cuda", False, 60.0) == 1
-    assert codec._decode_workers("x.spev", "cpu", True, 60.0) == 1  # --ignore-errors
-    monkeypatch.setattr(codec.threading, "active_count", lambda: 2)
-    assert codec._decode_workers("x.spev", "cpu", False, 60.0) == 1
+    monkeypatch.setattr(decoding.threading, "active_count", lambda: 1)
+    assert decoding.decode_workers("x.spev", "cpu", False, 60.0) == 2
+    assert decoding.decode_workers("x.spev", "cpu", False, 30.0) == 1  # under 20 s per worker
+    assert decoding.decode_workers("x.spev", "cuda", False, 60.0) == 1
+    assert decoding.decode_workers("x.spev", "cpu", True, 60.0) == 1  # --ignore-errors
+    monkeypatch.setattr(decoding.threading, "active_count", lambda: 2)
+    assert decoding.decode_workers("x.spev", "cpu", False, 60.0) == 1
     monkeypatch.undo()
 
     class Tty(io.StringIO):

@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -130,6 +130,23 @@ def _check_renderable(sample_rate: int, channels: int, rate: int | None) -> None
         )
 
 
+def _output_range(
+    total_s: float, start: float | None, end: float | None, out_rate: int
+) -> tuple[int, int, int]:
+    """``(out_rate, first, last)``: output samples ``[first, last)`` of a file lasting ``total_s`` for the
+    ``start``/``end`` seconds asked (default: all).  Raises :class:`UsageError` for a bad rate or range."""
+    if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
+        raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
+    t0 = 0.0 if start is None else float(start)
+    t1 = total_s if end is None else min(float(end), total_s)
+    whole_empty = start is None and end is None and total_s == 0  # an empty file decodes to empty audio
+    if not whole_empty and (not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1):
+        raise UsageError(f"empty or invalid time range {t0:g}..{t1:g} s (file lasts {total_s:.3f} s)")
+    first = 0 if t0 == 0 else round(t0 * out_rate)
+    last = round(total_s * out_rate) if end is None or t1 >= total_s else round(t1 * out_rate)
+    return out_rate, first, last
+
+
 def resolve_device(device: str) -> str:
     """``cpu``, ``cuda`` or ``auto`` → ``cpu``/``cuda``.
 
@@ -180,13 +197,10 @@ def encode_file(
     encodes what is sound and lists the damage in ``EncodeResult.warnings``; ``UsageError`` for bad options.
     Nothing is left at a path ``dst`` when it raises; ``overwrite=False`` refuses (``OutputExistsError``) a
     ``dst`` that exists when the output is complete, without replacing it.
+
+    (Over 80 lines only for its documented keyword arguments; the work is in :mod:`sparsecodec.encoder`.)
     """
-    if kbps is not None and not (0.05 <= kbps <= 1000.0):
-        raise UsageError(f"--kbps {kbps}: choose a value between 0.05 and 1000")
-    if events_per_second is not None and not (0.0 < events_per_second <= 2000.0):
-        raise UsageError(f"--events-per-second {events_per_second}: choose a value in (0, 2000]")
-    if refine < 0:
-        raise UsageError("--refine takes a number of steps >= 0")
+    _check_encode_options(kbps, events_per_second, refine)
     device = resolve_device(device)
 
     with contextlib.ExitStack() as stack:
@@ -203,7 +217,6 @@ def encode_file(
         if kbps is not None:  # else the settings' own default budget
             settings.kbps = kbps
         settings.events_per_second = events_per_second
-        hop = int(encoder.hop_samples(rate))
         table = quantize.TABLES["default"]
         header = container.Header(
             layout_version=events.LAYOUT_VERSION,
@@ -213,7 +226,7 @@ def encode_file(
             channels=info.channels,
             n_samples=info.frames,
             time_rate=rate,
-            hop_samples=hop,
+            hop_samples=int(encoder.hop_samples(rate)),
             table=table,
             settings=_plain(settings),
             tags=all_tags,
@@ -221,26 +234,13 @@ def encode_file(
             history=[],
         )
         blocks = audio_io.resample_blocks(reader.blocks(), info.sample_rate, rate, info.channels)
-        n_events = n_chunks = 0
         out = stack.enter_context(_output(dst, overwrite))
         writer = container.Writer(out, header)
         n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
         stream = encoder.encode_stream(
             blocks, rate, info.channels, settings, progress=progress, total_samples=n_analysis
         )
-        for ec in stream:
-            codes = quantize.quantize(ec.vectors, table)
-            chunk = container.Chunk(
-                index=n_chunks,
-                start=int(ec.start),
-                length=int(ec.length),
-                times=np.asarray(ec.times, dtype=np.int64),
-                codes=codes,
-                side=dict(ec.side or {}),
-            )
-            writer.write_chunk(chunk)
-            n_events += len(codes)
-            n_chunks += 1
+        n_events, n_chunks = _write_chunks(stream, writer, table)
         writer.close()
         n_bytes = writer.bytes_written
     if progress is not None:
@@ -257,6 +257,37 @@ def encode_file(
         tags=all_tags,
         warnings=list(reader.warnings),
     )
+
+
+def _write_chunks(stream: Iterable[Any], writer: Any, table: list[dict[str, Any]]) -> tuple[int, int]:
+    """Quantise the encoder's ``EncodedChunk``s with ``table`` and write them; ``(events, chunks)``."""
+    from sparsecodec.format import container
+
+    n_events = n_chunks = 0
+    for ec in stream:
+        codes = quantize.quantize(ec.vectors, table)
+        chunk = container.Chunk(
+            index=n_chunks,
+            start=int(ec.start),
+            length=int(ec.length),
+            times=np.asarray(ec.times, dtype=np.int64),
+            codes=codes,
+            side=dict(ec.side or {}),
+        )
+        writer.write_chunk(chunk)
+        n_events += len(codes)
+        n_chunks += 1
+    return n_events, n_chunks
+
+
+def _check_encode_options(kbps: float | None, events_per_second: float | None, refine: int) -> None:
+    """:class:`UsageError` for an encoder option out of its range."""
+    if kbps is not None and not (0.05 <= kbps <= 1000.0):
+        raise UsageError(f"--kbps {kbps}: choose a value between 0.05 and 1000")
+    if events_per_second is not None and not (0.0 < events_per_second <= 2000.0):
+        raise UsageError(f"--events-per-second {events_per_second}: choose a value in (0, 2000]")
+    if refine < 0:
+        raise UsageError("--refine takes a number of steps >= 0")
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -301,6 +332,8 @@ def decode_file(
     ``ignore_errors`` a whole-file decode fails on any damage ``spev test`` reports (it reads the stream to
     its end: index, trailer, trailing bytes); a ranged decode needs the index intact.  Memory stays
     O(chunk) whatever the declared length: silence is streamed in blocks.
+
+    (Over 80 lines only for its documented keyword arguments; the work is in :mod:`sparsecodec.jobs.render`.)
     """
     from sparsecodec.format import container
 
@@ -323,17 +356,9 @@ def decode_file(
         if not ignore_errors and reader.seekable:
             reader.index()  # totals over the whole file (LimitError) before rendering; damage as it is read
         _check_renderable(h.sample_rate, h.channels, rate)
-        out_rate = int(rate or h.sample_rate)
-        if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
-            raise UsageError(f"--rate {out_rate}: choose {audio_io.MIN_RATE}..{audio_io.MAX_RATE} Hz")
-        total_s = h.n_samples / h.sample_rate
-        t0 = 0.0 if start is None else float(start)
-        t1 = total_s if end is None else min(float(end), total_s)
-        whole_empty = start is None and end is None and total_s == 0  # an empty file decodes to empty audio
-        if not whole_empty and (not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1):
-            raise UsageError(f"empty or invalid time range {t0:g}..{t1:g} s (file lasts {total_s:.3f} s)")
-        first = 0 if t0 == 0 else round(t0 * out_rate)
-        last = round(total_s * out_rate) if end is None or t1 >= total_s else round(t1 * out_rate)
+        out_rate, first, last = _output_range(
+            h.n_samples / h.sample_rate, start, end, int(rate or h.sample_rate)
+        )
         n_out = last - first
         channels = int(h.channels)
 

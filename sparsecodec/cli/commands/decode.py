@@ -89,20 +89,12 @@ def decode(
 
     def work(job: Job) -> None:
         from sparsecodec.api import decode_file
-        from sparsecodec.audio.io import output_kind
 
         assert job.dst is not None
         stdout = binary_stdout()
-        if job.dst == STDIO:
-            if stdout.isatty():
-                raise UsageError("refusing to write audio to a terminal (redirect stdout)")
-            dst_fmt = fmt or "wav"
-        else:
-            dst_fmt = fmt or Path(job.dst).suffix.lower().lstrip(".")
-            if not dst_fmt and output_kind(job.dst) == "special":  # /dev/stdout, a FIFO: WAV, as to stdout
-                dst_fmt = "wav"
-            if dst_fmt not in ("wav", "flac"):
-                raise UsageError(f"{job.dst}: unknown output type (use .wav or .flac, or --format)")
+        if job.dst == STDIO and stdout.isatty():
+            raise UsageError("refusing to write audio to a terminal (redirect stdout)")
+        dst_fmt = _output_format(job.dst, fmt)
         src = binary_stdin() if job.src == STDIO else job.src
         dst = stdout if job.dst == STDIO else job.dst
         with console.progress(f"decoding {job.src}") as progress:
@@ -131,6 +123,23 @@ def decode(
         )
 
     run_jobs(console, jobs, work, force=force)
+
+
+def _output_format(dst: str, fmt: str | None) -> str:
+    """``--format``, else the output's suffix; WAV for stdout and special files (``/dev/stdout``, a FIFO)."""
+    from sparsecodec.audio.io import output_kind
+    from sparsecodec.errors import UsageError
+
+    if fmt:
+        return fmt
+    if dst == STDIO:
+        return "wav"
+    suffix = Path(dst).suffix.lower().lstrip(".")
+    if not suffix and output_kind(dst) == "special":
+        return "wav"
+    if suffix not in ("wav", "flac"):
+        raise UsageError(f"{dst}: unknown output type (use .wav or .flac, or --format)")
+    return suffix
 
 
 def _decode_stems(

@@ -319,35 +319,53 @@ def test_decode_speed_bench_files(tmp_path: Path) -> None:
     assert np.isin(tv[:, C["pitch"]], v[:, C["pitch"]]).all()  # only the file's events, duplicated
 
 
+_PARALLEL_CHILD = """
+import sys
+import soundfile as sf
+from sparsecodec import api
+from sparsecodec.jobs import render as decoding
+
+calls = []
+real = decoding.decode_parallel
+decoding.decode_parallel = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+src, dst, bits = sys.argv[1:]
+res = api.decode_file(src, dst, bits=bits)
+print(len(calls), res.frames, res.events)
+"""
+
+
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
-def test_parallel_decode_equals_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
-) -> None:
+def test_parallel_decode_equals_one_process(tmp_path: Path, suffix: str) -> None:
     """A long file decoded by forked workers in segments (each pre-rolled like a seek) gives the samples
-    of a one-process decode; WAV is packed by the workers, FLAC by the parent."""
+    of a one-process decode; WAV is packed by the workers, FLAC by the parent.  Each decode runs in a fresh
+    child process: this one may hold threads (Ray's, from other tests), and forking a threaded process can
+    deadlock the fork, which is why the decoder itself never forks from one."""
+    import os
+    import subprocess
+    import sys
+
     from conftest import make_spev
 
-    from sparsecodec import api as codec
-
     src = make_spev(tmp_path / "long.spev", seconds=45.0, rate=8000, channels=2, per_chunk=8)
-    calls: list[int] = []
-    real = decoding.decode_parallel
-
-    def spy(*args: object, **kw: object) -> tuple[int, int]:
-        calls.append(1)
-        return real(*args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(decoding, "decode_parallel", spy)
-    monkeypatch.setattr(decoding.threading, "active_count", lambda: 1)  # threads other tests left behind
-    outs = []
+    outs, calls = [], []
     for threads in ("1", "2"):
-        monkeypatch.setenv("OMP_NUM_THREADS", threads)
         dst = tmp_path / f"out{threads}{suffix}"
-        res = codec.decode_file(src, dst, bits="24" if suffix == ".flac" else "32f")
+        bits = "24" if suffix == ".flac" else "32f"
+        env = {**os.environ, "OMP_NUM_THREADS": threads}
+        run = subprocess.run(
+            [sys.executable, "-c", _PARALLEL_CHILD, str(src), str(dst), bits],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        )
+        n_calls, frames, n_events = map(int, run.stdout.split())
+        calls.append(n_calls)
         outs.append(sf.read(dst, dtype="float32")[0])
-        assert res.frames == 45 * 8000
-        assert res.events == 45 * 8  # each event counted once, pre-rolls or not
-    assert calls == [1]  # only the 2-thread decode went parallel (45 s = two segments of 22.5 s)
+        assert frames == 45 * 8000
+        assert n_events == 45 * 8  # each event counted once, pre-rolls or not
+    assert calls == [0, 1]  # only the 2-thread decode went parallel (45 s = two segments of 22.5 s)
     assert outs[0].shape == outs[1].shape == (45 * 8000, 2)
     assert np.abs(outs[0]).max() > 0.01
     np.testing.assert_allclose(outs[1], outs[0], atol=1e-6)

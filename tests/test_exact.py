@@ -76,7 +76,7 @@ def _cases(tmp_path: Path) -> dict[str, str]:
             got[f"encode {clip} {init}"] = _sha(spev.read_bytes())
             got[f"decode {clip} {init}"] = _sha(_decode_bytes(spev))
             got[f"decode {clip} {init} 0.7-3.1 s"] = _sha(_decode_bytes(spev, start=0.7, end=3.1))
-    spev = tmp_path / "hits.refine.spev"  # the torch renderer's gradient steps (added after #15's synth merge)
+    spev = tmp_path / "hits.refine.spev"  # the torch renderer's gradient steps (pinned after the synth merge)
     encode_file(clips["hits"], spev, init="analysis", refine=5)
     got["encode hits analysis refine 5"] = _sha(spev.read_bytes())
     return got

@@ -45,9 +45,17 @@ def write_audio(tmp_path: Path) -> Callable[..., Path]:
 
 
 def make_spev(
-    path: Path, *, seconds: float = 4.0, rate: int = 22050, channels: int = 1, per_chunk: int = 5
+    path: Path,
+    *,
+    seconds: float = 4.0,
+    rate: int = 22050,
+    channels: int = 1,
+    per_chunk: int = 5,
+    **header_fields: object,
 ) -> Path:
-    """Write a small valid ``.spev`` of random prior events (no encoder needed); returns ``path``."""
+    """Write a small valid ``.spev`` of random prior events (no encoder needed); returns ``path``.
+
+    ``header_fields`` replace header fields after the defaults (``tags={...}``, ``sample_rate=500``)."""
     from sparsecodec.format import container, events, quantize
 
     rng = np.random.default_rng(7)
@@ -64,6 +72,8 @@ def make_spev(
         hop_samples=hop,
         tags={"title": "Fixture [bold]not markup[/bold]"},
     )
+    for name, value in header_fields.items():
+        setattr(header, name, value)
     chunks = []
     for i, start in enumerate(range(0, n, hop)):
         length = min(hop, n - start)

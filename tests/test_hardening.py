@@ -300,33 +300,10 @@ def test_two_encodes_to_one_output_never_both_succeed(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- what a file may ask for
 
 
-def _spev_with(path: Path, **header: object) -> Path:
-    """A valid ``.spev`` of 2 s with these header fields changed (written by the real writer)."""
-    from sparsecodec.format import container, events, quantize
-
-    rate = int(header.get("sample_rate", RATE))  # type: ignore[call-overload]
-    h = container.Header(
-        layout_version=events.LAYOUT_VERSION,
-        encoder_id="test",
-        weights_hash="none",
-        sample_rate=rate,
-        channels=1,
-        n_samples=2 * rate,
-        time_rate=rate,
-        hop_samples=rate,
-        tags={},
-    )
-    for k, v in header.items():
-        setattr(h, k, v)
-    vec = events.sample_prior(np.random.default_rng(1), 2)
-    chunk = container.Chunk(0, 0, 2 * rate, np.array([10, rate], np.int64), quantize.quantize(vec), {})
-    with open(path, "wb") as f:
-        container.write_file(f, h, [chunk])
-    return path
-
-
 def test_control_characters_in_tags_are_escaped(tmp_path: Path, runner: CliRunner) -> None:
-    f = _spev_with(tmp_path / "t.spev", tags={"title": "evil\x1b[2J\x1b]0;owned\x07", "ok": "plain"})
+    from conftest import make_spev
+
+    f = make_spev(tmp_path / "t.spev", tags={"title": "evil\x1b[2J\x1b]0;owned\x07", "ok": "plain"})
     result = runner.invoke(cli, ["inspect", str(f)], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
@@ -339,7 +316,9 @@ def test_control_characters_in_tags_are_escaped(tmp_path: Path, runner: CliRunne
 def test_a_valid_file_the_decoder_cannot_render_is_unsupported(
     tmp_path: Path, runner: CliRunner, field: str, value: int, words: str
 ) -> None:
-    f = _spev_with(tmp_path / "u.spev", **{field: value})
+    from conftest import make_spev
+
+    f = make_spev(tmp_path / "u.spev", **{field: value})
     assert runner.invoke(cli, ["test", str(f)]).exit_code == 0  # the file itself is sound
     result = runner.invoke(cli, ["decode", str(f), str(tmp_path / "u.wav")])
     assert result.exit_code == 4, result.stderr

@@ -4,9 +4,17 @@ Categories (clip ids in brackets):
 
 * ``music`` [music-00 .. music-09]: 10 s stereo 44.1 kHz excerpts of Debian music packages' ``.ogg`` files.
 * ``speech`` [speech-00 .. speech-05]: espeak-ng sentences, different voices, 22050 Hz mono (espeak's rate).
-* ``notes`` [notes-00 .. notes-07]: seeded MIDI phrases (mido) on different General MIDI instruments rendered
-  by fluidsynth with ``TimGM6mb.sf2`` (the dev-set soundfont: training never uses it), 44.1 kHz stereo, with
-  their note lists as JSON ground truth (``{"notes": [{"onset": s, "pitch": midi, "offset": s}, ...]}``).
+* ``notes`` [notes-00 .. notes-07]: seeded MIDI phrases (mido; :func:`make_phrase`) on eight General MIDI
+  instruments (piano, nylon guitar, marimba, string ensemble, harp, flute, violin, clarinet) rendered by
+  fluidsynth with ``TimGM6mb.sf2`` (the dev-set soundfont: training never uses it), 44.1 kHz stereo, with
+  their note lists as JSON ground truth (``{"program", "instrument", "renderer", "seed", "notes": [{"onset":
+  s, "pitch": midi, "offset": s, "velocity": v}, ...]}``).  The phrases test transcription: onsets off any
+  grid, chromatic pitches, octave leaps, re-struck notes, chords of 2-4 notes, legato lines with vibrato,
+  velocities 35-120 (see :func:`make_phrase`).
+* ``notes-fp`` [notes-fp-00 .. notes-fp-07]: the same eight phrases rendered by ``timidity -c
+  /etc/timidity/freepats.cfg`` (Debian ``freepats``): a check that what is learnt from one soundfont
+  generalises.  CHECK-ONLY: freepats renders are never trained or tuned on.  freepats lacks marimba; that
+  clip plays xylophone (GM 13) instead (:data:`FREEPATS_SUBSTITUTES`).
 * ``long``  [long-00]: one whole Debian music track of 3 to 4 minutes.
 
 Selection rule for music (deterministic for a given package version and :data:`SEED`):
@@ -31,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -47,7 +57,7 @@ from sparsecodec.errors import InputError, SpevError
 
 SEED = 20240611
 """The dev set's seed: changing it changes the dev set (and breaks comparisons with older results)."""
-DEVSET_VERSION = 1
+DEVSET_VERSION = 2
 """Bumped whenever the selection rule or the generated material changes."""
 DEFAULT_DIR = Path(".cache/devset")
 TRACKS_FILE = Path(__file__).with_name("devset_tracks.txt")
@@ -78,19 +88,79 @@ HARVARD = (
 """IEEE 1969 "Harvard" sentences (public domain), two per speech clip."""
 VOICES = ("en-us", "en-gb+f3", "en-gb-scotland+m3", "en-us+f2", "en-gb-x-rp+m5", "en-029+f4")
 
-INSTRUMENTS: tuple[tuple[int, str, int, bool], ...] = (
-    (0, "acoustic grand piano", 60, True),
-    (24, "nylon guitar", 55, True),
-    (12, "marimba", 67, False),
-    (48, "string ensemble", 60, True),
-    (46, "orchestral harp", 62, True),
-    (73, "flute", 74, False),
-    (56, "trumpet", 64, False),
-    (11, "vibraphone", 65, False),
+
+@dataclass(frozen=True)
+class Instrument:
+    """A General MIDI instrument of the notes phrases and how :func:`make_phrase` plays it.
+
+    ``low``/``high``: the comfortable MIDI pitch range (pitches are chromatic within it).  ``chords``: 2-4
+    simultaneous notes on ~30 % of onsets.  ``legato``: a sustained melodic instrument: legato lines (the
+    next note-on at, or 10-30 ms before, the previous note-off) with vibrato by pitch-wheel on long notes.
+    ``decay_s``: a decaying instrument's longest audible note at ``low`` and at ``high`` (linear between):
+    its notes last 50-100 % of that, so that the note-off (the truth offset) is where the sound ends.
+    """
+
+    program: int
+    name: str
+    low: int
+    high: int
+    chords: bool = False
+    legato: bool = False
+    decay_s: tuple[float, float] | None = None
+
+    def max_len(self, pitch: float) -> float:
+        """Longest note at ``pitch``: ``decay_s`` interpolated (decaying), else the whole phrase."""
+        if self.decay_s is None:
+            return PHRASE_S
+        a, b = self.decay_s
+        return a + (b - a) * (float(pitch) - self.low) / max(1, self.high - self.low)
+
+
+INSTRUMENTS: tuple[Instrument, ...] = (
+    Instrument(0, "acoustic grand piano", 43, 84, chords=True, decay_s=(1.4, 0.6)),
+    Instrument(24, "nylon guitar", 40, 76, chords=True, decay_s=(1.0, 0.45)),
+    Instrument(12, "marimba", 55, 84, chords=True, decay_s=(0.35, 0.2)),
+    Instrument(48, "string ensemble", 48, 79, chords=True, legato=True),
+    Instrument(46, "orchestral harp", 40, 84, chords=True, decay_s=(1.2, 0.6)),
+    Instrument(73, "flute", 62, 93, legato=True),
+    Instrument(40, "violin", 55, 88, legato=True),
+    Instrument(71, "clarinet", 52, 84, legato=True),
 )
-"""(GM program, name, central MIDI pitch, may play two-note chords)."""
+"""The notes clips' instruments, clip ``i`` plays ``INSTRUMENTS[i % 8]``.  Decay caps: measured on single
+held notes (velocity 100) as the time the level stays within 30 dB of its peak, the shorter of TimGM6mb
+(fluidsynth) and freepats (timidity; marimba: its xylophone stand-in), rounded down."""
 PHRASE_S = 9.0
 TAIL_S = 1.5
+PHRASE_SEED_OFFSET = 100
+"""Phrase ``i`` of :func:`make_notes` is ``make_phrase(INSTRUMENTS[i % 8], seed + 100 + i)``."""
+IOI_S = (0.12, 0.8)
+"""Inter-onset times are uniform in this range (rounded to 1 ms): off any beat grid."""
+CHORD_P, CHORD_SIZES, CHORD_SIZE_P = 0.3, (2, 3, 4), (0.4, 0.35, 0.25)
+RESTRIKE_P = 0.15
+"""Share of onsets that strike the previous onset's (top) pitch again."""
+OCTAVE_P = 0.12
+"""Share of onsets that leap an octave from the previous pitch."""
+LEGATO_P = 0.7
+VELOCITY = (35, 120)
+VIBRATO_START_S, VIBRATO_RAMP_S, VIBRATO_MIN_NOTE_S = 0.2, 0.15, 0.45
+VIBRATO_HZ, VIBRATO_CENTS = (5.0, 6.0), (20.0, 40.0)
+BEND_STEP_S = 0.01
+BEND_RANGE_CENTS = 200.0
+"""Pitch-wheel range (set by RPN 0 in every phrase's MIDI file): ±2 semitones, the General MIDI default."""
+SAME_PITCH_GAP_S = 0.02
+"""A note ends at least this long before the next note of the same pitch starts (a MIDI note-off must not
+cut the re-struck note)."""
+TICKS_PER_S = 1000
+"""The phrases' MIDI files run at 1000 ticks per second (60 bpm, 1000 ticks per beat): truth times are
+whole milliseconds, exact in ticks."""
+
+FREEPATS_CFG = "/etc/timidity/freepats.cfg"
+"""The check-only renderer's config (Debian ``freepats``, played by ``timidity``): never trained on."""
+FREEPATS_SUBSTITUTES = {12: 13, 11: 13, 10: 9}
+"""GM programs freepats lacks -> the stand-in used in ``notes-fp``: marimba and vibraphone -> xylophone,
+music box -> glockenspiel.  Others fall back to the nearest program of the same GM family that it has."""
+GM_NAMES = {9: "glockenspiel", 13: "xylophone"}
+"""Names of the stand-in programs (the instruments' own names are in :data:`INSTRUMENTS`)."""
 
 
 @dataclass
@@ -235,104 +305,314 @@ def make_speech(out_dir: Path, n: int, seed: int = SEED) -> list[Clip]:
     return clips
 
 
-def make_phrase(program: int, centre: int, chords: bool, seed: int) -> list[dict[str, float]]:
-    """A seeded phrase of ~2 notes/s over :data:`PHRASE_S` s on a major scale: [{onset, pitch, offset}]."""
+@dataclass
+class Phrase:
+    """A generated phrase: its notes (the ground truth) and the pitch-wheel messages that make its vibrato.
+
+    ``notes``: ``[{"onset": s, "pitch": midi, "offset": s, "velocity": 1-127}]`` sorted by onset then pitch,
+    times in whole ms.  ``bends``: ``[(time_s, value)]`` with ``value`` in ``[-8192, 8191]`` (±200 cents).
+    """
+
+    notes: list[dict[str, float]]
+    bends: list[tuple[float, int]]
+
+
+def _ms(x: float) -> float:
+    return round(float(x), 3)
+
+
+def _reflect(p: int, low: int, high: int) -> int:
+    while p < low or p > high:
+        p = 2 * low - p if p < low else 2 * high - p
+    return p
+
+
+def _chord(top: int, size: int, inst: Instrument, rng: np.random.Generator) -> list[int]:
+    """``size`` distinct pitches with ``top`` among them: chromatic intervals of 3-9 semitones downwards,
+    upwards from the highest where the range ends."""
+    pitches = [top]
+    while len(pitches) < size:
+        iv = int(rng.integers(3, 10))
+        cand = min(pitches) - iv
+        if cand < inst.low:
+            cand = max(pitches) + iv
+        if cand > inst.high or cand in pitches:
+            break
+        pitches.append(cand)
+    return sorted(pitches)
+
+
+def make_phrase(inst: Instrument, seed: int) -> Phrase:
+    """A seeded phrase of :data:`PHRASE_S` s on ``inst``, built so that snapping to a grid or a scale cannot
+    help a transcriber: onsets at uniform 0.12-0.8 s intervals (whole ms), a chromatic random walk of
+    steps up to a fifth within ``inst``'s range, octave leaps (~12 %), re-struck pitches (~15 %), velocities
+    35-120; chords of 2-4 notes on ~30 % of onsets where ``inst.chords``; legato lines with vibrato where
+    ``inst.legato``; decaying notes no longer than they sound (:meth:`Instrument.max_len`).
+    """
     rng = np.random.default_rng(seed)
-    root = centre + int(rng.integers(-5, 6))
-    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12, 14, 16])
+    onsets = [_ms(rng.uniform(0.15, 0.4))]
+    while True:
+        nxt = _ms(onsets[-1] + rng.uniform(*IOI_S))
+        if nxt >= PHRASE_S - 0.5:
+            break
+        onsets.append(nxt)
+    span = inst.high - inst.low
+    steps = np.array([*range(-7, 0), *range(1, 8)])
+    groups: list[list[int]] = []
+    tops: list[int] = []
+    for k in range(len(onsets)):
+        if k == 0:
+            top = int(rng.integers(inst.low + span // 4, inst.high - span // 4 + 1))
+        elif rng.random() < RESTRIKE_P:
+            top = tops[-1]
+        elif rng.random() < OCTAVE_P:
+            up = tops[-1] + 12 <= inst.high and (tops[-1] - 12 < inst.low or rng.random() < 0.5)
+            top = tops[-1] + 12 if up else tops[-1] - 12
+        else:
+            top = _reflect(tops[-1] + int(rng.choice(steps)), inst.low, inst.high)
+        tops.append(top)
+        size = 1
+        if inst.chords and rng.random() < CHORD_P:
+            size = int(rng.choice(CHORD_SIZES, p=CHORD_SIZE_P))
+        groups.append(_chord(top, size, inst, rng))
     notes: list[dict[str, float]] = []
-    t = 0.25
-    while t < PHRASE_S - 0.5:
-        dur = float(rng.choice([0.25, 0.5, 0.75, 1.0]))
-        step = int(rng.choice(scale))
-        pitches = [root - 7 + step]
-        if chords and rng.random() < 0.3:
-            pitches.append(pitches[0] + int(rng.choice([3, 4, 7])))
-        for p in pitches:
-            notes.append(
-                {"onset": round(t, 4), "pitch": float(p), "offset": round(min(t + dur, PHRASE_S), 4)}
-            )
-        t += float(rng.choice([0.25, 0.5, 0.5, 0.75]))
-    return notes
+    bends: list[tuple[float, int]] = []
+    for k, (on, pitches) in enumerate(zip(onsets, groups, strict=True)):
+        following = onsets[k + 1] if k + 1 < len(onsets) else None
+        if inst.legato:
+            if following is None:
+                off = min(on + rng.uniform(0.3, 0.8), PHRASE_S)
+            elif tops[k + 1] != tops[k] and rng.random() < LEGATO_P:
+                off = following + (0.0 if rng.random() < 1 / 3 else rng.uniform(0.010, 0.030))
+            else:
+                off = max(on + 0.06, following - rng.uniform(0.03, 0.15))
+            offs = [_ms(off)] * len(pitches)
+            end = min(off, following) if following is not None else off
+            if end - on >= VIBRATO_MIN_NOTE_S:
+                bends += _vibrato(on, end, rng)
+        else:
+            frac = rng.uniform(0.5, 1.0)
+            offs = [_ms(min(on + max(0.1, frac * inst.max_len(p)), PHRASE_S)) for p in pitches]
+        base = int(rng.integers(VELOCITY[0], VELOCITY[1] + 1))
+        for p, off in zip(pitches, offs, strict=True):
+            vel = base if len(pitches) == 1 else int(np.clip(base + rng.integers(-8, 9), *VELOCITY))
+            notes.append({"onset": on, "pitch": float(p), "offset": off, "velocity": vel})
+    notes.sort(key=lambda n: (n["onset"], n["pitch"]))
+    by_pitch: dict[float, list[dict[str, float]]] = {}
+    for n in notes:
+        by_pitch.setdefault(n["pitch"], []).append(n)
+    for same in by_pitch.values():  # a re-struck pitch: the earlier note ends before the next begins
+        for a, b in itertools.pairwise(same):
+            a["offset"] = min(a["offset"], _ms(b["onset"] - SAME_PITCH_GAP_S))
+    return Phrase(notes, bends)
 
 
-def _write_midi(notes: list[dict[str, float]], program: int, path: Path) -> None:
+def _vibrato(on: float, end: float, rng: np.random.Generator) -> list[tuple[float, int]]:
+    """Pitch-wheel points every 10 ms from ``on + 0.2`` s (depth ramped in over 0.15 s) to ``end``, where
+    the wheel returns to 0.  Rate 5-6 Hz, depth ±20-40 cents."""
+    rate, cents = rng.uniform(*VIBRATO_HZ), rng.uniform(*VIBRATO_CENTS)
+    t0 = on + VIBRATO_START_S
+    times = np.arange(round(t0 * 1000), round(end * 1000) - 5, round(BEND_STEP_S * 1000)) / 1000.0
+    ramp = np.minimum(1.0, (times - t0) / VIBRATO_RAMP_S)
+    vals = np.round(8192 * cents / BEND_RANGE_CENTS * ramp * np.sin(2 * np.pi * rate * (times - t0)))
+    pts = [(_ms(t), int(np.clip(v, -8192, 8191))) for t, v in zip(times, vals, strict=True)]
+    return [*pts, (_ms(end), 0)]
+
+
+def _write_midi(phrase: Phrase, program: int, path: Path) -> None:
+    """One track, channel 0: tempo (1000 ticks/s), program, pitch-bend range ±2 semitones, the notes and
+    the pitch-wheel points.  At one tick: note-offs first, then the wheel, then note-ons."""
     import mido
 
-    tpb, tempo = 480, 500000  # 120 bpm: one beat = 0.5 s, so seconds * 960 = ticks
     events: list[tuple[int, int, mido.Message]] = []
-    for n in notes:
-        vel = 70 + (int(n["pitch"]) * 7) % 40  # deterministic velocity variety
-        events.append(
-            (round(n["onset"] * 960), 1, mido.Message("note_on", note=int(n["pitch"]), velocity=vel))
-        )
-        events.append(
-            (round(n["offset"] * 960), 0, mido.Message("note_off", note=int(n["pitch"]), velocity=0))
-        )
+    for n in phrase.notes:
+        p, vel = int(n["pitch"]), int(n["velocity"])
+        events.append((round(n["onset"] * TICKS_PER_S), 2, mido.Message("note_on", note=p, velocity=vel)))
+        events.append((round(n["offset"] * TICKS_PER_S), 0, mido.Message("note_off", note=p, velocity=0)))
+    for t, value in phrase.bends:
+        events.append((round(t * TICKS_PER_S), 1, mido.Message("pitchwheel", pitch=value)))
     events.sort(key=lambda e: (e[0], e[1]))
-    mid = mido.MidiFile(ticks_per_beat=tpb)
+    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_S)
     track = mido.MidiTrack()
     mid.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=tempo, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=1_000_000, time=0))  # one beat = 1 s
     track.append(mido.Message("program_change", program=program, time=0))
+    for control, value in ((101, 0), (100, 0), (6, round(BEND_RANGE_CENTS / 100)), (38, 0)):
+        track.append(mido.Message("control_change", control=control, value=value, time=0))
+    track.append(mido.Message("pitchwheel", pitch=0, time=0))
     now = 0
     for tick, _, msg in events:
         track.append(msg.copy(time=tick - now))
         now = tick
-    track.append(mido.MetaMessage("end_of_track", time=round((PHRASE_S + TAIL_S) * 960) - now))
+    track.append(mido.MetaMessage("end_of_track", time=round((PHRASE_S + TAIL_S) * TICKS_PER_S) - now))
     mid.save(str(path))
 
 
-def make_notes(out_dir: Path, n: int, seed: int = SEED, soundfont: str = SOUNDFONT) -> list[Clip]:
-    """``n`` fluidsynth-rendered phrases (44.1 kHz stereo, PHRASE_S + TAIL_S long) + JSON note lists."""
-    fluidsynth = shutil.which("fluidsynth")
-    if fluidsynth is None or not Path(soundfont).is_file():
-        raise InputError("fluidsynth or the TimGM6mb soundfont is missing (run bench/setup.sh)")
-    _check_allowed(soundfont)
+def _cfg_files(cfg: Path, depth: int = 0) -> list[Path]:
+    """``cfg`` and the files its ``source`` lines name (recursively, at most 8 deep)."""
+    out = [cfg]
+    if depth >= 8:
+        return out
+    for line in cfg.read_text(errors="replace").splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "source":
+            src = Path(words[1]) if Path(words[1]).is_absolute() else cfg.parent / words[1]
+            if src.is_file():
+                out += _cfg_files(src, depth + 1)
+    return out
+
+
+def timidity_programs(cfg: str | Path) -> set[int]:
+    """The melodic GM programs a timidity config (and what it sources) maps in ``bank 0``."""
+    progs: set[int] = set()
+    for f in _cfg_files(Path(cfg)):
+        section = None
+        for line in f.read_text(errors="replace").splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if words[0] in ("bank", "drumset"):
+                section = (words[0], words[1] if len(words) > 1 else "")
+            elif section == ("bank", "0") and words[0].isdigit() and len(words) >= 2:
+                progs.add(int(words[0]))
+    return progs
+
+
+def substitute_program(program: int, available: set[int]) -> int:
+    """``program`` if ``available`` has it, else :data:`FREEPATS_SUBSTITUTES`' stand-in, else the nearest
+    program of the same GM family (``program // 8``) that it has; :class:`InputError` if none."""
+    if program in available:
+        return program
+    sub = FREEPATS_SUBSTITUTES.get(program)
+    if sub is not None and sub in available:
+        return sub
+    family = [p for p in available if p // 8 == program // 8]
+    if not family:
+        raise InputError(f"the timidity config has no GM program {program} nor one of its family")
+    return min(family, key=lambda p: (abs(p - program), p))
+
+
+def render_midi(mid: Path, wav: Path, renderer: str, soundfont: str) -> None:
+    """Render ``mid`` to a 44.1 kHz WAV: ``fluidsynth`` with the ``.sf2`` ``soundfont``, or ``timidity``
+    with the config ``soundfont`` (``-c``).
+
+    timidity reads ``/etc/timidity/timidity.cfg`` even when given ``-c`` (Debian's sources FluidR3, the
+    training soundfont) and plays any program the given config lacks from it, so the run is verbose
+    (``-idv``) and a soundfont loaded that the given config does not name is an :class:`InputError`.  It
+    also drops the silence before the first note unless told ``--preserve-silence``."""
+    if renderer == "fluidsynth":
+        exe = shutil.which("fluidsynth")
+        if exe is None:
+            raise InputError("fluidsynth is not installed (run bench/setup.sh)")
+        cmd = [exe, "-ni", "-q", "-g", "0.6", "-r", str(MUSIC_RATE), "-F", str(wav), soundfont, str(mid)]
+        subprocess.run(cmd, check=True, capture_output=True)
+    elif renderer == "timidity":
+        exe = shutil.which("timidity")
+        if exe is None:
+            raise InputError("timidity is not installed (run bench/setup.sh)")
+        cmd = [
+            exe,
+            "-c",
+            soundfont,
+            "-idv",
+            "--preserve-silence",
+            "-Ow",
+            "-s",
+            str(MUSIC_RATE),
+            "-o",
+            str(wav),
+            str(mid),
+        ]
+        log = subprocess.run(cmd, check=True, capture_output=True, text=True, errors="replace")
+        named = "\n".join(f.read_text(errors="replace") for f in _cfg_files(Path(soundfont)))
+        fonts = re.findall(r"Init soundfonts `([^']+)'", log.stdout + log.stderr)
+        foreign = [f for f in fonts if Path(f).name not in named]
+        if foreign:
+            raise InputError(f"timidity played from {foreign}, which {soundfont} does not name")
+    else:
+        raise InputError(f"unknown renderer {renderer!r} (fluidsynth or timidity)")
+
+
+def make_notes(
+    out_dir: str | Path,
+    n: int,
+    seed: int = SEED,
+    soundfont: str | None = None,
+    renderer: str = "fluidsynth",
+    prefix: str = "notes",
+    category: str | None = None,
+    instruments: Sequence[Instrument] = INSTRUMENTS,
+) -> list[Clip]:
+    """``n`` rendered phrases (44.1 kHz stereo, PHRASE_S + TAIL_S long) + their JSON ground truth.
+
+    Phrase ``i`` is ``make_phrase(instruments[i % len(instruments)], seed + 100 + i)``, written as
+    ``{prefix}-{i:02d}.wav`` and ``{prefix}-{i:02d}.notes.json`` (``{"program", "instrument", "renderer",
+    "seed", "notes": [{"onset", "pitch", "offset", "velocity"}]}``) in ``out_dir``.  ``soundfont``: the
+    ``.sf2`` for ``renderer="fluidsynth"`` (default TimGM6mb, the dev set's) or the config for
+    ``renderer="timidity"`` (default freepats.cfg, whose missing programs get a stand-in:
+    :func:`substitute_program`).  The dev set is ``seed=SEED`` with the defaults (``notes``) and with
+    ``renderer="timidity", prefix="notes-fp"``; training renders other seeds with FluidR3.  A render whose
+    peak is below -40 dBFS is an :class:`InputError`.
+    """
+    if renderer not in ("fluidsynth", "timidity"):
+        raise InputError(f"unknown renderer {renderer!r} (fluidsynth or timidity)")
+    sf2 = soundfont or (SOUNDFONT if renderer == "fluidsynth" else FREEPATS_CFG)
+    _check_allowed(sf2)
+    if not Path(sf2).is_file() or shutil.which(renderer) is None:
+        raise InputError(f"{renderer} or {sf2} is missing (run bench/setup.sh)")
+    available = timidity_programs(sf2) if renderer == "timidity" else set()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     clips = []
     length = round((PHRASE_S + TAIL_S) * MUSIC_RATE)
     for i in range(n):
-        program, name, centre, chords = INSTRUMENTS[i % len(INSTRUMENTS)]
-        notes = make_phrase(program, centre, chords, seed + 100 + i)
-        cid = f"notes-{i:02d}"
+        inst = instruments[i % len(instruments)]
+        program, name = inst.program, inst.name
+        if available:
+            program = substitute_program(inst.program, available)
+            if program != inst.program:
+                name = f"{GM_NAMES.get(program, f'GM {program}')} (for {inst.name})"
+        phrase_seed = seed + PHRASE_SEED_OFFSET + i
+        phrase = make_phrase(inst, phrase_seed)
+        cid = f"{prefix}-{i:02d}"
         with tempfile.TemporaryDirectory() as tmp:
             mid, raw = Path(tmp) / "p.mid", Path(tmp) / "p.wav"
-            _write_midi(notes, program, mid)
-            subprocess.run(
-                [
-                    fluidsynth,
-                    "-ni",
-                    "-q",
-                    "-g",
-                    "0.6",
-                    "-r",
-                    str(MUSIC_RATE),
-                    "-F",
-                    str(raw),
-                    soundfont,
-                    str(mid),
-                ],
-                check=True,
-                capture_output=True,
-            )
-            audio, _ = sf.read(str(raw), dtype="float32", always_2d=True)
+            _write_midi(phrase, program, mid)
+            render_midi(mid, raw, renderer, sf2)
+            audio, sr = sf.read(str(raw), dtype="float32", always_2d=True)
+        if sr != MUSIC_RATE:
+            raise InputError(f"{renderer} wrote {sr} Hz, expected {MUSIC_RATE}")
         audio = audio.T[:, :length]
         audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+        if audio.shape[0] == 1:
+            audio = np.repeat(audio, 2, axis=0)
         peak = float(np.max(np.abs(audio)))
+        if peak < 10 ** (-40 / 20):
+            raise InputError(f"{cid}: the {renderer} render of GM {program} is silent (peak {peak:.2g})")
+        lead = audio[:, : max(0, round((phrase.notes[0]["onset"] - 0.02) * MUSIC_RATE))]
+        if lead.size and float(np.max(np.abs(lead))) > 0.01 * peak:  # e.g. timidity's dropped silence
+            raise InputError(f"{cid}: the {renderer} render sounds before the first note-on (time shift)")
         if peak > 0.95:  # keep clear of clipping, deterministic
             audio *= 0.95 / peak
-        _write(out_dir / f"{cid}.wav", audio, MUSIC_RATE)
-        truth = {"program": program, "instrument": name, "notes": notes}
-        (out_dir / f"{cid}.notes.json").write_text(json.dumps(truth, indent=1))
+        _write(out / f"{cid}.wav", audio, MUSIC_RATE)
+        how = f"{renderer} {Path(sf2).name}"
+        truth = {
+            "program": program,
+            "instrument": name,
+            "renderer": how,
+            "seed": phrase_seed,
+            "notes": phrase.notes,
+        }
+        (out / f"{cid}.notes.json").write_text(json.dumps(truth, indent=1))
         clips.append(
             Clip(
                 cid,
-                "notes",
+                category or prefix,
                 f"{cid}.wav",
                 MUSIC_RATE,
                 2,
                 length / MUSIC_RATE,
-                f"generated MIDI (seed {seed + 100 + i}), GM {program} {name}, TimGM6mb.sf2",
+                f"generated MIDI (seed {phrase_seed}), GM {program} {name}, {how}",
                 f"{cid}.notes.json",
             )
         )
@@ -370,10 +650,19 @@ def write_tracks_file(lines: list[str], seed: int, path: Path = TRACKS_FILE) -> 
         "# Also dev-set only: the soundfont /usr/share/sounds/sf2/TimGM6mb.sf2 (timgm6mb-soundfont);",
         "# train with fluid-soundfont-gm / -gs instead.  Speech clips are espeak-ng renders of the Harvard",
         "# sentences listed in bench/devset.py (HARVARD): do not train on those sentences.",
+        "# Notes phrases: make_phrase seeds {a}..{b} (seed + 100 + i) are the dev set's; training and tuning",
+        "# phrases (bench.devset.make_notes with FluidR3) must use other seeds.",
+        "# CHECK-ONLY (never train or tune on): freepats (Debian freepats, played by timidity): notes-fp-*.",
         "# Never use wesnoth-*-music, asterisk-core-sounds-*, musescore-general-soundfont* for anything.",
         "# package\tarchive\tmember\tuse",
     ]
-    path.write_text("\n".join([*head, *lines]) + "\n")
+    a, b = seed + PHRASE_SEED_OFFSET, seed + PHRASE_SEED_OFFSET + len(INSTRUMENTS) - 1
+    head = [h.format(a=a, b=b) if "{a}" in h else h for h in head]
+    check_only = [
+        f"timgm6mb-soundfont\t{SOUNDFONT}\t-\tnotes-00..07: the dev-set soundfont (never train on it)",
+        f"freepats\t{FREEPATS_CFG}\t-\tnotes-fp-00..07: CHECK-ONLY renders (never train or tune on them)",
+    ]
+    path.write_text("\n".join([*head, *lines, *check_only]) + "\n")
 
 
 def load_manifest(out_dir: str | Path = DEFAULT_DIR) -> list[Clip]:
@@ -415,6 +704,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     music, lines = make_music(out, n_music, long_track, seed)
     clips = music + make_speech(out, n_speech, seed) + make_notes(out, n_notes, seed)
+    clips += make_notes(out, n_notes, seed, renderer="timidity", prefix="notes-fp")
     save_manifest(out, clips, seed)
     if tracks_file is not None:
         write_tracks_file(lines, seed, tracks_file)

@@ -204,46 +204,137 @@ def true_kbps(n_bytes: int, duration_s: float) -> float:
     return n_bytes * 8.0 / duration_s / 1000.0
 
 
-def events_to_notes(export: dict[str, Any], rel_db: float = -40.0) -> tuple[np.ndarray, np.ndarray]:
-    """Pitched events above ``rel_db`` relative to the loudest event, from ``spev export --format json``.
+ONSET_TOL_S = 0.05
+"""Note and onset matching window: ±50 ms."""
+PITCH_TOL_CENTS = 50.0
+ONSET_MERGE_S = 0.03
+"""Onset F1 scores onset times, not notes: estimated onsets closer than this to the previous one are one
+onset (a chord's notes), and equal reference onsets are one."""
 
-    Returns ``(onsets_s float[N], midi_pitches float[N])``; events whose ``pitch`` is null are unpitched.
+
+def export_to_notes(export: dict[str, Any], rel_db: float = -40.0) -> list[dict[str, float]]:
+    """Pitched events above ``rel_db`` relative to the loudest event, from ``spev export --format json``, as
+    notes ``[{"onset": s, "pitch": midi, "offset": s}]`` sorted by onset.
+
+    Events whose ``pitch`` is null are unpitched.  The offset is the event's ``end`` (absolute seconds) when
+    the export gives one, else ``time + params["duration"] + params["attack"]``.
     """
     events = export.get("events", [])
     if not isinstance(events, list):
         raise MetricError("export JSON has no 'events' list")
     levels = [float(e["level_db"]) for e in events if e.get("level_db") is not None]
     if not levels:
-        return np.zeros(0), np.zeros(0)
+        return []
     floor = max(levels) + rel_db
-    keep = [
-        e
-        for e in events
-        if e.get("pitch") is not None and e.get("level_db") is not None and float(e["level_db"]) > floor
-    ]
-    return np.array([float(e["time"]) for e in keep]), np.array([float(e["pitch"]) for e in keep])
+    notes = []
+    for e in events:
+        if e.get("pitch") is None or e.get("level_db") is None or float(e["level_db"]) <= floor:
+            continue
+        onset = float(e["time"])
+        if e.get("end") is not None:
+            offset = float(e["end"])
+        else:
+            params = e.get("params") or {}
+            offset = onset + float(params.get("duration", 0.0)) + float(params.get("attack", 0.0))
+        notes.append({"onset": onset, "pitch": float(e["pitch"]), "offset": offset})
+    return sorted(notes, key=lambda n: (n["onset"], n["pitch"]))
+
+
+def events_to_notes(export: dict[str, Any], rel_db: float = -40.0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`export_to_notes`' onsets and MIDI pitches: ``(onsets_s float[N], midi_pitches float[N])``."""
+    notes = export_to_notes(export, rel_db)
+    return np.array([n["onset"] for n in notes]), np.array([n["pitch"] for n in notes])
+
+
+def _hz(p: Any) -> np.ndarray:
+    return 440.0 * 2.0 ** ((np.asarray(p, dtype=float).reshape(-1) - 69.0) / 12.0)
+
+
+def _intervals(notes: Sequence[dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(intervals float[N, 2], pitches_hz float[N])``; an offset at or before its onset becomes onset + 1 ms
+    (mir_eval wants positive lengths), a negative onset 0."""
+    on = np.maximum(0.0, np.array([float(n["onset"]) for n in notes], dtype=float))
+    off = np.array([float(n["offset"]) for n in notes], dtype=float)
+    iv = np.stack([on, np.maximum(off, on + 0.001)], axis=1) if notes else np.zeros((0, 2))
+    return iv, _hz([float(n["pitch"]) for n in notes])
+
+
+def merge_onsets(onsets: Any, within_s: float = ONSET_MERGE_S) -> np.ndarray:
+    """Sorted onsets with every onset closer than ``within_s`` to the last kept one dropped."""
+    kept: list[float] = []
+    for t in np.sort(np.asarray(onsets, dtype=float).reshape(-1)):
+        if not kept or t - kept[-1] >= within_s:
+            kept.append(float(t))
+    return np.array(kept)
+
+
+def note_scores(
+    ref_notes: Sequence[dict[str, float]], est_notes: Sequence[dict[str, float]]
+) -> dict[str, float | None]:
+    """Transcription scores of ``est_notes`` against ``ref_notes`` (both ``[{"onset", "pitch", "offset"}]``,
+    seconds and MIDI pitch), with mir_eval: onset ±50 ms, pitch ±50 cents.
+
+    - ``onset_f1`` (``_precision``, ``_recall``): ``mir_eval.onset`` on onset *times* (a chord is one onset;
+      :func:`merge_onsets`), window 50 ms.
+    - ``pitch_acc``: the share of onset-matched notes whose pitch is right.  Notes are matched one to one on
+      onset alone (``mir_eval.transcription.match_notes``): first those whose pitch is within 50 cents,
+      then the rest with any pitch; ``pitch_acc`` = first ÷ all (None when nothing matched).
+    - ``note_precision``/``note_recall``/``note_f1``: onset and pitch, offsets ignored.
+    - ``offset_precision``/``offset_recall``/``offset_f1``: also the offset, within 20 % of the reference
+      note's length or 50 ms, whichever is larger (mir_eval's default).
+    - ``n_est``/``n_ref``: the note counts; ``n_onset_matched``.
+    """
+    import mir_eval
+
+    n_ref, n_est = len(ref_notes), len(est_notes)
+    out: dict[str, float | None] = {"n_ref": float(n_ref), "n_est": float(n_est)}
+    zero = [f"{k}_{m}" for k in ("onset", "note", "offset") for m in ("precision", "recall", "f1")]
+    if n_ref == 0 or n_est == 0:
+        out.update(dict.fromkeys(zero, 0.0), pitch_acc=None, n_onset_matched=0.0)
+        return out
+    ref_iv, ref_hz = _intervals(ref_notes)
+    est_iv, est_hz = _intervals(est_notes)
+    ref_on, est_on = merge_onsets(ref_iv[:, 0], 1e-6), merge_onsets(est_iv[:, 0])
+    f, p, r = mir_eval.onset.f_measure(ref_on, est_on, window=ONSET_TOL_S)
+    out.update(onset_f1=float(f), onset_precision=float(p), onset_recall=float(r))
+    tr = mir_eval.transcription
+    for prefix, ratio in (("note", None), ("offset", 0.2)):
+        p, r, f, _ = tr.precision_recall_f1_overlap(
+            ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOL_S, pitch_tolerance=PITCH_TOL_CENTS,
+            offset_ratio=ratio, offset_min_tolerance=0.05,
+        )  # fmt: skip
+        out.update({f"{prefix}_precision": float(p), f"{prefix}_recall": float(r), f"{prefix}_f1": float(f)})
+    right = tr.match_notes(
+        ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=ONSET_TOL_S, pitch_tolerance=PITCH_TOL_CENTS,
+        offset_ratio=None,
+    )  # fmt: skip
+    ref_left = np.setdiff1d(np.arange(n_ref), [i for i, _ in right])
+    est_left = np.setdiff1d(np.arange(n_est), [j for _, j in right])
+    wrong = []
+    if ref_left.size and est_left.size:
+        wrong = tr.match_notes(
+            ref_iv[ref_left], ref_hz[ref_left], est_iv[est_left], est_hz[est_left],
+            onset_tolerance=ONSET_TOL_S, pitch_tolerance=np.inf, offset_ratio=None,
+        )  # fmt: skip
+    matched = len(right) + len(wrong)
+    out["n_onset_matched"] = float(matched)
+    out["pitch_acc"] = len(right) / matched if matched else None
+    return out
 
 
 def note_f1(
     ref_notes: Sequence[dict[str, float]], est_onsets: np.ndarray, est_pitches: np.ndarray
 ) -> dict[str, float]:
-    """mir_eval note precision/recall/F1: onset ±50 ms, pitch ±50 cents, offsets ignored.
-
-    ``ref_notes``: ``[{"onset": s, "pitch": midi, "offset": s}]``; estimates as from :func:`events_to_notes`.
-    """
-    import mir_eval
-
-    def hz(p: np.ndarray) -> np.ndarray:
-        return 440.0 * 2.0 ** ((np.asarray(p, dtype=float) - 69.0) / 12.0)
-
-    ref_on = np.array([n["onset"] for n in ref_notes], dtype=float)
-    ref_iv = np.stack([ref_on, np.array([max(n["offset"], n["onset"] + 0.01) for n in ref_notes])], axis=1)
-    ref_p = hz(np.array([n["pitch"] for n in ref_notes]))
-    est_on = np.asarray(est_onsets, dtype=float).reshape(-1)
-    if est_on.size == 0 or ref_on.size == 0:
-        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    est_iv = np.stack([est_on, est_on + 0.1], axis=1)  # offsets are ignored; any positive length will do
-    p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-        ref_iv, ref_p, est_iv, hz(est_pitches), onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None
-    )
-    return {"precision": float(p), "recall": float(r), "f1": float(f)}
+    """mir_eval note precision/recall/F1 (onset ±50 ms, pitch ±50 cents, offsets ignored) of bare onsets
+    and pitches: ``{"precision", "recall", "f1"}`` (see :func:`note_scores` for the full set)."""
+    on = np.asarray(est_onsets, dtype=float).reshape(-1)
+    est = [
+        {"onset": float(t), "pitch": float(p), "offset": float(t) + 0.1}
+        for t, p in zip(on, np.asarray(est_pitches).reshape(-1), strict=True)
+    ]
+    s = note_scores(ref_notes, est)
+    return {
+        "precision": s["note_precision"] or 0.0,
+        "recall": s["note_recall"] or 0.0,
+        "f1": s["note_f1"] or 0.0,
+    }

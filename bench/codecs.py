@@ -143,6 +143,10 @@ class Codec(ABC):
     """Remove a decoder delay by cross-correlation before scoring (only for codecs known to add one)."""
     skip_categories: tuple[str, ...] = ()
     """Dev-set categories this row does not run on (no row is written for them)."""
+    scores_audio: bool = True
+    """False for a transcriber row: it decodes nothing, only its notes are scored."""
+    transcribes: bool = False
+    """The row yields notes (``CodecResult.extra["export"]`` or ``["notes"]``), scored on note clips."""
 
     @abstractmethod
     def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
@@ -151,6 +155,9 @@ class Codec(ABC):
     def available(self) -> str | None:
         """``None`` when the codec can run here, else why not."""
         return None
+
+    def prepare(self, srcs: list[Path], timeout_s: float) -> None:  # noqa: B027 (optional, not abstract)
+        """Optional batch work before the clips run one by one (e.g. one transcriber process for all)."""
 
 
 def _need(*tools: str) -> str | None:
@@ -210,6 +217,7 @@ class SpevCodec(Codec):
     """``spev encode [--kbps K] [--refine N]``, ``spev decode``; ``spev export --format json`` untimed."""
 
     family = "spev"
+    transcribes = True
 
     def __init__(
         self,
@@ -263,10 +271,49 @@ class CeilingCodec(Codec):
         return CodecResult(dec, None)
 
 
+class BasicPitchCodec(Codec):
+    """The transcriber row: basic-pitch (its own venv, default thresholds; :mod:`bench.transcribe`) on the
+    notes clips.  Nothing is coded or decoded: ``decoded`` is the input and only the notes are scored."""
+
+    name = "basic-pitch"
+    family = "transcriber"
+    scores_audio = False
+    transcribes = True
+    skip_categories = ("music", "speech", "long")
+
+    def available(self) -> str | None:
+        from bench.transcribe import BASIC_PITCH_VENV, basic_pitch_python
+
+        return (
+            None if basic_pitch_python() else f"basic-pitch is not in {BASIC_PITCH_VENV} (run bench/setup.sh)"
+        )
+
+    def prepare(self, srcs: list[Path], timeout_s: float) -> None:
+        from bench.transcribe import TranscriberError, basic_pitch
+
+        if srcs and self.available() is None:
+            with contextlib.suppress(TranscriberError, OSError, ValueError, KeyError):
+                basic_pitch(srcs, timeout_s)  # fills the cache; a failure shows again per clip
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        from bench.transcribe import TranscriberError, basic_pitch
+
+        try:
+            res = basic_pitch([src], timeout_s)[src]
+        except (TranscriberError, OSError, ValueError, KeyError) as e:
+            raise CodecError(f"basic-pitch: {e}") from e
+        notes = [{k: float(n[k]) for k in ("onset", "pitch", "offset")} for n in res["notes"]]
+        version = (
+            f"basic-pitch {res.get('basic_pitch')} (onnxruntime {res.get('onnxruntime')}, {res.get('model')})"
+        )
+        extra = {"notes": notes, "transcriber": version, "transcribe_s": res.get("seconds")}
+        return CodecResult(src, None, extra=extra)
+
+
 def default_codecs(quick: bool = False) -> list[Codec]:
     """The rows: spev (default: --kbps 4, the analysis guided by the proposal network), spev --refine 30
     (the best mode), spev --init analysis (the same encoder without the network: same steps and budget),
-    --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling.
+    --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling; the basic-pitch transcriber (notes categories only).
 
     ``spev-4k`` is not a row of its own: the CLI's default rate is 4 kbps, so the ``spev`` row is it."""
     spev: list[Codec] = [SpevCodec("spev")]
@@ -274,7 +321,8 @@ def default_codecs(quick: bool = False) -> list[Codec]:
         spev += [
             SpevCodec("spev-refine", refine=30, skip_categories=("long",)),
             SpevCodec("spev-analysis", extra_args=("--init", "analysis"), skip_categories=("long",)),
-            SpevCodec("spev-2k", kbps=2, skip_categories=("long",)),
-            SpevCodec("spev-8k", kbps=8, skip_categories=("long",)),
+            # the rate variants skip notes-fp too (the run stays under 45 min; notes shows the rate trend)
+            SpevCodec("spev-2k", kbps=2, skip_categories=("long", "notes-fp")),
+            SpevCodec("spev-8k", kbps=8, skip_categories=("long", "notes-fp")),
         ]
-    return [*spev, OpusCodec(6), OpusCodec(12), Mp3Codec(8), CeilingCodec(22050)]
+    return [*spev, OpusCodec(6), OpusCodec(12), Mp3Codec(8), CeilingCodec(22050), BasicPitchCodec()]

@@ -723,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     for c in clips:
         print(
-            f"{c.id:10s} {c.category:7s} {c.duration_s:7.2f} s  {c.sample_rate} Hz x{c.channels}  {c.source}"
+            f"{c.id:11s} {c.category:8s} {c.duration_s:7.2f} s  {c.sample_rate} Hz x{c.channels}  {c.source}"
         )
     return 0
 

@@ -1,8 +1,9 @@
 """The spev benchmark: ``python -m bench.run [--quick] [--out DIR]``.
 
 Builds (or reuses) the dev set, encodes and decodes every clip with every codec row (spev default, --refine,
---kbps 2/4/8; Opus 6/12 kbps; MP3 8 kbps; the 22.05 kHz band-limit ceiling), scores each decode and writes
-``results.json`` (every clip × codec, errors included), ``results.md`` (per-category means) and
+--kbps 2/4/8; Opus 6/12 kbps; MP3 8 kbps; the 22.05 kHz band-limit ceiling), scores each decode (and, on the
+notes clips, the notes of spev's events and of the basic-pitch transcriber row) and writes ``results.json``
+(every clip × codec, errors included), ``results.md`` (per-category means, the #16 resolve bars) and
 ``rate_quality.png`` into ``--out`` (default ``bench-out/``).  See ``docs/benchmark.md`` for how to read it.
 """
 
@@ -32,8 +33,9 @@ from bench.codecs import Codec, CodecError, default_codecs
 from bench.devset import DEFAULT_DIR, SEED, Clip, build, load_manifest
 from sparsecodec.errors import SpevError
 
-CATEGORIES = ("music", "speech", "notes", "long")
-QUICK_CLIPS = ("music-00", "music-01", "speech-00", "speech-01", "notes-00", "notes-01")
+CATEGORIES = ("music", "speech", "notes", "notes-fp", "long")
+NOTE_CATEGORIES = ("notes", "notes-fp")
+QUICK_CLIPS = ("music-00", "music-01", "speech-00", "speech-01", "notes-00", "notes-01", "notes-fp-00")
 """The ``--quick`` subset (no long track)."""
 MAX_NOTES_JSON_BYTES = 4 << 20
 
@@ -44,7 +46,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mrstft22", "mrstft@22k ↓", "{:.3f}"),
     ("mrstft44", "mrstft@44k ↓", "{:.3f}"),
     ("pesq", "PESQ-WB ↑", "{:.2f}"),
-    ("note_f1", "note F1 ↑", "{:.2f}"),
     ("events_per_s", "events/s", "{:.1f}"),
     ("enc_xrt", "enc ×RT ↑", "{:.1f}"),
     ("dec_xrt", "dec ×RT ↑", "{:.1f}"),
@@ -52,6 +53,22 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("dec_rss_mb", "dec MB", "{:.0f}"),
     ("lag_ms", "lag ms (median)", "{:.1f}"),
 )
+NOTE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("onset_f1", "onset F1 ↑", "{:.2f}"),
+    ("pitch_acc", "pitch acc ↑", "{:.2f}"),
+    ("note_precision", "note P ↑", "{:.2f}"),
+    ("note_recall", "note R ↑", "{:.2f}"),
+    ("note_f1", "note F1 ↑", "{:.2f}"),
+    ("offset_f1", "offset F1 ↑", "{:.2f}"),
+    ("n_est", "est notes", "{:.0f}"),
+    ("n_ref", "true notes", "{:.0f}"),
+)
+"""The transcription table of the notes categories (metrics.note_scores); the counts are summed over clips,
+the rest are means over clips."""
+SUMMED = ("n_est", "n_ref")
+BARS: tuple[tuple[str, float], ...] = (("pitch_acc", 0.95), ("note_f1", 0.85), ("offset_f1", 0.5))
+"""Issue #16's resolve bars, on both notes and notes-fp: these, and note F1 above basic-pitch's."""
+BAR_REFERENCE = "basic-pitch"
 
 
 def _read_audio(path: Path) -> tuple[np.ndarray, int]:
@@ -68,15 +85,9 @@ def _load_notes(path: Path) -> list[dict[str, float]]:
 
 
 def score(
-    clip: Clip,
-    ref: np.ndarray,
-    sr: int,
-    deg_path: Path,
-    notes: list[dict[str, float]] | None,
-    row: dict[str, Any],
-    shift: bool = False,
+    clip: Clip, ref: np.ndarray, sr: int, deg_path: Path, row: dict[str, Any], shift: bool = False
 ) -> None:
-    """Fill ``row`` with the metrics of one decode; a failing metric is recorded in ``row["errors"]``."""
+    """Fill ``row`` with the audio metrics of one decode; a failing metric goes to ``row["errors"]``."""
     deg, dsr = _read_audio(deg_path)
     deg = metrics.resample(deg, dsr, sr)
     aligned, lag = metrics.align(ref, deg, sr, shift=shift)
@@ -98,19 +109,25 @@ def score(
         attempt("mrstft44", lambda: metrics.mrstft(ref, aligned, sr, 44100))
     if clip.category == "speech":
         attempt("pesq", lambda: metrics.pesq_wb(ref, aligned, sr))
-    export = row.pop("_export", None)
+
+
+def score_notes(
+    clip: Clip, truth: list[dict[str, float]] | None, extra: dict[str, Any], row: dict[str, Any]
+) -> None:
+    """Fill ``row`` with the note metrics of a row's notes (``extra["notes"]``, or the pitched events of
+    ``extra["export"]``) against ``truth``, and the event rate of an export."""
+    errors: dict[str, str] = row.setdefault("errors", {})
+    export = extra.get("export")
     if export is not None:
-        n_events = len(export.get("events", []))
-        row["events_per_s"] = n_events / clip.duration_s
-        if notes is not None:
-            on, pitch = metrics.events_to_notes(export)
-            try:
-                f = metrics.note_f1(notes, on, pitch)
-                row.update(note_f1=f["f1"], note_precision=f["precision"], note_recall=f["recall"])
-            except Exception as e:
-                errors["note_f1"] = f"{type(e).__name__}: {e}"
-    if not errors:
-        del row["errors"]
+        row["events_per_s"] = len(export.get("events", [])) / clip.duration_s
+    if truth is None:
+        return
+    try:
+        est = extra["notes"] if "notes" in extra else metrics.export_to_notes(export) if export else None
+        if est is not None:
+            row.update({k: v for k, v in metrics.note_scores(truth, est).items() if v is not None})
+    except Exception as e:  # one metric failing must not lose the others
+        errors["notes"] = f"{type(e).__name__}: {e}"
 
 
 def evaluate(
@@ -131,6 +148,7 @@ def evaluate(
         "family": codec.family,
     }
     row["nominal_kbps"] = codec.nominal_kbps
+    row["audio"], row["transcribes"] = codec.scores_audio, codec.transcribes
     why = codec.available()
     if why is not None:
         row.update(ok=False, error=why)
@@ -146,17 +164,19 @@ def evaluate(
                 row[f"{key}_s"] = val
                 row[f"{key}_xrt"] = clip.duration_s / max(val, 1e-9)
         row["enc_rss_mb"], row["dec_rss_mb"] = res.encode_rss_mb, res.decode_rss_mb
-        if "export" in res.extra:
-            row["_export"] = res.extra["export"]
-        if "export_error" in res.extra:
-            row["export_error"] = res.extra["export_error"]
-        score(clip, ref, sr, res.decoded, notes, row, shift=codec.shift_to_align)
+        for key in ("export_error", "transcriber", "transcribe_s"):
+            if key in res.extra:
+                row[key] = res.extra[key]
+        if codec.scores_audio:
+            score(clip, ref, sr, res.decoded, row, shift=codec.shift_to_align)
+        score_notes(clip, notes, res.extra, row)
         row["ok"] = True
     except (CodecError, SpevError, OSError, RuntimeError, ValueError, sf.LibsndfileError) as e:
         row.update(ok=False, error=f"{type(e).__name__}: {e}")
     except Exception as e:  # keep going whatever breaks; the traceback tail is in the JSON
         row.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-2000:])
-    row.pop("_export", None)
+    if not row.get("errors"):
+        row.pop("errors", None)
     return {k: v for k, v in row.items() if v is not None}
 
 
@@ -171,12 +191,21 @@ def summarise(rows: Sequence[dict[str, Any]], codec_order: Sequence[str]) -> lis
             ok = [r for r in sel if r.get("ok")]
             s: dict[str, Any] = {"category": cat, "codec": name, "family": sel[0]["family"]}
             s.update(n=len(sel), n_ok=len(ok), n_failed=len(sel) - len(ok))
+            s.update(audio=sel[0].get("audio", True), transcribes=sel[0].get("transcribes", False))
             if sel[0].get("nominal_kbps") is not None:
                 s["nominal_kbps"] = sel[0]["nominal_kbps"]
-            for key, _, _ in COLUMNS:
+            for key, _, _ in (*COLUMNS, *NOTE_COLUMNS):
                 vals = [float(r[key]) for r in ok if r.get(key) is not None and math.isfinite(float(r[key]))]
-                if vals:  # lag: the median (a poor decode can correlate anywhere in the search window)
-                    s[key] = float(np.median(vals) if key == "lag_ms" else np.mean(vals))
+                if not vals:
+                    continue
+                if key in SUMMED:
+                    s[key] = float(np.sum(vals))
+                elif (
+                    key == "lag_ms"
+                ):  # the median (a poor decode can correlate anywhere in the search window)
+                    s[key] = float(np.median(vals))
+                else:
+                    s[key] = float(np.mean(vals))
             errs = sorted({r["error"][:300] for r in sel if not r.get("ok") and "error" in r})
             if errs:
                 s["errors"] = errs
@@ -184,8 +213,82 @@ def summarise(rows: Sequence[dict[str, Any]], codec_order: Sequence[str]) -> lis
     return out
 
 
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> list[str]:
+    cols = [c for c in columns if any(c[0] in r for r in rows)]
+    lines = [
+        "| codec | clips ok | " + " | ".join(h for _, h, _ in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for r in rows:
+        cells = [fmt.format(r[k]) if k in r else "–" for k, _, fmt in cols]
+        lines.append(f"| {r['codec']} | {r['n_ok']}/{r['n']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def resolve_bars(summary: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Issue #16's bars for each spev row on each notes category: pitch acc ≥ 0.95, note F1 ≥ 0.85, offset
+    F1 ≥ 0.5 and note F1 above basic-pitch's.  ``resolved_by``: the spev rows that pass every bar on both
+    notes and notes-fp."""
+    by = {(s["category"], s["codec"]): s for s in summary}
+    names = [s["codec"] for s in summary if s["family"] == "spev" and s["category"] in NOTE_CATEGORIES]
+    rows = []
+    for name in dict.fromkeys(names):
+        for cat in NOTE_CATEGORIES:
+            s = by.get((cat, name))
+            if s is None:
+                continue
+            ref = by.get((cat, BAR_REFERENCE), {})
+            checks: dict[str, bool | None] = {k: k in s and s[k] >= bar for k, bar in BARS}
+            beats = None if "note_f1" not in ref else "note_f1" in s and s["note_f1"] > ref["note_f1"]
+            checks["beats_reference"] = beats
+            rows.append(
+                {
+                    "codec": name,
+                    "category": cat,
+                    **{k: s.get(k) for k, _ in BARS},
+                    "reference_note_f1": ref.get("note_f1"),
+                    "checks": checks,
+                    "pass": all(v is True for v in checks.values()),
+                }
+            )
+    resolved = [
+        n
+        for n in dict.fromkeys(names)
+        if all(
+            any(r["codec"] == n and r["category"] == c and r["pass"] for r in rows) for c in NOTE_CATEGORIES
+        )
+    ]
+    return {"bars": dict(BARS), "reference": BAR_REFERENCE, "rows": rows, "resolved_by": resolved}
+
+
+def _bars_markdown(bars: dict[str, Any]) -> list[str]:
+    if not bars["rows"]:
+        return []
+    mark = {True: "✓", False: "✗", None: "?"}
+    lines = [
+        "## #16 resolve bars",
+        "",
+        "Every bar on both notes and notes-fp, for one spev row: pitch acc ≥ 0.95, note F1 ≥ 0.85, "
+        f"offset F1 ≥ 0.5, note F1 above {bars['reference']}'s.",
+        "",
+        "| row | category | pitch acc ≥ 0.95 | note F1 ≥ 0.85 | offset F1 ≥ 0.5 "
+        f"| note F1 > {bars['reference']} | all |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in bars["rows"]:
+        c = r["checks"]
+        cells = [f"{r[k]:.2f} {mark[c[k]]}" if r[k] is not None else f"– {mark[c[k]]}" for k, _ in BARS]
+        ref = r["reference_note_f1"]
+        cells.append(f"{mark[c['beats_reference']]} ({ref:.2f})" if ref is not None else "? (no reference)")
+        lines.append(f"| {r['codec']} | {r['category']} | " + " | ".join(cells) + f" | {mark[r['pass']]} |")
+    who = ", ".join(bars["resolved_by"])
+    lines += ["", f"**#16 resolved: {'yes, by ' + who if who else 'no'}.**", ""]
+    return lines
+
+
 def to_markdown(summary: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """Per-category tables of means (one row per codec)."""
+    """Per-category tables of means (one row per codec); on the notes categories a transcription table too,
+    and the #16 resolve bars."""
     lines = [
         f"# spev benchmark ({'quick' if meta.get('quick') else 'full'} run)",
         "",
@@ -193,23 +296,27 @@ def to_markdown(summary: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- machine: {meta.get('cpu')}, nproc {meta.get('nproc')}; codecs limited to 2 threads",
         f"- dev set: seed {meta.get('devset_seed')}, {meta.get('n_clips')} clips; wall time "
         f"{meta.get('wall_s', 0.0) / 60:.1f} min",
-        "",
     ]
+    if meta.get("transcriber"):
+        lines.append(f"- transcriber row: {meta['transcriber']}, default thresholds")
+    lines.append("")
     for cat in CATEGORIES:
         rows = [s for s in summary if s["category"] == cat]
         if not rows:
             continue
-        cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
         lines += [f"## {cat}", ""]
-        lines.append("| codec | clips ok | " + " | ".join(h for _, h, _ in cols) + " |")
-        lines.append("|---|---|" + "---|" * len(cols))
-        for r in rows:
-            cells = [fmt.format(r[k]) if k in r else "–" for k, _, fmt in cols]
-            lines.append(f"| {r['codec']} | {r['n_ok']}/{r['n']} | " + " | ".join(cells) + " |")
+        audio = [r for r in rows if r.get("audio", True)]
+        if audio:
+            lines += _table(audio, COLUMNS)
+        notes = [r for r in rows if r.get("transcribes") or any(k in r for k, _, _ in NOTE_COLUMNS)]
+        if cat in NOTE_CATEGORIES and notes:
+            lines += ["", f"Transcription ({cat}; onset ±50 ms, pitch ±50 cents):", ""]
+            lines += _table(notes, NOTE_COLUMNS)
         errs = [(r["codec"], e) for r in rows for e in r.get("errors", [])]
         if errs:
             lines += ["", "Failures:"] + [f"- {c}: {e}" for c, e in errs]
         lines.append("")
+    lines += _bars_markdown(resolve_bars(summary))
     return "\n".join(lines)
 
 
@@ -281,7 +388,13 @@ def run_benchmark(
     def flush() -> None:
         meta["wall_s"] = time.perf_counter() - t0
         doc["summary"] = summarise(rows, [c.name for c in codecs])
+        doc["bars"] = resolve_bars(doc["summary"])
         (out_dir / "results.json").write_text(json.dumps(doc, indent=1))
+
+    for codec in codecs:  # batch work (one transcriber process for every clip it will see)
+        if codec.available() is None:
+            mine = [devset_dir / c.path for c in clips if c.category not in codec.skip_categories]
+            codec.prepare(mine, timeout_base_s + timeout_factor * sum(c.duration_s for c in clips))
 
     for clip in clips:
         src = devset_dir / clip.path
@@ -302,7 +415,11 @@ def run_benchmark(
             row = evaluate(clip, ref, sr, src, notes, codec, work, timeout)
             row["bench_s"] = time.perf_counter() - t1
             rows.append(row)
+            if "transcriber" in row:
+                meta["transcriber"] = row["transcriber"]
             brief = f"ViSQOL {row['visqol']:.2f}" if "visqol" in row else row.get("error", "")[:100]
+            if "note_f1" in row:
+                brief += f"  note F1 {row['note_f1']:.2f} offset F1 {row['offset_f1']:.2f}"
             kb = f"{row['kbps']:.2f} kbps" if "kbps" in row else "-"
             log(f"{clip.id:10s} {codec.name:12s} {kb:>11s}  {brief}  ({row['bench_s']:.1f} s)")
             if not keep:
@@ -333,7 +450,7 @@ def select_clips(clips: Sequence[Clip], quick: bool, only: str | None) -> list[C
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description="Run the spev benchmark.")
-    ap.add_argument("--quick", action="store_true", help="a subset: 6 clips, spev default row (≈ 5 min)")
+    ap.add_argument("--quick", action="store_true", help="a subset: 7 clips, spev default row (≈ 5 min)")
     ap.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
     ap.add_argument("--devset", default=str(DEFAULT_DIR), help="dev-set cache (built if missing)")
     ap.add_argument("--codecs", help="comma-separated row names to run (default: all)")

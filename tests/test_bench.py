@@ -424,3 +424,53 @@ def test_harness_ranks_codecs(tmp_path: Path) -> None:
     md = (out / "results.md").read_text()
     assert "| opus-12 | 2/2 |" in md and "deliberately broken" in md
     assert md == to_markdown(saved["summary"], saved["meta"])
+
+
+class NotesOnly(Codec):
+    """A transcriber-like row: returns ``notes`` (all, or every other one), scores no audio."""
+
+    scores_audio = False
+    transcribes = True
+
+    def __init__(self, name: str, family: str, every: int = 1, late_s: float = 0.0) -> None:
+        self.name, self.family, self.every, self.late_s = name, family, every, late_s
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        truth = json.loads(src.with_suffix(".notes.json").read_text())["notes"][:: self.every]
+        notes = [{**n, "offset": n["offset"] + self.late_s} for n in truth]
+        return CodecResult(src, None, extra={"notes": notes})
+
+
+def test_harness_scores_transcribers_and_resolve_bars(tmp_path: Path) -> None:
+    clips = []
+    for cat in ("notes", "notes-fp"):
+        cid = f"{cat}-00"
+        sf.write(str(tmp_path / f"{cid}.wav"), rich_signal(2.0, channels=1).T, SR)
+        (tmp_path / f"{cid}.notes.json").write_text(json.dumps({"notes": REF_NOTES}))
+        clips.append(Clip(cid, cat, f"{cid}.wav", SR, 1, 2.0, "synthetic", f"{cid}.notes.json"))
+    codecs: list[Codec] = [
+        NotesOnly("perfect", "spev"),
+        NotesOnly("sloppy", "spev", late_s=0.5),  # right notes, offsets 0.5 s late
+        NotesOnly("basic-pitch", "transcriber", every=2),
+    ]
+    out = tmp_path / "out"
+    doc = run_benchmark(clips, tmp_path, codecs, out, plot=False, log=lambda s: None)
+    rows = {(r["clip"], r["codec"]): r for r in doc["rows"]}
+    perfect, half = rows["notes-00", "perfect"], rows["notes-fp-00", "basic-pitch"]
+    assert perfect["ok"] and perfect["note_f1"] == 1.0 and perfect["pitch_acc"] == 1.0
+    assert "visqol" not in perfect and "kbps" not in perfect
+    assert half["note_recall"] == pytest.approx(0.5) and half["n_est"] == 3 and half["n_ref"] == 6
+    assert rows["notes-00", "sloppy"]["offset_f1"] < 0.5 < rows["notes-00", "sloppy"]["note_f1"]
+    summary = {(s["category"], s["codec"]): s for s in doc["summary"]}
+    assert summary["notes", "basic-pitch"]["n_ref"] == 6 and not summary["notes", "basic-pitch"]["audio"]
+    bars = doc["bars"]
+    assert bars["resolved_by"] == ["perfect"]  # "sloppy" fails the offset bar
+    assert {(r["codec"], r["category"]) for r in bars["rows"]} == {
+        (c, cat) for c in ("perfect", "sloppy") for cat in ("notes", "notes-fp")
+    }
+    md = (out / "results.md").read_text()
+    assert (
+        "Transcription (notes-fp" in md and "| basic-pitch | 1/1 | 0.67 | 1.00 |" in md
+    )  # onset F1, pitch acc
+    assert "**#16 resolved: yes, by perfect.**" in md
+    assert "kbps" not in md  # no row scored audio: no audio table

@@ -551,12 +551,17 @@ def make_notes(
     ``.sf2`` for ``renderer="fluidsynth"`` (default TimGM6mb, the dev set's) or the config for
     ``renderer="timidity"`` (default freepats.cfg, whose missing programs get a stand-in:
     :func:`substitute_program`).  The dev set is ``seed=SEED`` with the defaults (``notes``) and with
-    ``renderer="timidity", prefix="notes-fp"``; training renders other seeds with FluidR3.  A render whose
-    peak is below -40 dBFS is an :class:`InputError`.
+    ``renderer="timidity", prefix="notes-fp"``; training renders other seeds with FluidR3 (the dev phrases'
+    seeds with any other renderer or soundfont are an :class:`InputError`).  A render whose peak is below
+    -40 dBFS is an :class:`InputError`.
     """
     if renderer not in ("fluidsynth", "timidity"):
         raise InputError(f"unknown renderer {renderer!r} (fluidsynth or timidity)")
     sf2 = soundfont or (SOUNDFONT if renderer == "fluidsynth" else FREEPATS_CFG)
+    dev = range(SEED + PHRASE_SEED_OFFSET, SEED + PHRASE_SEED_OFFSET + len(INSTRUMENTS))
+    dev_render = (renderer, sf2) in (("fluidsynth", SOUNDFONT), ("timidity", FREEPATS_CFG))
+    if not dev_render and any(seed + PHRASE_SEED_OFFSET + i in dev for i in range(n)):
+        raise InputError(f"phrase seeds {dev.start}..{dev.stop - 1} are the dev set's: render other seeds")
     _check_allowed(sf2)
     if not Path(sf2).is_file() or shutil.which(renderer) is None:
         raise InputError(f"{renderer} or {sf2} is missing (run bench/setup.sh)")

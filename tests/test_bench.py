@@ -20,6 +20,7 @@ from bench.devset import (
     Clip,
     _not_silent,
     _write_midi,
+    make_notes,
     make_phrase,
     save_manifest,
     substitute_program,
@@ -344,6 +345,16 @@ def test_phrase_midi_carries_notes_and_bends(tmp_path: Path) -> None:
     assert sorted(ons) == want  # exact to the millisecond
     assert bends[1:] == ph.bends  # after the initial reset
     assert sum(1 for m in mid.tracks[0] if m.type == "note_off") == len(ph.notes)
+
+
+def test_make_notes_refuses_dev_seeds_elsewhere_and_reserved_fonts(tmp_path: Path) -> None:
+    fluid = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+    with pytest.raises(SpevError, match="dev set's"):  # the dev phrases never go to another soundfont
+        make_notes(tmp_path, 8, seed=SEED - 7, soundfont=fluid)
+    with pytest.raises(SpevError, match="reserved"):
+        make_notes(tmp_path, 1, seed=1, soundfont="/x/musescore-general-soundfont.sf2")
+    with pytest.raises(SpevError, match="renderer"):
+        make_notes(tmp_path, 1, seed=1, renderer="sox")
 
 
 def test_timidity_config_and_substitutes(tmp_path: Path) -> None:

@@ -6,12 +6,21 @@ JSON: ``{"format": "spev-events", "version": 1, "header": {...}, "events": [...]
      "pitch": 60.02,          # MIDI float; null when unpitched (events.is_pitched)
      "f0_hz": 262.0,          # null when unpitched
      "level_db": -18.0,       # dBFS
+     "end": 1.91,             # note end, absolute seconds (note_lengths_s); null when unpitched
+     "velocity": 80,          # MIDI velocity 1..127 from the level (midi_velocity); null when unpitched
      "params": {"level": -18.0, "pitch": 60.02, ...}}   # all 32 dimensions by name, physical units
 
 ``params`` always holds every dimension (the pitch of an unpitched event included), which is what makes
 export → import lossless at quantised precision: every value is printed with Python's shortest round-trip
 repr, so it re-quantises to the same code.  CSV has the same columns flattened (``time, pitch, f0_hz,
-level_db, params.level, ..., params.reserved`` — what ``pandas.json_normalize`` makes of the JSON).
+level_db, end, velocity, params.level, ..., params.reserved`` — what ``pandas.json_normalize`` makes of
+the JSON).  ``end`` and ``velocity`` are computed from ``params``; import checks that they are numbers (or
+null) and otherwise ignores them (a note's length is changed through ``duration``, its velocity through
+``level``).
+
+MIDI: one note per pitched event (never the unpitched ones, the noise fill included), in one track, or
+with ``tracks`` in several: k-means on the events' timbre dimensions (:data:`TIMBRE_DIMS`), one track and
+channel per cluster (:func:`timbre_clusters`).
 
 Import accepts that shape and a friendlier one for authoring: any dimension name may also appear at the top
 level of an event (``{"time": 0.5, "pitch": 64, "duration": 1.0}``); ``f0_hz`` sets the pitch and
@@ -40,8 +49,10 @@ from sparsecodec.tools.edit import MAX_EVENTS, Events, check_value, read_events,
 FORMAT_NAME = "spev-events"
 FORMAT_VERSION = 1
 EXPORT_FORMATS = ("json", "csv", "midi")
-DERIVED = ("time", "pitch", "f0_hz", "level_db")
+DERIVED = ("time", "pitch", "f0_hz", "level_db", "end", "velocity")
 """Top-level per-event fields besides ``params``."""
+OUTPUT_ONLY = ("end", "velocity")
+"""Derived fields that import checks for type and otherwise ignores (they follow from ``params``)."""
 CSV_COLUMNS = (*DERIVED, *(f"params.{name}" for name in events.NAMES))
 
 MAX_IMPORT_BYTES = 1 << 28
@@ -59,6 +70,41 @@ MIDI_TEMPO_US = 500_000
 """120 beats per minute: one tick is 1/960 s."""
 MIDI_BEND_RANGE = 2.0
 """Pitch-bend range in semitones assumed by the exported bends (the General MIDI default)."""
+MIDI_CHANNELS = tuple(c for c in range(16) if c != 9)
+"""The 15 melodic channels (0-based; channel 10, the General MIDI drum channel, is skipped)."""
+
+NOTE_END_DB = 30.0
+"""A note ends where its partials' summed power has fallen this far below its peak (or at the release)."""
+
+TIMBRE_DIMS = (
+    "tilt",
+    *(f"env{j}" for j in range(1, 8)),
+    "odd_even",
+    "inharmonicity",
+    "t60_low",
+    "t60_high",
+    "attack",
+    "noise_mix",
+    "detune",
+    "cutoff",
+)
+"""The dimensions ``--tracks`` clusters on (in the unit interval, :func:`events.to_unit`): how a note
+sounds, not which note or how loud."""
+MAX_TRACKS = len(MIDI_CHANNELS)
+"""``--tracks N`` allows 1..15 (one channel each)."""
+AUTO_MAX_TRACKS = 8
+"""``--tracks auto`` tries 1..8 clusters."""
+AUTO_MIN_EVENTS = 8
+"""``--tracks auto`` gives one track to fewer pitched events than this."""
+AUTO_MIN_SILHOUETTE = 0.25
+"""``--tracks auto`` keeps one track unless some k >= 2 reaches this mean silhouette (below it the
+clusters are not a real structure: Kaufman & Rousseeuw's 'no substantial structure')."""
+KMEANS_SEED = 0
+KMEANS_N_INIT = 4
+KMEANS_FIT_SAMPLE = 20000
+"""k-means is fitted on a fixed random sample of at most this many events (then predicts all of them)."""
+SILHOUETTE_SAMPLE = 2000
+"""Silhouette scores are computed on a fixed random sample of this many events (the score is O(N^2))."""
 
 
 # ------------------------------------------------------------------------------------------- export
@@ -90,10 +136,16 @@ def header_record(header: Any) -> dict[str, Any]:
     return dict(_jsonable(raw))
 
 
-def event_records(ev: Events) -> list[dict[str, Any]]:
-    """One JSON-compatible dict per event, in time order (see the module docstring)."""
+def event_records(ev: Events, sample_rate: int | None = None) -> list[dict[str, Any]]:
+    """One JSON-compatible dict per event, in time order (see the module docstring).
+
+    ``sample_rate``: the rate the note ends are computed for (the file's; see :func:`note_lengths_s`).
+    """
     order = np.argsort(ev.times_s, kind="stable")
     pitched = events.is_pitched(ev.vectors)
+    ends = np.full(len(ev), np.nan)
+    ends[pitched] = ev.times_s[pitched] + note_lengths_s(ev.vectors[pitched], sample_rate)
+    velocity = midi_velocity(ev.vectors[:, events.INDEX["level"]])
     out = []
     for i in order:
         v = ev.vectors[i]
@@ -105,16 +157,25 @@ def event_records(ev: Events) -> list[dict[str, Any]]:
                 "pitch": pitch if is_p else None,
                 "f0_hz": float(events.pitch_to_hz(pitch)) if is_p else None,
                 "level_db": float(v[events.INDEX["level"]]),
+                "end": float(ends[i]) if is_p else None,
+                "velocity": int(velocity[i]) if is_p else None,
                 "params": {name: float(v[j]) for j, name in enumerate(events.NAMES)},
             }
         )
     return out
 
 
+def _rate(header: Any) -> int | None:
+    rate = getattr(header, "sample_rate", None)
+    if rate is None and isinstance(header, Mapping):
+        rate = header.get("sample_rate")
+    return int(rate) if isinstance(rate, int | np.integer) and rate > 0 else None
+
+
 def to_json(header: Any, ev: Events) -> str:
     """The JSON document (text, one event per line for readable diffs)."""
     head = json.dumps(header_record(header), allow_nan=False, sort_keys=True)
-    lines = [json.dumps(rec, allow_nan=False) for rec in event_records(ev)]
+    lines = [json.dumps(rec, allow_nan=False) for rec in event_records(ev, _rate(header))]
     body = ",\n  ".join(lines)
     events_part = f"[\n  {body}\n]" if lines else "[]"
     return (
@@ -123,14 +184,14 @@ def to_json(header: Any, ev: Events) -> str:
     )
 
 
-def to_csv(ev: Events) -> str:
-    """CSV text with :data:`CSV_COLUMNS` (empty cells for nulls)."""
+def to_csv(ev: Events, sample_rate: int | None = None) -> str:
+    """CSV text with :data:`CSV_COLUMNS` (empty cells for nulls; velocity as an integer)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for rec in event_records(ev):
+    for rec in event_records(ev, sample_rate):
         row = [rec[k] for k in DERIVED] + [rec["params"][name] for name in events.NAMES]
-        writer.writerow(["" if x is None else repr(float(x)) for x in row])
+        writer.writerow(["" if x is None else str(x) if isinstance(x, int) else repr(float(x)) for x in row])
     return buf.getvalue()
 
 
@@ -140,80 +201,231 @@ def midi_velocity(level_db: np.ndarray) -> np.ndarray:
     return np.clip(vel, 1, 127).astype(np.int64)
 
 
-def note_lengths_s(vectors: np.ndarray) -> np.ndarray:
-    """Sounding length of each note for MIDI (seconds): onset to release start (attack + duration),
-    shortened to the slower T60 for notes that die away while held; at least 10 ms."""
-    v = np.asarray(vectors, dtype=np.float64)
-    c = events.INDEX
-    hold = v[:, c["attack"]] + v[:, c["duration"]]
-    decay = np.maximum(v[:, c["t60_low"]], v[:, c["t60_high"]])
-    return np.maximum(np.minimum(hold, decay), 0.01)
+def note_lengths_s(vectors: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+    """Where each note ends, in seconds after its onset: the first time its partials' summed power, as the
+    renderer shapes it, has fallen :data:`NOTE_END_DB` (30 dB) below its peak, or the start of its release
+    (τ = ``duration``) if that comes first — a note-off: the key is let go there, and what rings on after
+    it is the release.
+
+    The power is solved from the vector by :func:`kernels.partials_fall_s` (each partial's amplitude and
+    T60 from the renderer's own functions; ``sample_rate`` drops the partials the renderer would not render
+    at that rate), not rendered; about 1 s per 10^5 events.  Meant for pitched events: the noise part is
+    not counted.
+    """
+    from sparsecodec.synth.kernels import partials_fall_s
+
+    v = np.asarray(vectors, dtype=np.float64).reshape(-1, events.N_DIMS)
+    return np.minimum(partials_fall_s(v, NOTE_END_DB, sample_rate), v[:, events.INDEX["duration"]])
 
 
-def to_midi(ev: Events, *, pitch_bend: bool = False) -> bytes:
-    """A Standard MIDI File (type 0, 120 bpm, 480 ticks/beat) of the pitched events.
+def timbre_features(vectors: np.ndarray) -> np.ndarray:
+    """``float64[N, len(TIMBRE_DIMS)]``: the :data:`TIMBRE_DIMS` of each event in the unit interval."""
+    unit = events.to_unit(np.asarray(vectors, dtype=np.float64).reshape(-1, events.N_DIMS))
+    return np.asarray(unit[:, [events.INDEX[name] for name in TIMBRE_DIMS]], dtype=np.float64)
 
-    Note = round(pitch); velocity from level (:func:`midi_velocity`); length from :func:`note_lengths_s`.
-    With ``pitch_bend`` each note gets its own channel (round robin, drum channel 10 skipped) and a bend
-    for its fractional pitch (±2 semitone range).
+
+def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
+    """k-means labels of the rows of ``x``: fitted on at most :data:`KMEANS_FIT_SAMPLE` of them (a fixed
+    random sample), then every row to its nearest centre.  One thread: fast on small inputs, and the same
+    float summation order, hence the same labels, on every machine."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    fit = x
+    if len(x) > KMEANS_FIT_SAMPLE:
+        pick = np.random.default_rng(KMEANS_SEED).choice(len(x), KMEANS_FIT_SAMPLE, replace=False)
+        fit = x[np.sort(pick)]
+    model = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=KMEANS_SEED, algorithm="lloyd")
+    with threadpool_limits(limits=1):
+        model.fit(fit)
+        return np.asarray(model.predict(x), dtype=np.int64)
+
+
+def _silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if len(x) > SILHOUETTE_SAMPLE:
+        pick = np.random.default_rng(KMEANS_SEED).choice(len(x), SILHOUETTE_SAMPLE, replace=False)
+        x, labels = x[pick], labels[pick]
+    if len(np.unique(labels)) < 2:
+        return -1.0
+    return float(silhouette_score(x, labels))
+
+
+def parse_tracks(value: int | str) -> int | str:
+    """``--tracks``: an integer 1..:data:`MAX_TRACKS` or ``"auto"`` (UsageError otherwise)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"--tracks: expected 1..{MAX_TRACKS} or auto, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TRACKS:
+        raise UsageError(f"--tracks: expected 1..{MAX_TRACKS} or auto, not {value!r}")
+    return value
+
+
+def timbre_clusters(vectors: np.ndarray, tracks: int | str) -> np.ndarray:
+    """``int64[N]`` cluster of each event (pitched ones, in time order), numbered 0.. by first appearance.
+
+    k-means (scikit-learn, fixed ``random_state`` and ``n_init``: deterministic) on
+    :func:`timbre_features`.  ``tracks``: the number of clusters (at most the number of distinct timbres),
+    or ``"auto"``: the k in 2..:data:`AUTO_MAX_TRACKS` with the best mean silhouette, if it reaches
+    :data:`AUTO_MIN_SILHOUETTE`, else 1; fewer than :data:`AUTO_MIN_EVENTS` events get 1.
+    """
+    tracks = parse_tracks(tracks)
+    x = timbre_features(vectors)
+    n = len(x)
+    distinct = len(np.unique(x, axis=0)) if n else 0
+    if tracks == "auto":
+        k, best = 1, AUTO_MIN_SILHOUETTE
+        if n >= AUTO_MIN_EVENTS:
+            for cand in range(2, min(AUTO_MAX_TRACKS, distinct, n - 1) + 1):
+                score = _silhouette(x, _kmeans(x, cand))
+                if score > best:
+                    k, best = cand, score
+    else:
+        k = min(int(tracks), distinct)
+    if k <= 1:
+        return np.zeros(n, dtype=np.int64)
+    labels = _kmeans(x, k)
+    first = np.unique(labels, return_index=True)[1]  # first event of each raw label
+    renumber = np.empty(k, dtype=np.int64)
+    renumber[labels[np.sort(first)]] = np.arange(len(first))
+    return renumber[labels]
+
+
+def _end_held_notes(
+    channel: np.ndarray, note: np.ndarray, on: np.ndarray, off: np.ndarray, velocity: np.ndarray
+) -> np.ndarray:
+    """Make the notes playable: no note may start on the channel and key of one still sounding (a MIDI
+    player would stop the newer note at the older one's note-off).  The older note ends where the newer one
+    starts (``off`` changed in place); notes on the same channel, key and tick become one, the longest, at
+    the group's highest velocity (``velocity`` changed in place).  Returns the keep-mask."""
+    order = np.lexsort((-off, on, note, channel))  # by channel, key, onset; the longest first
+    key = np.stack([channel, note, on], axis=1)[order]
+    dup = np.r_[False, np.all(key[1:] == key[:-1], axis=1)] if len(order) else np.zeros(0, dtype=bool)
+    group = np.cumsum(~dup) - 1
+    first = order[~dup]
+    loudest = np.zeros(len(first), dtype=velocity.dtype)
+    np.maximum.at(loudest, group, velocity[order])
+    velocity[first] = loudest
+    keep = np.ones(len(on), dtype=bool)
+    keep[order[dup]] = False
+    same = (channel[first[1:]] == channel[first[:-1]]) & (note[first[1:]] == note[first[:-1]])
+    older, newer = first[:-1][same], first[1:][same]
+    off[older] = np.minimum(off[older], on[newer])
+    return keep
+
+
+def to_midi(
+    ev: Events, *, pitch_bend: bool = False, tracks: int | str = 1, sample_rate: int | None = None
+) -> bytes:
+    """A Standard MIDI File (120 bpm, 480 ticks/beat) of the pitched events (never the unpitched ones).
+
+    Note = round(pitch); velocity from level (:func:`midi_velocity`); note-off at :func:`note_lengths_s`
+    (for ``sample_rate``).  ``tracks`` = 1 (the default): type 0, one track on channel 1.  ``tracks`` = N
+    or ``"auto"``: type 1, a tempo track and one track per timbre cluster (:func:`timbre_clusters`), named
+    ``cluster 1``.. in order of first appearance, each on its own channel (1, 2, .. with 10, the drum
+    channel, skipped).  With ``pitch_bend`` (one track only) each note gets its own channel (round robin,
+    drum channel skipped) and a bend for its fractional pitch (±2 semitone range).  A note that starts on
+    the channel and key of one still sounding ends the older one there.  Same input → same bytes.
     """
     import mido
 
+    tracks = parse_tracks(tracks)
+    if pitch_bend and tracks != 1:
+        raise UsageError("--pitch-bend gives every note its own channel: it needs --tracks 1")
     pitched = events.is_pitched(ev.vectors)
-    v = ev.vectors[pitched]
-    t = ev.times_s[pitched]
+    order = np.argsort(ev.times_s[pitched], kind="stable")
+    v = ev.vectors[pitched][order]
+    t = ev.times_s[pitched][order]
     pitch = v[:, events.INDEX["pitch"]]
     notes = np.clip(np.rint(pitch), 0, 127).astype(np.int64)
     vel = midi_velocity(v[:, events.INDEX["level"]])
-    ends = t + note_lengths_s(v)
     ticks_per_s = MIDI_TICKS_PER_BEAT * 1e6 / MIDI_TEMPO_US
-    channels = [c for c in range(16) if c != 9]
-    # (tick, order, message): note-offs sort before note-ons at the same tick.
-    timeline: list[tuple[int, int, int, Any]] = []
-    for k in range(len(t)):
-        ch = channels[k % len(channels)] if pitch_bend else 0
-        on = round(float(t[k]) * ticks_per_s)
-        off = max(round(float(ends[k]) * ticks_per_s), on + 1)
+    on = np.rint(t * ticks_per_s).astype(np.int64)
+    off = np.maximum(np.rint((t + note_lengths_s(v, sample_rate)) * ticks_per_s).astype(np.int64), on + 1)
+    cluster = np.zeros(len(t), dtype=np.int64) if tracks == 1 else timbre_clusters(v, tracks)
+    n_tracks = int(cluster.max()) + 1 if len(t) else 1
+    chans = np.asarray(MIDI_CHANNELS, dtype=np.int64)
+    if pitch_bend:
+        channel = chans[np.arange(len(t)) % len(chans)]
+    else:
+        channel = chans[cluster] if tracks != 1 else np.zeros(len(t), dtype=np.int64)
+    keep = _end_held_notes(channel, notes, on, off, vel)
+    # (tick, order, k, message) per track: note-offs sort before note-ons at the same tick.
+    timelines: list[list[tuple[int, int, int, Any]]] = [[] for _ in range(n_tracks)]
+    for k in np.flatnonzero(keep):
+        ch = int(channel[k])
+        line = timelines[int(cluster[k])]
         if pitch_bend:
             bend = int(np.clip(round((pitch[k] - notes[k]) / MIDI_BEND_RANGE * 8192), -8192, 8191))
-            timeline.append((on, 1, k, mido.Message("pitchwheel", channel=ch, pitch=bend)))
-        timeline.append(
-            (on, 2, k, mido.Message("note_on", channel=ch, note=int(notes[k]), velocity=int(vel[k])))
-        )
-        timeline.append((off, 0, k, mido.Message("note_off", channel=ch, note=int(notes[k]), velocity=0)))
-    timeline.sort(key=lambda item: (item[0], item[1], item[2]))
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO_US, time=0))
-    now = 0
-    for tick, _, _, msg in timeline:
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    mid = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS_PER_BEAT)
-    mid.tracks.append(track)
+            line.append((int(on[k]), 1, int(k), mido.Message("pitchwheel", channel=ch, pitch=bend)))
+        msg_on = mido.Message("note_on", channel=ch, note=int(notes[k]), velocity=int(vel[k]))
+        line.append((int(on[k]), 2, int(k), msg_on))
+        msg_off = mido.Message("note_off", channel=ch, note=int(notes[k]), velocity=0)
+        line.append((int(off[k]), 0, int(k), msg_off))
+    tempo = mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO_US, time=0)
+    if tracks == 1:
+        mid = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS_PER_BEAT)
+        mid.tracks.append(_midi_track([tempo], timelines[0]))
+    else:
+        mid = mido.MidiFile(type=1, ticks_per_beat=MIDI_TICKS_PER_BEAT)
+        mid.tracks.append(_midi_track([mido.MetaMessage("track_name", name="spev", time=0), tempo], []))
+        for i, line in enumerate(timelines):
+            name = mido.MetaMessage("track_name", name=f"cluster {i + 1}", time=0)
+            mid.tracks.append(_midi_track([name], line))
     buf = io.BytesIO()
     mid.save(file=buf)
     return buf.getvalue()
 
 
-def export_bytes(src: str | Path, fmt: str, *, pitch_bend: bool = False) -> bytes:
-    """Read ``src`` and return its export in ``fmt`` (``json``, ``csv`` or ``midi``) as bytes."""
+def _midi_track(head: list[Any], timeline: list[tuple[int, int, int, Any]]) -> Any:
+    """A track: the ``head`` meta messages at tick 0, the timeline's messages in order, end of track."""
+    import mido
+
+    track = mido.MidiTrack(head)
+    now = 0
+    for tick, _, _, msg in sorted(timeline, key=lambda item: (item[0], item[1], item[2])):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    return track
+
+
+def export_bytes(src: str | Path, fmt: str, *, pitch_bend: bool = False, tracks: int | str = 1) -> bytes:
+    """Read ``src`` and return its export in ``fmt`` (``json``, ``csv`` or ``midi``) as bytes.
+
+    Note ends are computed at the file's sample rate; ``pitch_bend`` and ``tracks`` are MIDI's
+    (:func:`to_midi`)."""
     fmt = fmt.lower()
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r} (choose {', '.join(EXPORT_FORMATS)})")
+    tracks = parse_tracks(tracks)
+    if pitch_bend and tracks != 1:
+        raise UsageError("--pitch-bend gives every note its own channel: it needs --tracks 1")
     header, ev = read_events(src)
     if fmt == "json":
         return to_json(header, ev).encode("utf-8")
     if fmt == "csv":
-        return to_csv(ev).encode("utf-8")
-    return to_midi(ev, pitch_bend=pitch_bend)
+        return to_csv(ev, _rate(header)).encode("utf-8")
+    return to_midi(ev, pitch_bend=pitch_bend, tracks=tracks, sample_rate=_rate(header))
 
 
 def export_file(
-    src: str | Path, dst: str | Path | BinaryIO, fmt: str, *, force: bool = False, pitch_bend: bool = False
+    src: str | Path,
+    dst: str | Path | BinaryIO,
+    fmt: str,
+    *,
+    force: bool = False,
+    pitch_bend: bool = False,
+    tracks: int | str = 1,
 ) -> int:
     """Export ``src`` to ``dst`` (a path, written atomically, or a binary stream).  Returns bytes written."""
-    data = export_bytes(src, fmt, pitch_bend=pitch_bend)
+    data = export_bytes(src, fmt, pitch_bend=pitch_bend, tracks=tracks)
     if isinstance(dst, str | Path):
         from sparsecodec.audio.io import atomic_output, ensure_writable
 
@@ -283,6 +495,9 @@ def parse_event(rec: Any, index: int) -> tuple[float, np.ndarray]:
         elif key == "level_db":
             if value is not None:
                 _set_once(values, "level", _number(value, f"{where}.level_db"), where)
+        elif key in OUTPUT_ONLY:
+            if value is not None:  # derived from params on export; checked for type, then ignored
+                _number(value, f"{where}.{key}")
         elif key in events.INDEX:
             if value is not None:  # "pitch": null marks an unpitched event: no information
                 _set_once(values, key, _number(value, f"{where}.{key}"), where)

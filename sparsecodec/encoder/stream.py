@@ -78,6 +78,11 @@ MIN_EXPLAINED = 0.5
 """A proposal is kept only when at least this share of its (calibrated) power lands on residual power."""
 
 CALIBRATION_SPAN_S = 1.0
+DUPLICATE_MAX_S = 1.0
+"""A pitched proposal at the pitch of a found event that is still held (up to this long after its onset)
+repeats it, unless the input shows the note struck again (:meth:`WindowEncoder._restruck`)."""
+RESTRIKE_DB = 3.0
+"""Rise (dB) of the power at a note's harmonics that marks it struck again."""
 """Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
 events are then rendered together over their full support."""
 
@@ -342,7 +347,7 @@ class WindowEncoder:
             new: list[Found] = []
             for v, t in zip(vecs, times, strict=False):
                 ti = start + round(float(t) * sr)
-                if not start <= ti < start + self.win or self._duplicate(v, ti, found):
+                if not start <= ti < start + self.win or self._duplicate(v, ti, found, mag2, start):
                     continue
                 kept = self._fit_and_subtract(np.asarray(v, np.float64), ti, start, mag2, explained)
                 if kept is not None:
@@ -375,7 +380,12 @@ class WindowEncoder:
         return vec, np.asarray([f.time for f in keep], np.int64)
 
     def _propose(
-        self, mono: np.ndarray, k: int, found: list[Found], start: int, cues: analysis.Cues | None = None
+        self,
+        mono: np.ndarray,
+        k: int,
+        found: list[Found],
+        start: int,
+        cues: analysis.Cues | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ask the initialiser for up to ``k`` events, excluding the pitched events already ``found``.
 
@@ -392,16 +402,47 @@ class WindowEncoder:
         vecs, times, scores = self.init.propose(mono, self.sr, k, exclude=exclude, cues=cues)
         return vecs, np.maximum(times - pad / self.sr, 0.0), scores
 
-    def _duplicate(self, v: np.ndarray, ti: int, found: list[Found]) -> bool:
-        """True when ``v`` repeats a found event: same pitch within −50…+200 ms of its onset (pitched), or
-        a noise band centred within an octave within ±50 ms (unpitched)."""
+    def _restruck(self, pitch: float, ti: int, start: int, mag2: np.ndarray) -> bool:
+        """True when the input's power at the harmonics of ``pitch`` rises by :data:`RESTRIKE_DB` around
+        ``ti`` (a note struck again), rather than sustaining."""
+        f0 = float(events.pitch_to_hz(pitch))
+        bin_hz = self.sr / self.res.n_fft
+        k = np.arange(1, max(2, int(min(8000.0, 0.45 * self.sr) / f0)) + 1)
+        c = np.rint(k * f0 / bin_hz).astype(np.int64)
+        cols = np.clip(np.concatenate([c - 1, c, c + 1]), 0, mag2.shape[-1] - 1)
+        hop_s = self.res.hop / self.sr
+        t = (ti - start) / self.sr
+
+        def frames(a: float, b: float) -> slice:
+            lo = max(0, math.ceil((t + a) / hop_s))
+            return slice(lo, max(lo + 1, math.ceil((t + b) / hop_s)))
+
+        env = mag2[:, :, cols].sum(axis=(0, 2))
+        before = env[frames(-0.12, -0.05)]
+        after = env[frames(0.03, 0.15)]
+        if before.size == 0 or after.size == 0:
+            return True
+        return float(after.max()) > float(before.mean()) * 10.0 ** (RESTRIKE_DB / 10.0)
+
+    def _duplicate(
+        self, v: np.ndarray, ti: int, found: list[Found], mag2: np.ndarray | None = None, start: int = 0
+    ) -> bool:
+        """True when ``v`` repeats a found event: same pitch within −50…+200 ms of its onset, or later while
+        that event is held unless the input shows the note struck again (pitched), or a noise band centred
+        within an octave within ±50 ms (unpitched)."""
         pitched = v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
         for f in found:
             dt = (ti - f.time) / self.sr
             if pitched != f.pitched:
                 continue
-            if pitched and -0.05 < dt < 0.2 and abs(f.vector[_C["pitch"]] - v[_C["pitch"]]) < 0.5:
-                return True
+            if pitched and abs(f.vector[_C["pitch"]] - v[_C["pitch"]]) < 0.5:
+                held = float(f.vector[_C["attack"]] + f.vector[_C["duration"]])
+                if -0.05 < dt < 0.2:
+                    return True
+                if 0.2 <= dt < min(held, DUPLICATE_MAX_S) and (
+                    mag2 is None or not self._restruck(float(v[_C["pitch"]]), ti, start, mag2)
+                ):
+                    return True
             if (
                 not pitched
                 and abs(dt) < 0.05

@@ -78,13 +78,13 @@ MIN_EXPLAINED = 0.5
 """A proposal is kept only when at least this share of its (calibrated) power lands on residual power."""
 
 CALIBRATION_SPAN_S = 1.0
+"""Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
+events are then rendered together over their full support."""
 DUPLICATE_MAX_S = 1.0
 """A pitched proposal at the pitch of a found event that is still held (up to this long after its onset)
 repeats it, unless the input shows the note struck again (:meth:`WindowEncoder._restruck`)."""
 RESTRIKE_DB = 3.0
 """Rise (dB) of the power at a note's harmonics that marks it struck again."""
-"""Each proposal is rendered alone over at most this span to set its level and pan (speed); the round's
-events are then rendered together over their full support."""
 
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX

@@ -99,6 +99,9 @@ AUTO_MIN_EVENTS = 8
 AUTO_MIN_SILHOUETTE = 0.25
 """``--tracks auto`` keeps one track unless some k >= 2 reaches this mean silhouette (below it the
 clusters are not a real structure: Kaufman & Rousseeuw's 'no substantial structure')."""
+AUTO_SILHOUETTE_SLACK = 0.05
+"""... and then takes the smallest k whose silhouette is within this of the best: when the scores are close,
+fewer tracks (an instrument split over two tracks is worse than two similar ones sharing one)."""
 KMEANS_SEED = 0
 KMEANS_N_INIT = 4
 KMEANS_FIT_SAMPLE = 20000
@@ -272,20 +275,23 @@ def timbre_clusters(vectors: np.ndarray, tracks: int | str) -> np.ndarray:
 
     k-means (scikit-learn, fixed ``random_state`` and ``n_init``: deterministic) on
     :func:`timbre_features`.  ``tracks``: the number of clusters (at most the number of distinct timbres),
-    or ``"auto"``: the k in 2..:data:`AUTO_MAX_TRACKS` with the best mean silhouette, if it reaches
-    :data:`AUTO_MIN_SILHOUETTE`, else 1; fewer than :data:`AUTO_MIN_EVENTS` events get 1.
+    or ``"auto"``: if the best mean silhouette of k = 2..:data:`AUTO_MAX_TRACKS` reaches
+    :data:`AUTO_MIN_SILHOUETTE`, the smallest k within :data:`AUTO_SILHOUETTE_SLACK` of it, else 1; fewer
+    than :data:`AUTO_MIN_EVENTS` events get 1.
     """
     tracks = parse_tracks(tracks)
     x = timbre_features(vectors)
     n = len(x)
     distinct = len(np.unique(x, axis=0)) if n else 0
     if tracks == "auto":
-        k, best = 1, AUTO_MIN_SILHOUETTE
+        k = 1
         if n >= AUTO_MIN_EVENTS:
-            for cand in range(2, min(AUTO_MAX_TRACKS, distinct, n - 1) + 1):
-                score = _silhouette(x, _kmeans(x, cand))
-                if score > best:
-                    k, best = cand, score
+            scores = {
+                c: _silhouette(x, _kmeans(x, c)) for c in range(2, min(AUTO_MAX_TRACKS, distinct, n - 1) + 1)
+            }
+            best = max(scores.values(), default=-1.0)
+            if best >= AUTO_MIN_SILHOUETTE:
+                k = min(c for c, score in scores.items() if score >= best - AUTO_SILHOUETTE_SLACK)
     else:
         k = min(int(tracks), distinct)
     if k <= 1:

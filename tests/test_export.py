@@ -523,3 +523,20 @@ def test_output_given_twice(runner: CliRunner, prior_file: Path, tmp_path: Path)
     assert result.exit_code == 0 and (tmp_path / "a.csv").read_text().startswith(
         "time,pitch,f0_hz,level_db,end"
     )
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ({2: 0.27, 3: 0.31, 4: 0.29}, 2),  # close scores: the fewest tracks
+        ({2: 0.20, 3: 0.50, 4: 0.48}, 3),
+        ({2: 0.24, 3: 0.20, 4: 0.10}, 1),  # no real structure
+    ],
+)
+def test_tracks_auto_rule(monkeypatch: pytest.MonkeyPatch, scores: dict[int, float], expected: int) -> None:
+    def fake(x: np.ndarray, labels: np.ndarray) -> float:
+        return scores.get(len(np.unique(labels)), -1.0)
+
+    monkeypatch.setattr(ex, "_silhouette", fake)
+    v = events.sample_prior(np.random.default_rng(2), 40)
+    assert ex.timbre_clusters(v, "auto").max() + 1 == expected

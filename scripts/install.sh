@@ -11,8 +11,9 @@ want="${1:-runtime}"
 
 debs=()
 if [ "$want" != runtime ]; then
-  # fluidsynth + soundfonts (encoder phrase test, training data test); opus-tools + lame (bench harness test).
-  for pair in fluidsynth:fluidsynth opusenc:opus-tools lame:lame; do
+  # fluidsynth + soundfonts (encoder phrase test, training data test); opus-tools + lame (bench harness test);
+  # chromium (spev view's page, loaded headless in tests/test_view.py over the DevTools pipe: no driver needed).
+  for pair in fluidsynth:fluidsynth opusenc:opus-tools lame:lame chromium:chromium; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || debs+=("${pair#*:}")
   done
   [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || debs+=(timgm6mb-soundfont)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("sparsecodec.cli.commands.test:test", "Verify every checksum of .spev files."),
     "edit": ("sparsecodec.cli.commands.edit:edit", "Edit the events of a .spev file."),
     "plot": ("sparsecodec.cli.commands.plot:plot", "Draw the events of a .spev file."),
+    "view": ("sparsecodec.cli.commands.view:view", "Write an HTML page to see and hear the events."),
     "export": ("sparsecodec.cli.commands.export:export", "Export events (MIDI, CSV, JSON)."),
     "import": ("sparsecodec.cli.commands.import_:import_", "Import events into a .spev file."),
     "batch": ("sparsecodec.cli.commands.batch:batch", "Encode or decode many files in parallel."),

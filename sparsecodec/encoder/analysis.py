@@ -145,6 +145,10 @@ ONSET_GRID_S = 0.0005
 """Onset times are fitted on this grid (s) ..."""
 ONSET_GRID_COARSE_S = 0.002
 """... after a first pass on this coarser one (the template error is smooth in the onset time)."""
+NOTE_ONSET_TOL_S = 0.03
+"""A transcribed note's onset moves to the ramp fit's only when that is this close (s)."""
+NOTE_DEFAULT_ATTACK_S = 0.01
+"""Attack (s) of a transcribed note whose ramp fit disagreed with the transcriber's onset."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
 PRIOR_SALIENCE_RATIO = 0.5
@@ -362,6 +366,38 @@ class Analyzer:
             return empty
         return np.stack(vecs), np.asarray(times, np.float64), np.asarray(scores, np.float64)
 
+    def propose_notes(
+        self, residual: np.ndarray, sample_rate: int, notes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pitched event per transcribed note: ``notes`` ``float[K, 2]`` (onset s from the start of
+        ``residual``, MIDI pitch) → ``(vectors float64[K, 32], times_s[K], scores[K])``.
+
+        The onset is refined (with the attack) by the same ramp fit as a flux peak's when that stays within
+        :data:`NOTE_ONSET_TOL_S` of the transcriber's; the f0 is refined on the partials; every other
+        number is estimated as for an analysis onset (:meth:`_estimate`).
+        """
+        if sample_rate != self.sr:
+            raise ValueError(f"analyser built for {self.sr} Hz, got {sample_rate} Hz")
+        empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
+        notes = np.asarray(notes, np.float64).reshape(-1, 2)
+        x = np.asarray(residual, dtype=np.float32).reshape(-1)
+        if len(notes) == 0 or x.size < self.res_a.n_fft:
+            return empty
+        fr = _Frames(np.abs(stft(x, self.res_o)) ** 2, np.abs(stft(x, self.res_a)) ** 2)
+        hop_o = self.res_o.hop / self.sr
+        vecs, times, scores = [], [], []
+        for t, pitch in notes:
+            m = int(np.clip(round(t / hop_o) + 2, 1, fr.po.shape[0] - 1))
+            t0, attack = self._onset_time(fr, m)
+            if abs(t0 - t) > NOTE_ONSET_TOL_S:
+                t0, attack = float(t), NOTE_DEFAULT_ATTACK_S
+            new = self._new_energy(fr, t0)
+            v = self._estimate(fr, t0, attack, new, f0_hint=float(events.pitch_to_hz(pitch)))
+            vecs.append(v)
+            times.append(max(t0, 0.0))
+            scores.append(float(new.sum()))
+        return np.stack(vecs), np.asarray(times, np.float64), np.asarray(scores, np.float64)
+
     # -- steps --------------------------------------------------------------------------------------
     def _t_o(self, m: np.ndarray | float) -> np.ndarray | float:
         return np.asarray(m) * self.res_o.hop / self.sr
@@ -463,8 +499,25 @@ class Analyzer:
         if prior is not None:
             sal = np.where(sal >= PRIOR_SALIENCE_RATIO * sal.max(), sal * (PRIOR_FLOOR + prior), 0.0)
         best = int(np.argmax(sal))
-        f0 = float(events.pitch_to_hz(self.cand_pitch[best]))
-        # refine from the partial peaks (parabolic interpolation on log power)
+        f0 = self._refine_f0(new, float(events.pitch_to_hz(self.cand_pitch[best])))
+        score, band, mask, total, top = self._harmonicity(new, f0)
+        if second or score >= 0.55 or total <= 0:
+            return f0, score
+        # a chord: the best f0 explains one note; count it pitched when two f0s explain the onset together
+        rest = new.copy()
+        self._mask_harmonics(rest, f0, width=1)
+        f0b, _ = self._f0(rest, second=True, prior=prior)
+        k_b = np.arange(1, int(self.f_max / f0b) + 1)
+        for d in (-1, 0, 1):
+            mask[np.clip(np.rint(k_b * f0b / self.bin_hz).astype(np.int64) + d, 0, top - 1)] = True
+        cover2 = float(mask.mean())
+        harm2 = float(band[mask].sum()) / total
+        score2 = max(0.0, (harm2 - cover2) / max(1.0 - cover2, 1e-6))
+        return f0, score if score2 < 0.7 else max(score, 0.56)
+
+    def _refine_f0(self, new: np.ndarray, f0: float) -> float:
+        """``f0`` (Hz) refined from the partial peaks of power spectrum ``new`` (parabolic interpolation on
+        log power, power-weighted median over partials 1-8); not moved by half a semitone or more."""
         ests, wts = [], []
         for k in range(1, 9):
             fk = k * f0
@@ -489,8 +542,11 @@ class Analyzer:
             f0_ref = float(e[order][np.searchsorted(cw, 0.5 * cw[-1])])
             if abs(12 * math.log2(f0_ref / f0)) < 0.5:
                 f0 = f0_ref
-        # harmonicity: share of the new energy within ±1 bin of the harmonics, beyond the share that
-        # evenly spread energy would have (low f0s cover many bins)
+        return f0
+
+    def _harmonicity(self, new: np.ndarray, f0: float) -> tuple[float, np.ndarray, np.ndarray, float, int]:
+        """Share of the new energy within ±1 bin of the harmonics of ``f0``, beyond the share that evenly
+        spread energy would have (low f0s cover many bins): ``(score in [0, 1], band, mask, total, top)``."""
         top = int(self.f_max / self.bin_hz)
         k_all = np.arange(1, int(self.f_max / f0) + 1)
         mask = np.zeros(top, bool)
@@ -501,20 +557,7 @@ class Analyzer:
         total = float(band.sum())
         cover = float(mask.mean())
         harm = float(band[mask].sum()) / total if total > 0 else 0.0
-        score = max(0.0, (harm - cover) / max(1.0 - cover, 1e-6))
-        if second or score >= 0.55 or total <= 0:
-            return f0, score
-        # a chord: the best f0 explains one note; count it pitched when two f0s explain the onset together
-        rest = new.copy()
-        self._mask_harmonics(rest, f0, width=1)
-        f0b, _ = self._f0(rest, second=True, prior=prior)
-        k_b = np.arange(1, int(self.f_max / f0b) + 1)
-        for d in (-1, 0, 1):
-            mask[np.clip(np.rint(k_b * f0b / self.bin_hz).astype(np.int64) + d, 0, top - 1)] = True
-        cover2 = float(mask.mean())
-        harm2 = float(band[mask].sum()) / total
-        score2 = max(0.0, (harm2 - cover2) / max(1.0 - cover2, 1e-6))
-        return f0, score if score2 < 0.7 else max(score, 0.56)
+        return max(0.0, (harm - cover) / max(1.0 - cover, 1e-6)), band, mask, total, top
 
     def _f0_with_prior(self, new: np.ndarray, prior: np.ndarray | None) -> tuple[float, float]:
         """:meth:`_f0` guided by a pitch prior (``float[len(cand_pitch)]`` or ``None``): the prior's choice
@@ -527,14 +570,26 @@ class Analyzer:
         return f0, harm
 
     def _estimate(
-        self, fr: _Frames, t0: float, attack: float, new: np.ndarray, prior: np.ndarray | None = None
+        self,
+        fr: _Frames,
+        t0: float,
+        attack: float,
+        new: np.ndarray,
+        prior: np.ndarray | None = None,
+        f0_hint: float | None = None,
     ) -> np.ndarray:
-        """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``."""
+        """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``; with
+        ``f0_hint`` (Hz, a transcribed note) the event is pitched at that f0, refined on the partials."""
         v = events.defaults(1)[0]
         v[_C["attack"]] = attack
-        f0, harm = self._f0_with_prior(new, prior)
+        if f0_hint is not None:
+            f0 = self._refine_f0(new, f0_hint)
+            harm = self._harmonicity(new, f0)[0]
+            pitched = f0 < self.f_max
+        else:
+            f0, harm = self._f0_with_prior(new, prior)
+            pitched = harm > 0.55 and f0 < self.f_max
         total = float(new.sum())
-        pitched = harm > 0.55 and f0 < self.f_max
         if pitched:
             self._fit_partials(v, fr, t0, f0)
             unexpl = max(total * (1.0 - harm), 0.0)

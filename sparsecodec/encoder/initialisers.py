@@ -70,6 +70,12 @@ class Initialiser(Protocol):
         cues: analysis.Cues | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
+    def notes(self, mono: np.ndarray, sample_rate: int) -> np.ndarray | None: ...
+
+    def propose_notes(
+        self, residual: np.ndarray, sample_rate: int, notes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
 
 @dataclass
 class AnalysisInit:
@@ -103,6 +109,16 @@ class AnalysisInit:
         """:meth:`analysis.Analyzer.propose` with the window's ``cues`` (from :meth:`cues`)."""
         return self.analyzer.propose(residual, sample_rate, max_events, exclude=exclude, cues=cues)
 
+    def notes(self, mono: np.ndarray, sample_rate: int) -> np.ndarray | None:
+        """None: the plain analysis runs no transcriber (its notes come from its onsets)."""
+        return None
+
+    def propose_notes(
+        self, residual: np.ndarray, sample_rate: int, notes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pitched event per note (:meth:`analysis.Analyzer.propose_notes`)."""
+        return self.analyzer.propose_notes(residual, sample_rate, notes)
+
 
 @dataclass
 class HybridInit(AnalysisInit):
@@ -133,6 +149,17 @@ class HybridInit(AnalysisInit):
             hint_min=HINT_MIN_SCORE,
         )
 
+    def notes(self, mono: np.ndarray, sample_rate: int) -> np.ndarray | None:
+        """The transcriber's notes in a window's mono input ``float[n]``: ``float[K, 2]`` (onset s from
+        ``mono[0]``, MIDI pitch), or None when no transcriber weights are shipped."""
+        from sparsecodec.encoder import transcriber
+
+        tr = transcriber.load_default()
+        if tr is None:
+            return None
+        found = tr.notes(np.asarray(mono, np.float32), sample_rate)
+        return np.asarray([(n.onset_s, n.pitch) for n in found], np.float64).reshape(-1, 2)
+
 
 @dataclass
 class NetworkInit:
@@ -162,6 +189,16 @@ class NetworkInit:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's proposals (``exclude`` and ``cues`` are not used)."""
         return self.net.propose(residual, sample_rate, max_events)
+
+    def notes(self, mono: np.ndarray, sample_rate: int) -> np.ndarray | None:
+        """None: the network alone proposes every event."""
+        return None
+
+    def propose_notes(
+        self, residual: np.ndarray, sample_rate: int, notes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nothing (never called: :meth:`notes` is None)."""
+        return np.zeros((0, 32)), np.zeros(0), np.zeros(0)
 
 
 def _network(mode: str) -> ProposalNet:

@@ -85,6 +85,11 @@ DUPLICATE_MAX_S = 1.0
 repeats it, unless the input shows the note struck again (:meth:`WindowEncoder._restruck`)."""
 RESTRIKE_DB = 3.0
 """Rise (dB) of the power at a note's harmonics that marks it struck again."""
+NOTE_MIN_EXPLAINED = float(__import__("os").environ.get("SPEV_NOTE_MINEXP", "0.2"))
+"""A transcribed note's event is kept when at least this share of its power lands on residual power."""
+NOTE_MATCH_S = 0.05
+"""A pitched proposal within this long (s) and half a semitone of a transcribed note is that note."""
+NOTE_POLICY = __import__("os").environ.get("SPEV_NOTE_POLICY", "strict")
 
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
@@ -336,34 +341,99 @@ class WindowEncoder:
         budget = max(1, math.ceil(self.rate * self.win / sr))
         found: list[Found] = []
         cues: analysis.Cues | None = None
+        notes: np.ndarray | None = None  # transcribed notes: float[K, 2] (absolute sample, pitch)
         for i in range(max(1, self.settings.rounds)):
             if len(found) >= budget:
                 break
             mono = self._residual_audio(spec, mag2, explained).mean(axis=0)
-            if i == 0:  # the initialiser's cues: once per window, on the first residual
+            if i == 0:  # the initialiser's cues and notes: once per window, on the first residual
                 cues = self.init.cues(mono, sr)
+                rel = self.init.notes(mono, sr)
+                if rel is not None:
+                    notes = self._new_notes(rel, start)
+                    vecs, times = self._note_proposals(mono, notes, start)
+                    self._take(vecs, times, start, mag2, explained, found, NOTE_MIN_EXPLAINED, None)
             vecs, times, _scores = self._propose(mono, budget - len(found), found, start, cues)
-            explained_before = explained.copy()
-            new: list[Found] = []
-            for v, t in zip(vecs, times, strict=False):
-                ti = start + round(float(t) * sr)
-                if not start <= ti < start + self.win or self._duplicate(v, ti, found, mag2, start):
-                    continue
-                kept = self._fit_and_subtract(np.asarray(v, np.float64), ti, start, mag2, explained)
-                if kept is not None:
-                    found.append(Found(kept[0], ti, kept[1]))
-                    new.append(found[-1])
+            new = self._take(vecs, times, start, mag2, explained, found, MIN_EXPLAINED, notes)
             if not new:
                 break
             new_t = np.asarray([f.time for f in new], np.int64)
             if cues is not None:  # hints that found nothing are not examined again
                 cues = cues.keep_hints((new_t - start) / sr, HINT_KEEP_S)
-            # the round's events: their exact (full-support) power replaces the calibration renders' (which
-            # covered only CALIBRATION_SPAN_S of each event)
+        return found
+
+    def _take(
+        self,
+        vecs: np.ndarray,
+        times: np.ndarray,
+        start: int,
+        mag2: np.ndarray,
+        explained: np.ndarray,
+        found: list[Found],
+        min_explained: float,
+        notes: np.ndarray | None,
+    ) -> list[Found]:
+        """Fit and subtract each proposal (times in s from ``start``) that is in the window and new; append
+        the kept ones to ``found`` and return them.  With ``notes`` (the transcriber's, absolute samples),
+        a pitched proposal is kept only where it is one of those notes (no extra notes).
+
+        The kept events' exact (full-support) power then replaces, in ``explained``, the calibration
+        renders' (which covered only CALIBRATION_SPAN_S of each event).
+        """
+        explained_before = explained.copy()
+        new: list[Found] = []
+        for v, t in zip(vecs, times, strict=False):
+            ti = start + round(float(t) * self.sr)
+            if not start <= ti < start + self.win or self._duplicate(v, ti, found, mag2, start):
+                continue
+            pitched = v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
+            if notes is not None and NOTE_POLICY == "strict" and pitched:
+                near = (np.abs(notes[:, 0] - ti) <= NOTE_MATCH_S * self.sr) & (
+                    np.abs(notes[:, 1] - v[_C["pitch"]]) <= 0.5
+                )
+                if not near.any():
+                    continue
+            v = np.asarray(v, np.float64)
+            kept = self._fit_and_subtract(v, ti, start, mag2, explained, min_explained)
+            if kept is not None:
+                found.append(Found(kept[0], ti, kept[1]))
+                new.append(found[-1])
+        if new:
+            new_t = np.asarray([f.time for f in new], np.int64)
             explained[...] = explained_before + self._events_power(
                 np.stack([f.vector for f in new]), new_t, start
             )
-        return found
+        return new
+
+    def _new_notes(self, rel: np.ndarray, start: int) -> np.ndarray:
+        """Transcribed notes (s from ``start``, pitch) → ``float[K, 2]`` (absolute sample, pitch), without
+        those that started before the window or that a committed event already plays."""
+        t = start + np.rint(np.asarray(rel[:, 0]) * self.sr)
+        keep = t >= start
+        if len(self.committed_t):
+            cv = self.committed_v
+            pitched = cv[:, _C["noise_mix"]] < events.PITCHED_NOISE_MIX
+            ct, cp = self.committed_t[pitched], cv[pitched, _C["pitch"]]
+            if len(ct):
+                dup = (np.abs(t[:, None] - ct[None, :]) <= NOTE_MATCH_S * self.sr) & (
+                    np.abs(rel[:, 1][:, None] - cp[None, :]) <= 0.5
+                )
+                keep &= ~dup.any(axis=1)
+        return np.stack([t[keep], rel[keep, 1]], axis=1) if keep.any() else np.zeros((0, 2))
+
+    def _note_proposals(
+        self, mono: np.ndarray, notes: np.ndarray, start: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One event vector per note (:meth:`Initialiser.propose_notes`): ``(vectors, times)``, times in
+        seconds from ``start``."""
+        if len(notes) == 0:
+            return np.zeros((0, events.N_DIMS)), np.zeros(0)
+        pad = self.init.lead_in if start == 0 else 0
+        if pad:
+            mono = np.concatenate([np.zeros(pad, np.float32), mono])
+        rel = np.stack([(notes[:, 0] - start + pad) / self.sr, notes[:, 1]], axis=1)
+        vecs, times, _ = self.init.propose_notes(mono, self.sr, rel)
+        return vecs, np.maximum(times - pad / self.sr, 0.0)
 
     def _select(
         self, found: list[Found], start: int, commit_end: int, hop_budget: int
@@ -512,7 +582,13 @@ class WindowEncoder:
         return np.array([math.cos(theta), math.sin(theta)])
 
     def _fit_and_subtract(
-        self, v: np.ndarray, ti: int, start: int, mag2: np.ndarray, explained: np.ndarray
+        self,
+        v: np.ndarray,
+        ti: int,
+        start: int,
+        mag2: np.ndarray,
+        explained: np.ndarray,
+        min_explained: float = MIN_EXPLAINED,
     ) -> tuple[np.ndarray, float] | None:
         """Render ``v`` at ``ti``, set its level and pan from the residual, add its power to ``explained``.
 
@@ -549,7 +625,7 @@ class WindowEncoder:
         g *= 10.0 ** ((v[_C["level"]] - new_level) / 20.0)  # the clipped level's actual gain
         contrib = (g * g) * (gains[:, None, None] ** 2) * e2[None]
         power = float(np.minimum(r2, contrib).sum())
-        if power < MIN_EXPLAINED * float(contrib.sum()) or power <= 0.0:
+        if power < min_explained * float(contrib.sum()) or power <= 0.0:
             return None
         explained[:, m_lo:m_hi] += contrib.astype(np.float32)
         return v, power

@@ -1,0 +1,246 @@
+"""The note transcriber: which notes start where, so that each becomes one pitched event.
+
+A small fully convolutional network (trained by ``python -m training.transcriber`` on FluidR3 renders of
+generated MIDI; docs/training.md) reads the log-band spectrogram of :func:`proposal.features` (two bands per
+semitone from MIDI 24, 86.1 frames/s at 22050 Hz) stacked with copies shifted by the harmonic intervals
+:data:`HARMONICS` (a harmonic-stacked spectrogram, as in basic-pitch), so that a 3×3 kernel sees the partials
+of a candidate f0 together.  Two heads per band and frame: **onset** (a note at this pitch starts here)
+and **frame** (a note at this pitch sounds here).
+
+:meth:`Transcriber.notes` turns the maps into notes: local maxima of the onset map (over ±2 frames and
+±1 band) above :data:`ONSET_THRESHOLD`; the note lasts while its frame probability stays above
+:data:`FRAME_THRESHOLD`; pitch and onset time are refined by parabolic interpolation.
+
+Weights: ``weights/transcriber.safetensors`` (float16, a JSON ``config`` in the metadata; no pickle; size
+bounded before reading, shapes are checked).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sparsecodec.encoder import proposal
+
+HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+"""Harmonic intervals stacked as input channels (0.5: the sub-octave, against octave errors)."""
+FRAME_S = proposal.HOP / proposal.ANALYSIS_RATE
+"""Seconds per frame (11.6 ms)."""
+ONSET_THRESHOLD = 0.5
+FRAME_THRESHOLD = 0.3
+MIN_NOTE_S = 0.03
+WEIGHTS_NAME = "transcriber.safetensors"
+MAX_WEIGHTS_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class NoteConfig:
+    """Architecture of :class:`NoteModel` (stored in the weights' metadata)."""
+
+    channels: int = 16
+    layers: int = 4
+    time_kernel: int = 5
+
+
+@dataclass(frozen=True)
+class Note:
+    """A transcribed note: onset (s), MIDI pitch (float), end (s), onset probability."""
+
+    onset_s: float
+    pitch: float
+    end_s: float
+    confidence: float
+
+
+def band_shifts() -> list[int]:
+    """Band offset of each harmonic in :data:`HARMONICS` (two bands per semitone)."""
+    per_oct = 12 * proposal.BANDS_PER_SEMITONE
+    return [round(per_oct * math.log2(h)) for h in HARMONICS]
+
+
+def stack_harmonics(feats: np.ndarray) -> np.ndarray:
+    """``float32[F, T]`` log-band features → ``float32[H, F, T]``: channel ``h`` at band ``f`` holds band
+    ``f + shift_h`` (the floor value beyond the edges)."""
+    f, t = feats.shape
+    out = np.full((len(HARMONICS), f, t), -2.0, np.float32)
+    for i, s in enumerate(band_shifts()):
+        if s >= 0:
+            out[i, : f - s] = feats[s:]
+        else:
+            out[i, -s:] = feats[: f + s]
+    return out
+
+
+class NoteModel(nn.Module):
+    """``[B, H, F, T]`` harmonic-stacked features → ``[B, 2, F, T]`` logits (onset, frame)."""
+
+    def __init__(self, config: NoteConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or NoteConfig()
+        c, k = self.config.channels, self.config.time_kernel
+        layers: list[nn.Module] = []
+        cin = len(HARMONICS)
+        for i in range(self.config.layers):
+            dil = 1 if i % 2 == 0 else 2
+            layers += [
+                nn.Conv2d(cin, c, (3, k), padding=(1, dil * (k // 2)), dilation=(1, dil)),
+                nn.GELU(),
+            ]
+            cin = c
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(c, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def save_weights(model: NoteModel, path: str | Path, meta: dict[str, str] | None = None) -> str:
+    """Write float16 safetensors with the config in the metadata; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    metadata = {"config": json.dumps(asdict(model.config)), **(meta or {})}
+    save_file(state, str(path), metadata=metadata)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _parse(data: bytes) -> NoteModel:
+    from safetensors import safe_open
+    from safetensors.torch import load
+
+    from sparsecodec.encoder.proposal import WeightsError
+
+    try:
+        state = load(data)
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".safetensors") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            with safe_open(tmp.name, framework="pt") as f:
+                meta = f.metadata() or {}
+        raw = json.loads(meta.get("config", "{}"))
+        config = NoteConfig(**{k: int(v) for k, v in raw.items() if k in NoteConfig.__dataclass_fields__})
+    except Exception as exc:  # any malformed file is one error class
+        raise WeightsError(f"transcriber weights are malformed: {exc}") from None
+    model = NoteModel(config)
+    want = model.state_dict()
+    if set(state) != set(want) or any(state[k].shape != want[k].shape for k in want):
+        raise WeightsError("transcriber weights do not match the network's architecture")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.eval()
+    return model
+
+
+class Transcriber:
+    """Runs :class:`NoteModel` on mono audio and decodes its maps into notes."""
+
+    def __init__(self, model: NoteModel, weights_hash: str = "") -> None:
+        self.model = model
+        self.weights_hash = weights_hash
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Transcriber:
+        return cls(_parse(data), hashlib.sha256(data).hexdigest())
+
+    def maps(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """Onset and frame probabilities ``float32[F, T]`` each for mono ``float[n]``."""
+        feats = proposal.features(audio, sample_rate)
+        x = torch.from_numpy(stack_harmonics(feats))[None]
+        with torch.inference_mode():
+            logits = self.model(x)[0]
+        probs = torch.sigmoid(logits).numpy()
+        return probs[0], probs[1]
+
+    def notes(self, audio: np.ndarray, sample_rate: int) -> list[Note]:
+        """The notes of mono ``float[n]`` at ``sample_rate``, in onset order."""
+        onset, frame = self.maps(audio, sample_rate)
+        return decode_notes(onset, frame)
+
+
+def decode_notes(
+    onset: np.ndarray,
+    frame: np.ndarray,
+    onset_threshold: float = ONSET_THRESHOLD,
+    frame_threshold: float = FRAME_THRESHOLD,
+) -> list[Note]:
+    """Notes from onset and frame maps ``float[F, T]`` (bands of :mod:`proposal`, frames of FRAME_S)."""
+    from scipy import ndimage
+
+    n_bands, n_frames = onset.shape
+    local = ndimage.maximum_filter(onset, size=(3, 5), mode="constant")
+    peaks = np.argwhere((onset >= local) & (onset >= onset_threshold))
+    fr = ndimage.maximum_filter1d(frame, size=3, axis=0)  # ±1 band: vibrato
+    notes = []
+    for b, t in peaks:
+        b, t = int(b), int(t)
+        # sub-band / sub-frame refinement
+        db = _parabolic(onset[max(0, b - 1) : b + 2, t]) if 0 < b < n_bands - 1 else 0.0
+        dt = _parabolic(onset[b, max(0, t - 1) : t + 2]) if 0 < t < n_frames - 1 else 0.0
+        pitch = proposal.BAND_LO_MIDI + (b + db) / proposal.BANDS_PER_SEMITONE
+        end = t + 1
+        below = 0
+        while end < n_frames:
+            if fr[b, end] < frame_threshold:
+                below += 1
+                if below >= 2:
+                    end -= 1
+                    break
+            else:
+                below = 0
+            end += 1
+        onset_s = max(0.0, (t + dt) * FRAME_S)
+        end_s = max(onset_s + MIN_NOTE_S, end * FRAME_S)
+        notes.append(Note(onset_s, float(pitch), float(end_s), float(onset[b, t])))
+    notes.sort(key=lambda n: (n.onset_s, n.pitch))
+    return _merge_near(notes)
+
+
+def _merge_near(notes: list[Note]) -> list[Note]:
+    """Keep the more confident of two notes within 50 ms and half a semitone of each other."""
+    keep: list[Note] = []
+    for n in sorted(notes, key=lambda n: -n.confidence):
+        if all(abs(n.onset_s - k.onset_s) > 0.05 or abs(n.pitch - k.pitch) > 0.5 for k in keep):
+            keep.append(n)
+    keep.sort(key=lambda n: (n.onset_s, n.pitch))
+    return keep
+
+
+def _parabolic(y: np.ndarray) -> float:
+    if y.size != 3:
+        return 0.0
+    a, b, c = (float(v) for v in y)
+    den = a - 2 * b + c
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+
+def default_weights_path() -> Path:
+    """The shipped weights (inside the package)."""
+    return Path(str(importlib.resources.files("sparsecodec.encoder") / "weights" / WEIGHTS_NAME))
+
+
+def load_default() -> Transcriber | None:
+    """The shipped transcriber, loaded once per process (``None`` when no weights are shipped)."""
+    path = default_weights_path()
+    if not path.is_file():
+        return None
+    return _load_once(path)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_once(path: Path) -> Transcriber:
+    from sparsecodec.encoder.proposal import WeightsError
+
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path}: {size} bytes is more than a transcriber's weights can be")
+    return Transcriber.from_bytes(path.read_bytes())

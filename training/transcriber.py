@@ -1,0 +1,197 @@
+"""Train the note transcriber (``sparsecodec/encoder/transcriber.py``) on FluidR3 renders of generated MIDI.
+
+    python -m training.transcriber --out sparsecodec/encoder/weights/transcriber.safetensors \
+        --seed 0 --phrases 320 --steps 3000
+
+Data: phrases from the dev set's generator (``bench.devset.make_phrase``: chromatic, off-grid, chords of 2-4,
+re-strikes, legato with vibrato, velocity spread) on :data:`TRAIN_INSTRUMENTS` (the dev set's programs and
+others), rendered by fluidsynth with **FluidR3_GM.sf2 only** (never TimGM6mb, the dev set's soundfont, nor
+timidity/freepats, the check renders), with seeds from ``--seed`` × 100000 (the dev phrases' seeds are refused
+by ``make_notes``).  Held-out: the next 16 phrases.  Cached in ``.cache/transcriber-data/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from bench import devset, metrics
+from sparsecodec.encoder import proposal, transcriber
+
+FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+I = devset.Instrument
+TRAIN_INSTRUMENTS: tuple[devset.Instrument, ...] = (
+    *devset.INSTRUMENTS,
+    I(4, "electric piano", 45, 84, chords=True, decay_s=(1.5, 0.8)),
+    I(25, "steel guitar", 40, 76, chords=True, decay_s=(1.0, 0.5)),
+    I(13, "xylophone", 60, 96, chords=True, decay_s=(0.3, 0.15)),
+    I(11, "vibraphone", 53, 89, chords=True, decay_s=(1.5, 0.8)),
+    I(42, "cello", 36, 67, legato=True),
+    I(68, "oboe", 58, 89, legato=True),
+    I(56, "trumpet", 55, 82, legato=True),
+    I(65, "alto sax", 49, 80, legato=True),
+    I(19, "church organ", 36, 84, chords=True, legato=True),
+    I(52, "choir aahs", 48, 79, chords=True, legato=True),
+    I(33, "fingered bass", 28, 55, decay_s=(1.5, 1.0)),
+    I(1, "bright piano", 40, 90, chords=True, decay_s=(1.4, 0.6)),
+    I(49, "slow strings", 48, 84, chords=True, legato=True),
+    I(71, "clarinet", 50, 86, legato=True),
+    I(46, "harp", 36, 90, chords=True, decay_s=(1.2, 0.6)),
+    I(0, "piano", 30, 96, chords=True, decay_s=(1.6, 0.5)),
+)
+"""Training programs: the dev set's eight (played by FluidR3, not TimGM6mb) and sixteen others."""
+CACHE = Path(".cache/transcriber-data")
+N_HELD = 16
+
+
+def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset and frame targets ``float32[F, T]`` for ``notes`` (``{"onset", "pitch", "offset"}``)."""
+    n_bands = proposal.N_BANDS
+    onset = np.zeros((n_bands, n_frames), np.float32)
+    frame = np.zeros((n_bands, n_frames), np.float32)
+    fs = transcriber.FRAME_S
+    for n in notes:
+        b = round((n["pitch"] - proposal.BAND_LO_MIDI) * proposal.BANDS_PER_SEMITONE)
+        if not 0 <= b < n_bands:
+            continue
+        t0 = n["onset"] / fs
+        t1 = max(n["offset"] / fs, t0 + 1)
+        lo, hi = max(0, int(math.floor(t0)) - 2), min(n_frames, int(math.ceil(t0)) + 3)
+        for t in range(lo, hi):
+            g = math.exp(-0.5 * ((t - t0) / 0.6) ** 2)
+            onset[b, t] = max(onset[b, t], g)
+            for nb in (b - 1, b + 1):
+                if 0 <= nb < n_bands:
+                    onset[nb, t] = max(onset[nb, t], 0.3 * g)
+        a, z = max(0, int(round(t0))), min(n_frames, int(round(t1)))
+        frame[b, a:z] = 1.0
+    return onset, frame
+
+
+def build(seed: int, n: int, log: bool = True) -> Path:
+    """Render ``n`` phrases (+ :data:`N_HELD` held out) and cache features + labels; returns the folder."""
+    out = CACHE / f"seed{seed}-n{n}"
+    done = out / "done.json"
+    if done.is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    wav_dir = out / "wav"
+    t = time.time()
+    base = 100000 * (seed + 1)
+    devset.make_notes(
+        wav_dir, n + N_HELD, seed=base, soundfont=FLUIDR3, prefix="tr", instruments=TRAIN_INSTRUMENTS
+    )
+    for i in range(n + N_HELD):
+        stem = wav_dir / f"tr-{i:02d}"
+        x, sr = sf.read(f"{stem}.wav", dtype="float32", always_2d=True)
+        feats = proposal.features(x.mean(axis=1), sr)
+        truth = json.loads(Path(f"{stem}.notes.json").read_text())
+        on, fr = labels(truth["notes"], feats.shape[1])
+        np.savez(out / f"{i:04d}.npz", feats=feats, onset=on, frame=fr)
+    done.write_text(json.dumps({"n": n, "held": N_HELD, "seconds": time.time() - t}))
+    if log:
+        print(f"data: {n + N_HELD} phrases in {time.time() - t:.0f} s", file=sys.stderr)
+    return out
+
+
+def load(folder: Path, idx: range) -> list[dict[str, np.ndarray]]:
+    return [dict(np.load(folder / f"{i:04d}.npz")) for i in idx]
+
+
+def batch(data: list[dict[str, np.ndarray]], rng: np.random.Generator, size: int, crop: int) -> tuple[torch.Tensor, ...]:
+    xs, ons, frs = [], [], []
+    for _ in range(size):
+        d = data[int(rng.integers(len(data)))]
+        t = d["feats"].shape[1]
+        s = int(rng.integers(0, max(1, t - crop)))
+        f = d["feats"][:, s : s + crop] + np.float32(rng.uniform(-0.5, 0.25))  # gain ±
+        xs.append(transcriber.stack_harmonics(f))
+        ons.append(d["onset"][:, s : s + crop])
+        frs.append(d["frame"][:, s : s + crop])
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ons)), torch.from_numpy(np.stack(frs))
+
+
+def loss_fn(logits: torch.Tensor, onset: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    w_on = 1.0 + 20.0 * onset
+    w_fr = 1.0 + 2.0 * frame
+    l_on = bce(logits[:, 0], onset, weight=w_on)
+    l_fr = bce(logits[:, 1], frame, weight=w_fr)
+    return l_on + l_fr, l_on, l_fr
+
+
+def evaluate(model: transcriber.NoteModel, folder: Path, n: int) -> dict[str, float]:
+    """Mean note scores over the held-out phrases."""
+    tr = transcriber.Transcriber(model)
+    scores = []
+    model.eval()
+    for i in range(n, n + N_HELD):
+        x, sr = sf.read(folder / "wav" / f"tr-{i:02d}.wav", dtype="float32", always_2d=True)
+        truth = json.loads((folder / "wav" / f"tr-{i:02d}.notes.json").read_text())
+        est = [{"onset": m.onset_s, "pitch": m.pitch, "offset": m.end_s} for m in tr.notes(x.mean(axis=1), sr)]
+        ref = [{k: float(r[k]) for k in ("onset", "pitch", "offset")} for r in truth["notes"]]
+        scores.append(metrics.note_scores(ref, est))
+    model.train()
+    keys = ("note_f1", "note_precision", "note_recall", "onset_f1", "pitch_acc", "offset_f1")
+    return {k: float(np.mean([s[k] or 0.0 for s in scores])) for k in keys}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=transcriber.default_weights_path())
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--phrases", type=int, default=320)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no limit)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    folder = build(args.seed, args.phrases)
+    data = load(folder, range(args.phrases))
+    model = transcriber.NoteModel(transcriber.NoteConfig(channels=args.channels))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    log = Path("runs") / f"transcriber-seed{args.seed}.jsonl"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as fh:
+        for step in range(args.steps):
+            lr = args.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x, on, fr = batch(data, rng, args.batch, args.crop)
+            loss, l_on, l_fr = loss_fn(model(x), on, fr)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step % 100 == 0 or step == args.steps - 1:
+                rec = {"step": step, "loss": float(loss), "onset": float(l_on), "frame": float(l_fr), "s": time.time() - t0}
+                if step % 500 == 0 or step == args.steps - 1:
+                    rec.update(evaluate(model, folder, args.phrases))
+                print(json.dumps(rec), file=fh, flush=True)
+                print(json.dumps(rec), file=sys.stderr, flush=True)
+            if args.minutes and time.time() - t0 > 60 * args.minutes:
+                break
+        final = evaluate(model, folder, args.phrases)
+        sha = transcriber.save_weights(model, args.out, {"seed": str(args.seed), "steps": str(step + 1)})
+        print(json.dumps({"final": True, **final, "sha256": sha, "s": time.time() - t0}), file=fh, flush=True)
+    print(json.dumps({"final": True, **final, "sha256": sha}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

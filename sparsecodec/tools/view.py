@@ -66,16 +66,19 @@ CLIP_FLOOR_DB = -60.0
 """A clip's tail below this level relative to its peak is cut."""
 CLIP_FADE_S = 0.03
 """Fade-out at a clip's end (s)."""
-CLIP_KBPS_RANGE = (12.0, 16.0)
-"""Bit rates (kbit/s) the clips may get: the highest that keeps the page under the cap, within this range.
-Not lower: below ≈ 11 kbit/s Opus switches to its speech mode (SILK), which loses noise above 2 kHz
-(measured: a noise band at 4 kHz comes out 10 dB low at 8 kbit/s, 1 dB low at 12)."""
+CLIP_KBPS_RANGE = (10.0, 16.0)
+"""Bit rates (kbit/s) the clips may get: the highest that keeps the page near :data:`PAGE_TARGET_BYTES`,
+within this range.  Not lower: at 8 kbit/s Opus switches to its speech mode (SILK), which loses noise above
+2 kHz (measured: a noise band at 4 kHz comes out 10 dB low at 8 kbit/s, within 1 dB at 9 to 16)."""
+PAGE_TARGET_BYTES = 12_000_000
+"""The size the clips' bit rate aims at (the cap, :data:`MAX_PAGE_BYTES`, leaves room for Opus's variable
+rate)."""
 AUDIO_RATE = 24000
 """Sample rate of the full decode and the original in the page (mono Ogg/Opus)."""
 AUDIO_KBPS = 24.0
 """Bit rate of the full decode and the original (kbit/s)."""
 OGG_OVERHEAD_BYTES = 40
-BUDGET_MARGIN = 0.85
+BUDGET_MARGIN = 0.95
 """Share of the clips' byte budget the bit-rate choice plans to use (Opus's variable rate may overshoot)."""
 """Estimate of the Ogg page headers of one clip (bytes), for the bit-rate budget."""
 SPEC_ROWS = 160
@@ -571,7 +574,7 @@ def build_page(
     data_json = script_json(data)
     fixed = len(data_json) + 4 * (len(decode_ogg) + len(original_ogg)) // 3 + 100_000
     dull = rates == CLIP_RATE
-    kbps = clip_kbps(float(lengths[dull].sum()), float(lengths[~dull].sum()), n, MAX_PAGE_BYTES - fixed)
+    kbps = clip_kbps(float(lengths[dull].sum()), float(lengths[~dull].sum()), n, PAGE_TARGET_BYTES - fixed)
     data["clips"] = {
         "rate": CLIP_RATE,
         "kbps": round(kbps, 2),

@@ -52,6 +52,7 @@
   hook.selected = -1;
   hook.tipEvent = null;
   hook.pitchedFlags = function () { return D.pitched; };
+  hook.param = param;
 
   var level = new Float64Array(N), pitch = new Float64Array(N), noisePitch = new Float64Array(N);
   for (var i = 0; i < N; i++) {

@@ -7,7 +7,8 @@ memory is the command's own max RSS (GNU ``/usr/bin/time -f %M``).
 
 Decoder delay: ``opusdec`` removes Opus' pre-skip itself, so Opus is scored as decoded; ``lame --decode``
 output carries the encoder delay / padding, which the harness removes by cross-correlation
-(:func:`bench.metrics.align`; MP3 is the only row with ``shift_to_align``).  spev must come out sample-aligned
+(:func:`bench.metrics.align`; MP3 and Codec2 — whose decode is 15-35 ms late — are the rows with
+``shift_to_align``).  spev must come out sample-aligned
 and is scored as decoded (no shift: a timing bias must cost it); for every row the cross-correlation lag is
 still measured and reported as ``lag_ms`` (negative: the decode is early).
 """
@@ -35,6 +36,9 @@ import soundfile as sf
 from sparsecodec.errors import SpevError
 
 THREADS = 2
+SPEECH_CATEGORIES = ("speech", "voice")
+"""Dev-set categories of speech (scored in ViSQOL speech mode and PESQ-WB; the only ones Codec2 runs on)."""
+NON_SPEECH = ("music", "notes", "notes-fp", "long")
 MAX_EXPORT_BYTES = 256 << 20
 """Bound on a ``spev export --format json`` output read back."""
 
@@ -207,6 +211,62 @@ class Mp3Codec(Codec):
         return CodecResult(dec, coded.stat().st_size, enc_s, dec_s, enc_mb, dec_mb, coded)
 
 
+CODEC2_RATE = 8000
+"""Codec2 codes 8 kHz mono s16 (raw, headerless)."""
+CODEC2_MODES = {"3200": 3.2, "1200": 1.2, "700C": 0.7}
+"""The Codec2 rows: mode -> nominal kbps (700C: 28 bits per 40 ms frame, stored in 4 bytes: 0.8 kbps true)."""
+
+
+def codec2_commands(mode: str, raw: Path, coded: Path, decoded: Path) -> tuple[list[str], list[str]]:
+    """``(c2enc ..., c2dec ...)`` for one mode: 8 kHz s16 raw in, headerless bit file, 8 kHz s16 raw out."""
+    if mode not in CODEC2_MODES:
+        raise ValueError(f"unknown Codec2 mode {mode!r} (known: {', '.join(CODEC2_MODES)})")
+    return ["c2enc", mode, str(raw), str(coded)], ["c2dec", mode, str(coded), str(decoded)]
+
+
+def to_s16(x: np.ndarray) -> bytes:
+    """float mono in [-1, 1] -> little-endian s16 bytes (clipped, rounded)."""
+    return (np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
+def from_s16(data: bytes) -> np.ndarray:
+    """Little-endian s16 bytes -> float32 in [-1, 1)."""
+    return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+
+
+class Codec2Codec(Codec):
+    """Debian ``codec2``: the input's mono downmix resampled (soxr) to 8 kHz s16 raw, ``c2enc MODE``,
+    ``c2dec MODE``; the 8 kHz decode goes back to the clip's rate in the harness.  Speech categories only.
+    The true rate is the headerless bit file's size.  Its decode lags 15-35 ms (mode-dependent), removed by
+    alignment before scoring like MP3's."""
+
+    family = "codec2"
+    shift_to_align = True
+    skip_categories = NON_SPEECH
+
+    def __init__(self, mode: str) -> None:
+        if mode not in CODEC2_MODES:
+            raise ValueError(f"unknown Codec2 mode {mode!r}")
+        self.mode, self.nominal_kbps = mode, CODEC2_MODES[mode]
+        self.name = f"codec2-{mode.lower()}"
+
+    def available(self) -> str | None:
+        return _need("c2enc", "c2dec")
+
+    def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
+        from bench.metrics import resample, to_mono
+
+        audio, sr = sf.read(str(src), dtype="float32", always_2d=True)
+        raw, coded, out = workdir / "input-8k.raw", workdir / "coded.c2bits", workdir / "decoded-8k.raw"
+        raw.write_bytes(to_s16(resample(to_mono(audio.T), int(sr), CODEC2_RATE)))
+        enc, dec = codec2_commands(self.mode, raw, coded, out)
+        enc_s, enc_mb = run_timed(enc, timeout_s)
+        dec_s, dec_mb = run_timed(dec, timeout_s)
+        decoded = workdir / "decoded.wav"
+        sf.write(str(decoded), from_s16(out.read_bytes()), CODEC2_RATE, subtype="FLOAT")
+        return CodecResult(decoded, coded.stat().st_size, enc_s, dec_s, enc_mb, dec_mb, coded)
+
+
 def spev_command() -> list[str]:
     """The ``spev`` CLI: the installed script, else ``python -m sparsecodec.cli``."""
     exe = shutil.which("spev")
@@ -279,7 +339,7 @@ class BasicPitchCodec(Codec):
     family = "transcriber"
     scores_audio = False
     transcribes = True
-    skip_categories = ("music", "speech", "long")
+    skip_categories = ("music", "speech", "voice", "long")
 
     def available(self) -> str | None:
         from bench.transcribe import BASIC_PITCH_VENV, basic_pitch_python
@@ -310,19 +370,26 @@ class BasicPitchCodec(Codec):
         return CodecResult(src, None, extra=extra)
 
 
-def default_codecs(quick: bool = False) -> list[Codec]:
+def default_codecs(quick: bool = False, every_category: bool = False) -> list[Codec]:
     """The rows: spev (default: --kbps 4, the analysis guided by the proposal network), spev --refine 30
     (the best mode), spev --init analysis (the same encoder without the network: same steps and budget),
-    --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling; the basic-pitch transcriber (notes categories only).
+    --kbps 2 and 8; Opus 6/12; MP3 8; the ceiling; Codec2 3200/1200/700C (speech and voice only); the
+    basic-pitch transcriber (notes categories only).
 
-    ``spev-4k`` is not a row of its own: the CLI's default rate is 4 kbps, so the ``spev`` row is it."""
+    ``spev-4k`` is not a row of its own: the CLI's default rate is 4 kbps, so the ``spev`` row is it.
+    To keep the full run under 45 min, ``spev-refine``, ``spev-2k`` and ``spev-8k`` skip the voice clips
+    unless ``every_category`` (rows asked for by name: ``--codecs spev-refine --clips voice`` runs them)."""
+    voice = () if every_category else ("voice",)
     spev: list[Codec] = [SpevCodec("spev")]
     if not quick:  # the variants skip the long track (it tests streaming + memory; keeps the run short)
         spev += [
-            SpevCodec("spev-refine", refine=30, skip_categories=("long",)),
+            SpevCodec("spev-refine", refine=30, skip_categories=("long", *voice)),
             SpevCodec("spev-analysis", extra_args=("--init", "analysis"), skip_categories=("long",)),
             # the rate variants skip notes-fp too (the run stays under 45 min; notes shows the rate trend)
-            SpevCodec("spev-2k", kbps=2, skip_categories=("long", "notes-fp")),
-            SpevCodec("spev-8k", kbps=8, skip_categories=("long", "notes-fp")),
+            SpevCodec("spev-2k", kbps=2, skip_categories=("long", "notes-fp", *voice)),
+            SpevCodec("spev-8k", kbps=8, skip_categories=("long", "notes-fp", *voice)),
         ]
-    return [*spev, OpusCodec(6), OpusCodec(12), Mp3Codec(8), CeilingCodec(22050), BasicPitchCodec()]
+    ceiling = CeilingCodec(22050)
+    ceiling.skip_categories = ("voice",)  # 16 kHz clips: a 22.05 kHz band limit is no limit
+    codec2 = [Codec2Codec(m) for m in CODEC2_MODES]
+    return [*spev, OpusCodec(6), OpusCodec(12), Mp3Codec(8), ceiling, *codec2, BasicPitchCodec()]

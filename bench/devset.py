@@ -4,6 +4,11 @@ Categories (clip ids in brackets):
 
 * ``music`` [music-00 .. music-09]: 10 s stereo 44.1 kHz excerpts of Debian music packages' ``.ogg`` files.
 * ``speech`` [speech-00 .. speech-05]: espeak-ng sentences, different voices, 22050 Hz mono (espeak's rate).
+* ``voice`` [voice-00 .. voice-19] (version 3, issue #18): recorded human speech, 16 kHz mono, 8-12 s each:
+  Czech game dialogue from Debian ``fillets-ng-data-cs`` (GPL-2), six voices (:data:`VOICE_SPEAKERS`): 10
+  female clips (two voices) and 10 male (four); each clip records its ``speaker``, ``sex`` (and how it is
+  known) and median ``f0_hz``.  Short lines of one speaker are joined with 0.3 s gaps.  Training never uses
+  this package.
 * ``notes`` [notes-00 .. notes-07]: seeded MIDI phrases (mido; :func:`make_phrase`) on eight General MIDI
   instruments (piano, nylon guitar, marimba, string ensemble, harp, flute, violin, clarinet) rendered by
   fluidsynth with ``TimGM6mb.sf2`` (the dev-set soundfont: training never uses it), 44.1 kHz stereo, with
@@ -28,6 +33,16 @@ Selection rule for music (deterministic for a given package version and :data:`S
    (overall RMS > -35 dBFS and at least 95 % of its 100 ms frames > -50 dBFS) becomes a clip, one per track,
    until 10 clips are taken.
 
+Selection rule for voice (deterministic for a given package version and :data:`SEED`):
+
+1. Candidates are the ``<level>/cs/*.ogg`` files of ``fillets-ng-data-cs`` sorted by path whose speaker
+   :func:`voice_speaker` knows (by file name, level and sample rate), at most 11.6 s long, byte-identical
+   copies dropped.
+2. ``rng = numpy.random.default_rng(SEED + 2)``; speaker by speaker (:data:`VOICE_SPEAKERS` order), its lines
+   are walked in ``rng.permutation`` order, resampled to 16 kHz mono (soxr) and trimmed of leading/trailing
+   silence (-40 dB), and packed into clips: 0.2 s of silence, lines joined by 0.3 s, 0.2 s; a line that would
+   take the clip past 12 s is skipped; a clip is closed at 8 s or more.  Each clip is scaled to peak -1 dBFS.
+
 Every source file used is listed in ``bench/devset_tracks.txt``: training must exclude them.
 Never used (reserved for independent evaluation): Debian ``wesnoth-*-music``, ``asterisk-core-sounds-*``,
 ``musescore-general-soundfont*``.
@@ -38,6 +53,7 @@ Usage: ``python -m bench.devset [--out .cache/devset] [--force]``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import itertools
 import json
@@ -46,7 +62,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,8 +73,9 @@ from sparsecodec.errors import InputError, SpevError
 
 SEED = 20240611
 """The dev set's seed: changing it changes the dev set (and breaks comparisons with older results)."""
-DEVSET_VERSION = 2
-"""Bumped whenever the selection rule or the generated material changes."""
+DEVSET_VERSION = 3
+"""Bumped whenever the selection rule or the generated material changes (3: the ``voice`` clips; every other
+clip is as in version 2)."""
 DEFAULT_DIR = Path(".cache/devset")
 TRACKS_FILE = Path(__file__).with_name("devset_tracks.txt")
 
@@ -168,13 +185,22 @@ class Clip:
     """One dev-set item.  ``path``/``notes`` are relative to the dev-set directory."""
 
     id: str
-    category: str  # "music" | "speech" | "notes" | "long"
+    category: str  # "music" | "speech" | "voice" | "notes" | "notes-fp" | "long"
     path: str
     sample_rate: int
     channels: int
     duration_s: float
     source: str
     notes: str | None = None
+    speaker: str | None = None
+    """voice clips: the speaker (:data:`VOICE_SPEAKERS` key)."""
+    sex: str | None = None
+    """voice clips: ``"F"`` or ``"M"`` (the separate female / male sets of issue #18)."""
+    sex_source: str | None = None
+    """How ``sex`` is known: ``"character"`` (the game's script and credits) or ``"f0"`` (estimated from the
+    clip's median f0, :func:`median_f0`)."""
+    f0_hz: float | None = None
+    """voice clips: median f0 of the clip's voiced frames (:func:`median_f0`)."""
 
 
 @dataclass
@@ -303,6 +329,258 @@ def make_speech(out_dir: Path, n: int, seed: int = SEED) -> list[Clip]:
             )
         )
     return clips
+
+
+# ---------------------------------------------------------------- voice: recorded human speech (issue #18)
+
+VOICE_PACKAGE = "fillets-ng-data-cs"
+"""The dev set's recorded-speech package: the Czech dialogue of Fish Fillets (ALTAR Interactive 1998, GPL-2
+since 2004) and of its New Generation levels.  TRAINING NEVER USES IT (training/speech_sources.txt)."""
+VOICE_LICENCE = "GPL-2"
+"""From ``/usr/share/doc/fillets-ng-data-cs/copyright``."""
+VOICE_ROOT = Path("/usr/share/games/fillets-ng/sound")
+VOICE_LANG = "cs"
+VOICE_RATE = 16000
+VOICE_MIN_S, VOICE_MAX_S = 8.0, 12.0
+"""A voice clip lasts 8-12 s, padding included."""
+VOICE_GAP_S = 0.3
+"""Silence between two lines of one clip."""
+VOICE_PAD_S = 0.2
+"""Silence before the first and after the last line of a clip."""
+VOICE_PEAK = 10 ** (-1 / 20)
+"""Every voice clip is scaled to this peak (-1 dBFS): the game's files peak from -9 to +1.5 dBFS."""
+VOICE_SEED_OFFSET = 2
+"""The voice selection's generator is ``default_rng(seed + 2)`` (speech uses ``seed + 1``)."""
+VOICE_TRIM_DB = -40.0
+"""A line's leading and trailing 10 ms frames below its loudest frame by more than this are cut (30 ms
+margin kept)."""
+ORIGINAL_RATE, NG_RATE = 22050, 44100
+"""The original ALTAR studio recordings (levels 1-70, the shared jokes, the ending) are 22050 Hz mono; the
+New Generation levels (hanoi, rush, fdto, nowall, hole, keys, linux: 2010-2012, other voices) 44100 Hz."""
+F0_SPLIT_HZ = 165.0
+"""Sex estimate where the character's is not known: median f0 at or above this -> ``"F"``."""
+
+
+@dataclass(frozen=True)
+class VoiceSpeaker:
+    """One voice of the ``voice`` clips.  ``sex``: the character's (None: estimated per clip from its median
+    f0, :data:`F0_SPLIT_HZ`); ``n_clips``: how many clips it gets."""
+
+    key: str
+    character: str
+    sex: str | None
+    voiced_by: str
+    n_clips: int
+
+
+VOICE_SPEAKERS: tuple[VoiceSpeaker, ...] = (
+    VoiceSpeaker("small-fish", "the small (orange) fish, original recordings", "F", "Gabriela Pyšná", 6),
+    VoiceSpeaker("big-fish", "the big (blue) fish, original recordings", "M", "Vít Musil", 5),
+    VoiceSpeaker("ng-small-fish", "the small fish in the New Generation levels", "F", "uncredited (NG)", 4),
+    VoiceSpeaker("ng-big-fish", "the big fish in the New Generation levels", "M", "uncredited (NG)", 2),
+    VoiceSpeaker("statue", "the loudspeaker statue of level 'city'", None, "uncredited (original)", 2),
+    VoiceSpeaker("viking-3", "the bearded old Viking (viking1, viking2)", "M", "uncredited (original)", 1),
+)
+"""20 clips, 10 female (two voices) and 10 male (four).  The fish's sexes are the characters': the Czech
+script gives the small fish feminine verb forms ("jsem už někde viděla") and the big fish masculine ones; the
+game's credits (images/menu/credits.png, Debian fillets-ng-data) name the original voices, Vít Musil beside
+the blue fish and Gabriela Pyšná beside the orange one.  The New Generation fish are other people (other
+recordings, 2010-2012; median f0 ~210 Hz and ~110 Hz against 258 Hz and 134 Hz).  Viking 3 is a bearded
+warrior ("Správný viking má mít vous").  The statue has no first-person gendered line: its sex is estimated
+from f0 (~135 Hz).  Which of the original cast (the credits' third voice is Jaroslav Tuček) voices the statue
+and the Viking is not documented."""
+STATUE_EXCLUDED = ("vit-hs-reklama2", "vit-hs-reklama4")
+"""Level 'city' lines of another character (a citizen) between the statue's announcements."""
+
+
+def voice_speaker(rel: str, sample_rate: int) -> str | None:
+    """The :data:`VOICE_SPEAKERS` key of a ``fillets-ng-data-cs`` file (``rel``: relative to
+    :data:`VOICE_ROOT`, e.g. ``"city/cs/vit-hs-lod0.ogg"``), or None (another character, or unknown).
+
+    The game names dialogue files ``<level prefix>-<who>-<word>`` with ``m`` (malá, the small fish) or ``v``
+    (velká, the big fish) as one of the dash-separated tokens: checked against the speaker ("font") that the
+    game's dialogue scripts (fillets-ng-data, ``script/*/dialogs_cs.lua``) give every line: all 1352 lines so
+    named are the fish the token says.  The recording (original or New Generation) is told by the rate."""
+    parts = rel.split("/")
+    if len(parts) < 3 or parts[-2] != VOICE_LANG or not parts[-1].endswith(".ogg"):
+        return None
+    level, name = "/".join(parts[:-2]), parts[-1][: -len(".ogg")]
+    era = {ORIGINAL_RATE: "", NG_RATE: "ng-"}.get(int(sample_rate))
+    if era is None:
+        return None
+    tokens = name.split("-")
+    if ("m" in tokens) != ("v" in tokens):
+        return f"{era}{'small' if 'm' in tokens else 'big'}-fish"
+    if not era and level == "city" and name.startswith("vit-hs-") and name not in STATUE_EXCLUDED:
+        return "statue"
+    if not era and level in ("viking1", "viking2") and tokens[:2] in (["d1", "3"], ["dr", "3"]):
+        return "viking-3"
+    return None
+
+
+@dataclass(frozen=True)
+class VoiceLine:
+    """A candidate line: ``rel`` (relative to :data:`VOICE_ROOT`) and its speaker key."""
+
+    rel: str
+    speaker: str
+
+
+def list_voice_lines(root: Path = VOICE_ROOT) -> list[VoiceLine]:
+    """Rule step 1: every ``<level>/cs/*.ogg`` with a known speaker, sorted by path, no longer than a clip
+    allows, byte-identical copies dropped (the first path kept)."""
+    _check_allowed(VOICE_PACKAGE)
+    out: list[VoiceLine] = []
+    seen: set[str] = set()
+    for p in sorted(root.glob(f"**/{VOICE_LANG}/*.ogg"), key=lambda q: q.relative_to(root).as_posix()):
+        rel = p.relative_to(root).as_posix()
+        info = sf.info(str(p))
+        speaker = voice_speaker(rel, info.samplerate)
+        if speaker is None or info.duration > VOICE_MAX_S - 2 * VOICE_PAD_S:
+            continue
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            out.append(VoiceLine(rel, speaker))
+    return out
+
+
+def plan_voice_clips(
+    lines: Sequence[VoiceLine],
+    duration_s: Callable[[VoiceLine], float],
+    seed: int = SEED,
+    speakers: Sequence[VoiceSpeaker] = VOICE_SPEAKERS,
+) -> list[tuple[VoiceSpeaker, list[VoiceLine]]]:
+    """Rule step 2: ``rng = default_rng(seed + 2)``; for each speaker in order, its lines are walked in
+    ``rng.permutation`` order and packed into clips (lines joined by :data:`VOICE_GAP_S`, padded by
+    :data:`VOICE_PAD_S` at both ends): a line that would take the clip past :data:`VOICE_MAX_S` is skipped,
+    a clip is closed once it reaches :data:`VOICE_MIN_S`.  ``duration_s``: a line's (trimmed) length."""
+    rng = np.random.default_rng(seed + VOICE_SEED_OFFSET)
+    room = VOICE_MAX_S - 2 * VOICE_PAD_S
+    plan: list[tuple[VoiceSpeaker, list[VoiceLine]]] = []
+    for spk in speakers:
+        pool = [ln for ln in lines if ln.speaker == spk.key]
+        group: list[VoiceLine] = []
+        total, made = 0.0, 0
+        for i in rng.permutation(len(pool)):
+            if made == spk.n_clips:
+                break
+            line = pool[int(i)]
+            d = float(duration_s(line))
+            add = d + (VOICE_GAP_S if group else 0.0)
+            if d <= 0.0 or total + add > room:
+                continue
+            group.append(line)
+            total += add
+            if total + 2 * VOICE_PAD_S >= VOICE_MIN_S:
+                plan.append((spk, group))
+                group, total, made = [], 0.0, made + 1
+        if made < spk.n_clips:
+            raise InputError(f"only {made} of {spk.n_clips} voice clips for {spk.key}: too few lines")
+    return plan
+
+
+def trim_silence(
+    x: np.ndarray, sr: int, floor_db: float = VOICE_TRIM_DB, margin_s: float = 0.03
+) -> np.ndarray:
+    """``x`` (mono) without its leading and trailing 10 ms frames quieter than ``floor_db`` below its
+    loudest frame, ``margin_s`` kept on each side."""
+    hop = max(1, sr // 100)
+    n = x.size // hop
+    if n == 0:
+        return x
+    rms = np.sqrt(np.mean(x[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (floor_db / 20))
+    if loud.size == 0:
+        return x[:0]
+    margin = round(margin_s * sr)
+    return x[max(0, loud[0] * hop - margin) : min(x.size, (loud[-1] + 1) * hop + margin)]
+
+
+def median_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 400.0) -> float:
+    """Median f0 (Hz) of the voiced 40 ms frames of mono ``x`` (10 ms hop), by plain autocorrelation: a frame
+    is voiced when its RMS is within 30 dB of the loudest frame and its normalised autocorrelation peaks above
+    0.5 at a lag in ``[sr/fmax, sr/fmin]``.  NaN when no frame is voiced."""
+    x = np.asarray(x, dtype=np.float64)
+    size, hop = round(0.04 * sr), round(0.01 * sr)
+    if x.size < size:
+        return float("nan")
+    idx = np.arange(0, x.size - size + 1, hop)[:, None] + np.arange(size)[None, :]
+    frames = x[idx] * np.hanning(size)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    frames = frames[rms > rms.max() * 10 ** (-30 / 20)]
+    if frames.size == 0:
+        return float("nan")
+    spec = np.fft.rfft(frames, n=2 * size, axis=1)
+    ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :size]
+    ac /= np.maximum(ac[:, :1], 1e-20)
+    lo, hi = max(1, int(sr / fmax)), min(size - 1, int(np.ceil(sr / fmin)))
+    lag = lo + np.argmax(ac[:, lo : hi + 1], axis=1)
+    voiced = ac[np.arange(ac.shape[0]), lag] > 0.5
+    return float(np.median(sr / lag[voiced])) if np.any(voiced) else float("nan")
+
+
+def sex_from_f0(f0_hz: float) -> str:
+    """``"F"`` at or above :data:`F0_SPLIT_HZ`, else ``"M"`` (an estimate: say so where it is used)."""
+    return "F" if f0_hz >= F0_SPLIT_HZ else "M"
+
+
+def clips_by_sex(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
+    """The voice clips split by sex: ``{"F": [...], "M": [...]}`` (the female / male sets of #18)."""
+    out: dict[str, list[Clip]] = {"F": [], "M": []}
+    for c in clips:
+        if c.category == "voice" and c.sex in out:
+            out[c.sex].append(c)
+    return out
+
+
+def _voice_line_audio(rel: str, root: Path = VOICE_ROOT) -> np.ndarray:
+    """A line as float32 mono at :data:`VOICE_RATE`, silence trimmed (:func:`trim_silence`)."""
+    from bench.metrics import resample
+
+    audio, sr = sf.read(str(root / rel), dtype="float32", always_2d=True)
+    return trim_silence(resample(audio.mean(axis=1), int(sr), VOICE_RATE), VOICE_RATE)
+
+
+def assemble_voice_clip(parts: Sequence[np.ndarray], sr: int = VOICE_RATE) -> np.ndarray:
+    """Lines joined by :data:`VOICE_GAP_S` of silence, :data:`VOICE_PAD_S` before and after, scaled to the
+    peak :data:`VOICE_PEAK`: float32[samples]."""
+    gap, pad = np.zeros(round(VOICE_GAP_S * sr), np.float32), np.zeros(round(VOICE_PAD_S * sr), np.float32)
+    pieces = [pad]
+    for i, p in enumerate(parts):
+        pieces += [gap, p] if i else [p]
+    x = np.concatenate([*pieces, pad]).astype(np.float32)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return x * (VOICE_PEAK / peak) if peak > 0 else x
+
+
+def make_voice(out_dir: Path, seed: int = SEED, root: Path = VOICE_ROOT) -> tuple[list[Clip], list[str]]:
+    """The ``voice`` clips (16 kHz mono) and their devset_tracks.txt lines."""
+    lines = list_voice_lines(root) if root.is_dir() else []
+    if not lines:
+        raise InputError(f"no {VOICE_PACKAGE} dialogue in {root} (run bench/setup.sh)")
+    cache: dict[str, np.ndarray] = {}
+
+    def audio(line: VoiceLine) -> np.ndarray:
+        if line.rel not in cache:
+            cache[line.rel] = _voice_line_audio(line.rel, root)
+        return cache[line.rel]
+
+    clips, tracks = [], []
+    for i, (spk, group) in enumerate(plan_voice_clips(lines, lambda ln: audio(ln).size / VOICE_RATE, seed)):
+        cid = f"voice-{i:02d}"
+        x = assemble_voice_clip([audio(ln) for ln in group])
+        _write(out_dir / f"{cid}.wav", x[None, :], VOICE_RATE)
+        f0 = median_f0(x, VOICE_RATE)
+        sex, how = (spk.sex, "character") if spk.sex else (sex_from_f0(f0), "f0")
+        src = f"{VOICE_PACKAGE}: " + " + ".join(ln.rel for ln in group)
+        clips.append(
+            Clip(cid, "voice", f"{cid}.wav", VOICE_RATE, 1, x.size / VOICE_RATE, src, None, spk.key, sex, how,
+                 round(f0, 1))
+        )  # fmt: skip
+        use = f"{cid}: {spk.key} ({sex} by {how}; {spk.voiced_by}), {VOICE_LICENCE}"
+        tracks += [f"{VOICE_PACKAGE}\t{root}\t{ln.rel}\t{use}" for ln in group]
+    return clips, tracks
 
 
 @dataclass
@@ -652,6 +930,10 @@ def write_tracks_file(lines: list[str], seed: int, path: Path = TRACKS_FILE) -> 
     head = [
         f"# Source files used by the spev dev set (bench/devset.py, seed {seed}, version {DEVSET_VERSION}).",
         "# TRAINING MUST EXCLUDE EVERY FILE LISTED HERE (match package + member).",
+        "# Voice clips (voice-*): Debian fillets-ng-data-cs (GPL-2, its /usr/share/doc/.../copyright) is the",
+        "# dev set's recorded speech: TRAINING NEVER USES fillets-ng-data-cs (any file), nor fillets-ng-data",
+        "# (the same game's English and effect sounds).  Speech for training: training/speech_sources.txt",
+        "# (other packages, no speaker shared with the dev set).",
         "# Also dev-set only: the soundfont /usr/share/sounds/sf2/TimGM6mb.sf2 (timgm6mb-soundfont);",
         "# train with fluid-soundfont-gm / -gs instead.  Speech clips are espeak-ng renders of the Harvard",
         "# sentences listed in bench/devset.py (HARVARD): do not train on those sentences.",
@@ -693,6 +975,7 @@ def build(
     n_music: int = 10,
     n_speech: int = 6,
     n_notes: int = 8,
+    voice: bool = True,
     long_track: bool = True,
     force: bool = False,
     tracks_file: Path | None = TRACKS_FILE,
@@ -708,11 +991,12 @@ def build(
                 return clips
     out.mkdir(parents=True, exist_ok=True)
     music, lines = make_music(out, n_music, long_track, seed)
-    clips = music + make_speech(out, n_speech, seed) + make_notes(out, n_notes, seed)
+    voiced, voice_lines = make_voice(out, seed) if voice else ([], [])
+    clips = music + make_speech(out, n_speech, seed) + voiced + make_notes(out, n_notes, seed)
     clips += make_notes(out, n_notes, seed, renderer="timidity", prefix="notes-fp")
     save_manifest(out, clips, seed)
     if tracks_file is not None:
-        write_tracks_file(lines, seed, tracks_file)
+        write_tracks_file(lines + voice_lines, seed, tracks_file)
     return clips
 
 
@@ -729,6 +1013,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for c in clips:
         print(
             f"{c.id:11s} {c.category:8s} {c.duration_s:7.2f} s  {c.sample_rate} Hz x{c.channels}  {c.source}"
+            + (f"  [{c.speaker}, {c.sex} by {c.sex_source}, f0 {c.f0_hz} Hz]" if c.speaker else "")
         )
     return 0
 

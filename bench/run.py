@@ -1,7 +1,8 @@
 """The spev benchmark: ``python -m bench.run [--quick] [--out DIR]``.
 
 Builds (or reuses) the dev set, encodes and decodes every clip with every codec row (spev default, --refine,
---kbps 2/4/8; Opus 6/12 kbps; MP3 8 kbps; the 22.05 kHz band-limit ceiling), scores each decode (and, on the
+--kbps 2/4/8; Opus 6/12 kbps; MP3 8 kbps; the 22.05 kHz band-limit ceiling; Codec2 3200/1200/700C on the
+speech categories), scores each decode (ViSQOL speech mode and PESQ-WB on speech and voice; and, on the
 notes clips, the notes of spev's events and of the basic-pitch transcriber row) and writes ``results.json``
 (every clip × codec, errors included), ``results.md`` (per-category means, the #16 resolve bars) and
 ``rate_quality.png`` into ``--out`` (default ``bench-out/``).  See ``docs/benchmark.md`` for how to read it.
@@ -29,13 +30,15 @@ import numpy as np
 import soundfile as sf
 
 from bench import metrics
-from bench.codecs import Codec, CodecError, default_codecs
+from bench.codecs import SPEECH_CATEGORIES, Codec, CodecError, default_codecs
 from bench.devset import DEFAULT_DIR, SEED, Clip, build, load_manifest
 from sparsecodec.errors import SpevError
 
-CATEGORIES = ("music", "speech", "notes", "notes-fp", "long")
+CATEGORIES = ("music", "speech", "voice", "notes", "notes-fp", "long")
 NOTE_CATEGORIES = ("notes", "notes-fp")
-QUICK_CLIPS = ("music-00", "music-01", "speech-00", "speech-01", "notes-00", "notes-01", "notes-fp-00")
+QUICK_CLIPS = (
+    "music-00", "music-01", "speech-00", "speech-01", "voice-00", "notes-00", "notes-01", "notes-fp-00",
+)  # fmt: skip
 """The ``--quick`` subset (no long track)."""
 MAX_NOTES_JSON_BYTES = 4 << 20
 
@@ -102,12 +105,13 @@ def score(
         except Exception as e:  # one metric failing must not lose the others
             errors[key] = f"{type(e).__name__}: {e}"
 
-    mode = "speech" if clip.category == "speech" else "audio"
+    speech = clip.category in SPEECH_CATEGORIES
+    mode = "speech" if speech else "audio"
     attempt("visqol", lambda: metrics.visqol(ref, aligned, sr, mode))
     attempt("mrstft22", lambda: metrics.mrstft(ref, aligned, sr, 22050))
     if sr >= 44100:
         attempt("mrstft44", lambda: metrics.mrstft(ref, aligned, sr, 44100))
-    if clip.category == "speech":
+    if speech:
         attempt("pesq", lambda: metrics.pesq_wb(ref, aligned, sr))
 
 
@@ -337,6 +341,11 @@ def machine_info() -> dict[str, Any]:
             info[f"{tool}_version"] = (
                 (p.stdout or p.stderr).splitlines()[0] if (p.stdout or p.stderr) else "?"
             )
+    if shutil.which("c2enc") and shutil.which("dpkg-query"):  # c2enc has no --version
+        p = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "codec2"], capture_output=True, text=True, check=False
+        )
+        info["codec2_version"] = p.stdout.strip() or "?"
     try:
         info["commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -450,7 +459,7 @@ def select_clips(clips: Sequence[Clip], quick: bool, only: str | None) -> list[C
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description="Run the spev benchmark.")
-    ap.add_argument("--quick", action="store_true", help="a subset: 7 clips, spev default row (≈ 5 min)")
+    ap.add_argument("--quick", action="store_true", help="a subset: 8 clips, spev default row (≈ 5 min)")
     ap.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
     ap.add_argument("--devset", default=str(DEFAULT_DIR), help="dev-set cache (built if missing)")
     ap.add_argument("--codecs", help="comma-separated row names to run (default: all)")
@@ -476,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     codecs = default_codecs(args.quick)
     if args.codecs:
         want = [w.strip() for w in args.codecs.split(",")]
-        pool = {c.name: c for c in default_codecs(False)}
+        pool = {c.name: c for c in default_codecs(False, every_category=True)}
         unknown = [w for w in want if w not in pool]
         if unknown:
             print(f"bench.run: unknown codec rows {unknown}; known: {sorted(pool)}", file=sys.stderr)

@@ -6,6 +6,8 @@
 #           whole of it stays free for training.  time (GNU /usr/bin/time: peak memory of each command).
 #           timidity + freepats: the notes-fp clips (a CHECK-ONLY render of the notes phrases: never train
 #           or tune on freepats).
+#           fillets-ng-data-cs: the voice clips (recorded Czech dialogue, GPL-2; never trained on: training
+#           speech is in training/speech_sources.txt).  codec2 (c2enc/c2dec): the Codec2 rows.
 #   PyPI:   visqol-python[lattice] (ViSQOL v3) + numba (its JIT), pesq (PESQ-WB), mir_eval (note metrics).
 #   basic-pitch (the transcriber row) in its OWN venv, .cache/basic-pitch-venv: basic-pitch 0.4.0 wants
 #           tensorflow < 2.15.1 and the numpy that goes with it, so it is installed --no-deps with
@@ -16,16 +18,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=()
-for pair in /usr/bin/time:time opusenc:opus-tools opusdec:opus-tools lame:lame fluidsynth:fluidsynth espeak-ng:espeak-ng; do
+for pair in /usr/bin/time:time opusenc:opus-tools opusdec:opus-tools lame:lame fluidsynth:fluidsynth \
+    espeak-ng:espeak-ng c2enc:codec2 c2dec:codec2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || debs+=("${pair#*:}")
 done
 [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || debs+=(timgm6mb-soundfont)
 command -v timidity >/dev/null 2>&1 || debs+=(timidity)
 [ -f /etc/timidity/freepats.cfg ] || debs+=(freepats)
-for pkg in ufoai-music nexuiz-music; do
+for pkg in ufoai-music nexuiz-music fillets-ng-data-cs; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || debs+=("$pkg")
 done
-# de-duplicate (opus-tools may appear twice)
+# de-duplicate (opus-tools, codec2 may appear twice)
 mapfile -t debs < <(printf '%s\n' "${debs[@]}" | awk 'NF && !seen[$0]++')
 
 if [ "${#debs[@]}" -gt 0 ]; then

@@ -12,19 +12,47 @@ import pytest
 import soundfile as sf
 
 from bench import metrics
-from bench.codecs import Codec, CodecError, CodecResult, Mp3Codec, OpusCodec
+from bench.codecs import (
+    CODEC2_MODES,
+    Codec,
+    Codec2Codec,
+    CodecError,
+    CodecResult,
+    Mp3Codec,
+    OpusCodec,
+    codec2_commands,
+    default_codecs,
+    from_s16,
+    to_s16,
+)
 from bench.devset import (
     INSTRUMENTS,
     PHRASE_S,
     SEED,
+    VOICE_GAP_S,
+    VOICE_MAX_S,
+    VOICE_MIN_S,
+    VOICE_PAD_S,
+    VOICE_PEAK,
+    VOICE_SPEAKERS,
     Clip,
+    VoiceLine,
+    VoiceSpeaker,
     _not_silent,
     _write_midi,
+    assemble_voice_clip,
+    clips_by_sex,
+    load_manifest,
     make_notes,
     make_phrase,
+    median_f0,
+    plan_voice_clips,
     save_manifest,
+    sex_from_f0,
     substitute_program,
     timidity_programs,
+    trim_silence,
+    voice_speaker,
 )
 from bench.run import run_benchmark, select_clips, to_markdown
 from sparsecodec.errors import SpevError
@@ -485,3 +513,169 @@ def test_harness_scores_transcribers_and_resolve_bars(tmp_path: Path) -> None:
     )  # onset F1, pitch acc
     assert "**#16 resolved: yes, by perfect.**" in md
     assert "kbps" not in md  # no row scored audio: no audio table
+
+
+# ---------------------------------------------------------------- voice clips and Codec2 (#18)
+
+
+def test_voice_speaker_by_name_level_and_rate() -> None:
+    assert voice_speaker("start/cs/1st-m-hello.ogg", 22050) == "small-fish"
+    assert voice_speaker("share/borejokes/cs/ob-v-hmm.ogg", 22050) == "big-fish"
+    assert voice_speaker("fdto/cs/agenti-m.ogg", 44100) == "ng-small-fish"  # New Generation recordings
+    assert voice_speaker("linux/cs/v-horydoly.ogg", 44100) == "ng-big-fish"
+    assert voice_speaker("city/cs/vit-hs-lod0.ogg", 22050) == "statue"
+    assert voice_speaker("city/cs/vit-hs-reklama2.ogg", 22050) is None  # a citizen, not the statue
+    assert voice_speaker("viking2/cs/dr-3-spravny.ogg", 22050) == "viking-3"
+    assert voice_speaker("viking1/cs/d1-3-brb0.ogg", 22050) == "viking-3"
+    assert voice_speaker("viking1/cs/d1-4-brb0.ogg", 22050) is None  # another Viking
+    assert voice_speaker("gods/cs/b1-voda1.ogg", 22050) is None  # no known speaker
+    assert voice_speaker("start/cs/x-m-v-both.ogg", 22050) is None  # ambiguous: neither fish
+    assert voice_speaker("start/nl/1st-m-hello.ogg", 22050) is None  # not Czech
+    assert voice_speaker("start/cs/1st-m-hello.ogg", 48000) is None  # neither recording
+    assert sum(s.n_clips for s in VOICE_SPEAKERS) == 20
+    assert {s.key for s in VOICE_SPEAKERS if s.sex == "F"} == {"small-fish", "ng-small-fish"}
+
+
+def _fake_lines() -> tuple[list[VoiceLine], dict[str, float]]:
+    rng = np.random.default_rng(0)
+    lines, dur = [], {}
+    for spk in ("a", "b"):
+        for i in range(40):
+            ln = VoiceLine(f"lvl/cs/{spk}-{i}.ogg", spk)
+            lines.append(ln)
+            dur[ln.rel] = float(rng.choice([0.6, 1.5, 2.5, 4.0, 7.0, 11.5]))
+    return lines, dur
+
+
+def test_voice_plan_is_seeded_and_packs_clips_of_8_to_12_s() -> None:
+    lines, dur = _fake_lines()
+    speakers = (VoiceSpeaker("a", "A", "F", "x", 3), VoiceSpeaker("b", "B", None, "y", 2))
+    plan = plan_voice_clips(lines, lambda ln: dur[ln.rel], seed=5, speakers=speakers)
+    assert plan == plan_voice_clips(lines, lambda ln: dur[ln.rel], seed=5, speakers=speakers)
+    assert plan != plan_voice_clips(lines, lambda ln: dur[ln.rel], seed=6, speakers=speakers)
+    assert [spk.key for spk, _ in plan] == ["a", "a", "a", "b", "b"]
+    used = [ln for _, group in plan for ln in group]
+    assert len(used) == len(set(used))  # every line at most once
+    for spk, group in plan:
+        assert all(ln.speaker == spk.key for ln in group)
+        length = 2 * VOICE_PAD_S + sum(dur[ln.rel] for ln in group) + VOICE_GAP_S * (len(group) - 1)
+        assert VOICE_MIN_S <= length <= VOICE_MAX_S + 1e-9
+    with pytest.raises(SpevError, match="too few lines"):
+        plan_voice_clips(lines[:3], lambda ln: dur[ln.rel], seed=5, speakers=speakers)
+
+
+def _voiced(f0: float, seconds: float, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 12) if f0 * h < sr / 2).astype(np.float32)
+
+
+def test_median_f0_and_sex_bookkeeping(tmp_path: Path) -> None:
+    for f0 in (110.0, 135.0, 210.0, 260.0):
+        assert median_f0(_voiced(f0, 1.0), 16000) == pytest.approx(f0, rel=0.03)
+    assert np.isnan(median_f0(np.zeros(16000, np.float32), 16000))
+    assert sex_from_f0(120.0) == "M" and sex_from_f0(220.0) == "F"
+    clips = [
+        Clip("voice-00", "voice", "v0.wav", 16000, 1, 9.0, "s", None, "small-fish", "F", "character", 271.0),
+        Clip("voice-01", "voice", "v1.wav", 16000, 1, 9.0, "s", None, "statue", "M", "f0", 138.0),
+        Clip("speech-00", "speech", "s0.wav", 22050, 1, 5.0, "espeak"),
+    ]
+    save_manifest(tmp_path, clips, SEED)
+    back = load_manifest(tmp_path)
+    assert back == clips  # speaker, sex, how, f0 survive devset.json
+    by_sex = {k: [c.id for c in v] for k, v in clips_by_sex(back).items()}
+    assert by_sex == {"F": ["voice-00"], "M": ["voice-01"]}
+
+
+def test_trim_and_assemble_voice_clip() -> None:
+    sr = 16000
+    tone = 0.3 * _voiced(200.0, 0.5, sr)
+    padded = np.concatenate([np.zeros(sr // 2, np.float32), tone, np.zeros(sr, np.float32)])
+    trimmed = trim_silence(padded, sr)
+    assert tone.size <= trimmed.size <= tone.size + round(0.06 * sr) + 2 * (sr // 100)
+    x = assemble_voice_clip([tone, 0.5 * tone], sr)
+    assert x.size == tone.size * 2 + round(VOICE_GAP_S * sr) + 2 * round(VOICE_PAD_S * sr)
+    assert float(np.max(np.abs(x))) == pytest.approx(VOICE_PEAK, rel=1e-5)
+    assert not np.any(x[: round(VOICE_PAD_S * sr)]) and not np.any(x[-round(VOICE_PAD_S * sr) :])
+
+
+def test_codec2_commands_and_raw_samples(tmp_path: Path) -> None:
+    enc, dec = codec2_commands("1200", tmp_path / "i.raw", tmp_path / "c.bits", tmp_path / "o.raw")
+    assert enc == ["c2enc", "1200", str(tmp_path / "i.raw"), str(tmp_path / "c.bits")]
+    assert dec == ["c2dec", "1200", str(tmp_path / "c.bits"), str(tmp_path / "o.raw")]
+    with pytest.raises(ValueError, match="unknown Codec2 mode"):
+        codec2_commands("2000", tmp_path, tmp_path, tmp_path)
+    x = np.array([0.0, 0.5, -0.5, 1.5, -1.5], np.float32)
+    data = to_s16(x)
+    assert len(data) == 10 and np.frombuffer(data, "<i2").tolist() == [0, 16384, -16384, 32767, -32767]
+    np.testing.assert_allclose(from_s16(data), np.clip(x, -1, 1), atol=1e-4)
+    assert [Codec2Codec(m).name for m in CODEC2_MODES] == ["codec2-3200", "codec2-1200", "codec2-700c"]
+
+
+FAKE_C2 = """#!{python}
+# A stand-in for Debian codec2: 320 samples (40 ms at 8 kHz) <-> one 6-byte frame (mode 1200).
+import sys
+mode, src, dst = sys.argv[1:4]
+assert mode == "1200", mode
+data = open(src, "rb").read()
+if sys.argv[0].endswith("c2enc"):
+    frames = len(data) // 640
+    open(dst, "wb").write(bytes(6 * frames))
+else:
+    open(dst, "wb").write(bytes(640 * (len(data) // 6)))
+"""
+
+
+def test_codec2_row_with_a_fake_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("c2enc", "c2dec"):
+        exe = bindir / name
+        exe.write_text(FAKE_C2.format(python=sys.executable))
+        exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
+    src = tmp_path / "in.wav"
+    sf.write(str(src), rich_signal(2.0, sr=22050).T, 22050)  # stereo 22.05 kHz in: mono 8 kHz to codec2
+    codec = Codec2Codec("1200")
+    assert codec.available() is None
+    work = tmp_path / "work"
+    work.mkdir()
+    res = codec.run(src, work, 30.0)
+    frames = (2 * 8000) // 320
+    assert res.n_bytes == 6 * frames and (work / "input-8k.raw").stat().st_size == 2 * 2 * 8000
+    assert metrics.true_kbps(res.n_bytes, 2.0) == pytest.approx(1.2)
+    info = sf.info(str(res.decoded))
+    assert info.samplerate == 8000 and info.channels == 1 and info.frames == 320 * frames
+    assert codec.shift_to_align and codec.skip_categories == ("music", "notes", "notes-fp", "long")
+
+
+def test_default_rows_on_voice() -> None:
+    rows = {c.name: c for c in default_codecs()}
+    assert {"codec2-3200", "codec2-1200", "codec2-700c"} <= set(rows)
+    runs_voice = sorted(n for n, c in rows.items() if "voice" not in c.skip_categories)
+    assert runs_voice == sorted(
+        ["spev", "spev-analysis", "opus-6", "opus-12", "mp3-8", "codec2-3200", "codec2-1200", "codec2-700c"]
+    )
+    assert all("speech" not in rows[n].skip_categories for n in runs_voice)
+    named = {c.name: c for c in default_codecs(every_category=True)}
+    assert "voice" not in named["spev-refine"].skip_categories  # asked for by name: runs on voice
+    quick = {c.name for c in default_codecs(quick=True)}
+    assert "codec2-1200" in quick and "spev-refine" not in quick
+    clips = [Clip(f"{c}-00", c, "x.wav", 16000, 1, 1.0, "t") for c in ("voice", "speech", "music")]
+    assert [c.id for c in select_clips(clips, quick=True, only=None)] == ["voice-00", "speech-00", "music-00"]
+
+
+def test_voice_clips_are_scored_as_speech(tmp_path: Path) -> None:
+    _need_visqol()
+    pytest.importorskip("pesq")
+    sr = 16000
+    rng = np.random.default_rng(2)
+    x = np.concatenate([_voiced(f0, 0.4, sr) * 0.3 for f0 in rng.uniform(100, 250, 8)])
+    x = np.concatenate([np.zeros(sr // 5, np.float32), x, np.zeros(sr // 5, np.float32)])
+    sf.write(str(tmp_path / "voice-00.wav"), x, sr)
+    clip = Clip("voice-00", "voice", "voice-00.wav", sr, 1, x.size / sr, "synthetic", speaker="a", sex="M")
+    doc = run_benchmark([clip], tmp_path, [IdentityCodec()], tmp_path / "out", plot=False, log=lambda s: None)
+    row = doc["rows"][0]
+    assert row["ok"] and row["pesq"] > 4.0 and row["visqol"] > 4.0  # speech mode (lattice ~4.5 at best)
+    assert "## voice" in (tmp_path / "out" / "results.md").read_text()

@@ -45,8 +45,10 @@ from bench.devset import (
     load_manifest,
     make_notes,
     make_phrase,
+    make_voice,
     median_f0,
     plan_voice_clips,
+    rebuild_categories,
     save_manifest,
     sex_from_f0,
     substitute_program,
@@ -679,3 +681,48 @@ def test_voice_clips_are_scored_as_speech(tmp_path: Path) -> None:
     row = doc["rows"][0]
     assert row["ok"] and row["pesq"] > 4.0 and row["visqol"] > 4.0  # speech mode (lattice ~4.5 at best)
     assert "## voice" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_make_voice_on_a_stand_in_package(tmp_path: Path) -> None:
+    """The whole voice pipeline on synthetic .ogg files named like fillets-ng-data-cs's."""
+    root, out = tmp_path / "sound", tmp_path / "dev"
+    out.mkdir()
+    layout = [  # (path pattern, rate, f0, count)
+        ("lvl/cs/a-m-{i}.ogg", 22050, 250.0, 12),
+        ("lvl/cs/a-v-{i}.ogg", 22050, 120.0, 10),
+        ("hanoi/cs/m-{i}.ogg", 44100, 210.0, 8),
+        ("hanoi/cs/v-{i}.ogg", 44100, 110.0, 4),
+        ("city/cs/vit-hs-x{i}.ogg", 22050, 130.0, 4),
+        ("viking2/cs/dr-3-x{i}.ogg", 22050, 115.0, 2),
+        ("gods/cs/b1-x{i}.ogg", 22050, 100.0, 3),  # nobody's: never used
+    ]
+    for pattern, rate, f0, count in layout:
+        for i in range(count):
+            p = root / pattern.format(i=i)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            x = 0.3 * _voiced(f0 * (1 + 0.01 * i), 4.5, rate)
+            sf.write(str(p), x, rate, format="OGG", subtype="VORBIS")
+    (root / "lvl/cs/a-m-copy.ogg").write_bytes((root / "lvl/cs/a-m-0.ogg").read_bytes())  # dropped
+    clips, tracks = make_voice(out, SEED, root)
+    assert [c.id for c in clips] == [f"voice-{i:02d}" for i in range(20)]
+    assert [c.speaker for c in clips] == [s.key for s in VOICE_SPEAKERS for _ in range(s.n_clips)]
+    assert [c.sex for c in clips].count("F") == 10
+    statue = [c for c in clips if c.speaker == "statue"]
+    assert all(c.sex == "M" and c.sex_source == "f0" and c.f0_hz is not None for c in statue)
+    for c in clips:
+        info = sf.info(str(out / c.path))
+        assert info.samplerate == 16000 and info.channels == 1 and c.category == "voice"
+        assert VOICE_MIN_S - 0.05 <= c.duration_s <= VOICE_MAX_S
+    used = [t.split("\t")[2] for t in tracks]
+    assert len(used) == len(set(used)) == 40 and "lvl/cs/a-m-copy.ogg" not in used
+    assert all(t.startswith("fillets-ng-data-cs\t") and "GPL-2" in t for t in tracks)
+    again, _ = make_voice(tmp_path, SEED, root)
+    assert [c.source for c in again] == [c.source for c in clips]
+
+
+def test_rebuild_categories_guards(tmp_path: Path) -> None:
+    save_manifest(tmp_path, [Clip("music-00", "music", "m.wav", SR, 2, 1.0, "x")], SEED)
+    with pytest.raises(SpevError, match="cannot rebuild"):
+        rebuild_categories(tmp_path, ["music"], tracks_file=None)
+    with pytest.raises(SpevError, match="another seed"):
+        rebuild_categories(tmp_path, ["voice"], seed=SEED + 1, tracks_file=None)

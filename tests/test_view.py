@@ -138,8 +138,9 @@ def reference(ev: Any, k: int, n: int, rate: int = view.CLIP_RATE) -> np.ndarray
     v, t = ev.vectors[order], ev.times_s[order]
     seeds = kernels.event_seeds(t)
     start = max(float(t[k]) - view.CLIP_PRE_S, 0.0)
+    side = ev.side_at(float(t[k])) or None  # its chunk's room
     y = render_np.render(
-        v[k : k + 1], t[k : k + 1], n, rate, channels=1, start_s=start, seeds=seeds[k : k + 1]
+        v[k : k + 1], t[k : k + 1], n, rate, side=side, channels=1, start_s=start, seeds=seeds[k : k + 1]
     )
     return np.asarray(y[0], dtype=np.float64)
 
@@ -215,6 +216,18 @@ def test_every_clip_is_that_events_render(song: dict[str, Any]) -> None:
     heads = [base64.b64decode(h) for h in clips["heads"]]
     assert len(clips["clips"]) == len(ev) == 14  # every event playable
     assert len(heads) == 2  # 16 kHz clips, and 48 kHz ones for the bright events (noise at 8 and 16 kHz)
+    for k, body in enumerate(clips["clips"]):
+        check_clip(heads[clips["head_of"][k]] + base64.b64decode(body), ev, k)
+
+
+def test_clips_keep_the_room_of_their_chunk() -> None:
+    """The golden stereo file with a room: each clip is its event's dry + wet share of the decode."""
+    src = Path(__file__).parent.parent / "formats" / "golden" / "stereo_room.spev"
+    page, result = view.build_page(src)
+    _, ev = read_events(src)
+    assert result.events == len(ev) > 0 and any(side.get("room") for _, side in ev.sides)
+    clips = page_json(page.decode(), "spev-clips")
+    heads = [base64.b64decode(h) for h in clips["heads"]]
     for k, body in enumerate(clips["clips"]):
         check_clip(heads[clips["head_of"][k]] + base64.b64decode(body), ev, k)
 

@@ -334,8 +334,8 @@ def make_speech(out_dir: Path, n: int, seed: int = SEED) -> list[Clip]:
 # ---------------------------------------------------------------- voice: recorded human speech (issue #18)
 
 VOICE_PACKAGE = "fillets-ng-data-cs"
-"""The dev set's recorded-speech package: the Czech dialogue of Fish Fillets (ALTAR Interactive 1998, GPL-2
-since 2004) and of its New Generation levels.  TRAINING NEVER USES IT (training/speech_sources.txt)."""
+"""The dev set's recorded-speech package: the Czech dialogue of Fish Fillets (ALTAR Interactive) and of its
+New Generation levels.  TRAINING NEVER USES IT (training/speech_sources.txt)."""
 VOICE_LICENCE = "GPL-2"
 """From ``/usr/share/doc/fillets-ng-data-cs/copyright``."""
 VOICE_ROOT = Path("/usr/share/games/fillets-ng/sound")
@@ -348,7 +348,7 @@ VOICE_GAP_S = 0.3
 VOICE_PAD_S = 0.2
 """Silence before the first and after the last line of a clip."""
 VOICE_PEAK = 10 ** (-1 / 20)
-"""Every voice clip is scaled to this peak (-1 dBFS): the game's files peak from -9 to +1.5 dBFS."""
+"""Every voice clip is scaled to this peak (-1 dBFS): the game's files peak from -12 to +1.5 dBFS."""
 VOICE_SEED_OFFSET = 2
 """The voice selection's generator is ``default_rng(seed + 2)`` (speech uses ``seed + 1``)."""
 VOICE_TRIM_DB = -40.0

@@ -27,25 +27,25 @@ from bench import devset, metrics
 from sparsecodec.encoder import proposal, transcriber
 
 FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-I = devset.Instrument
+_I = devset.Instrument
 TRAIN_INSTRUMENTS: tuple[devset.Instrument, ...] = (
     *devset.INSTRUMENTS,
-    I(4, "electric piano", 45, 84, chords=True, decay_s=(1.5, 0.8)),
-    I(25, "steel guitar", 40, 76, chords=True, decay_s=(1.0, 0.5)),
-    I(13, "xylophone", 60, 96, chords=True, decay_s=(0.3, 0.15)),
-    I(11, "vibraphone", 53, 89, chords=True, decay_s=(1.5, 0.8)),
-    I(42, "cello", 36, 67, legato=True),
-    I(68, "oboe", 58, 89, legato=True),
-    I(56, "trumpet", 55, 82, legato=True),
-    I(65, "alto sax", 49, 80, legato=True),
-    I(19, "church organ", 36, 84, chords=True, legato=True),
-    I(52, "choir aahs", 48, 79, chords=True, legato=True),
-    I(33, "fingered bass", 28, 55, decay_s=(1.5, 1.0)),
-    I(1, "bright piano", 40, 90, chords=True, decay_s=(1.4, 0.6)),
-    I(49, "slow strings", 48, 84, chords=True, legato=True),
-    I(71, "clarinet", 50, 86, legato=True),
-    I(46, "harp", 36, 90, chords=True, decay_s=(1.2, 0.6)),
-    I(0, "piano", 30, 96, chords=True, decay_s=(1.6, 0.5)),
+    _I(4, "electric piano", 45, 84, chords=True, decay_s=(1.5, 0.8)),
+    _I(25, "steel guitar", 40, 76, chords=True, decay_s=(1.0, 0.5)),
+    _I(13, "xylophone", 60, 96, chords=True, decay_s=(0.3, 0.15)),
+    _I(11, "vibraphone", 53, 89, chords=True, decay_s=(1.5, 0.8)),
+    _I(42, "cello", 36, 67, legato=True),
+    _I(68, "oboe", 58, 89, legato=True),
+    _I(56, "trumpet", 55, 82, legato=True),
+    _I(65, "alto sax", 49, 80, legato=True),
+    _I(19, "church organ", 36, 84, chords=True, legato=True),
+    _I(52, "choir aahs", 48, 79, chords=True, legato=True),
+    _I(33, "fingered bass", 28, 55, decay_s=(1.5, 1.0)),
+    _I(1, "bright piano", 40, 90, chords=True, decay_s=(1.4, 0.6)),
+    _I(49, "slow strings", 48, 84, chords=True, legato=True),
+    _I(71, "clarinet", 50, 86, legato=True),
+    _I(46, "harp", 36, 90, chords=True, decay_s=(1.2, 0.6)),
+    _I(0, "piano", 30, 96, chords=True, decay_s=(1.6, 0.5)),
 )
 """Training programs: the dev set's eight (played by FluidR3, not TimGM6mb) and sixteen others."""
 CACHE = Path(".cache/transcriber-data")
@@ -64,14 +64,14 @@ def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np
             continue
         t0 = n["onset"] / fs
         t1 = max(n["offset"] / fs, t0 + 1)
-        lo, hi = max(0, int(math.floor(t0)) - 2), min(n_frames, int(math.ceil(t0)) + 3)
+        lo, hi = max(0, math.floor(t0) - 2), min(n_frames, math.ceil(t0) + 3)
         for t in range(lo, hi):
             g = math.exp(-0.5 * ((t - t0) / 0.6) ** 2)
             onset[b, t] = max(onset[b, t], g)
             for nb in (b - 1, b + 1):
                 if 0 <= nb < n_bands:
                     onset[nb, t] = max(onset[nb, t], 0.3 * g)
-        a, z = max(0, int(round(t0))), min(n_frames, int(round(t1)))
+        a, z = max(0, round(t0)), min(n_frames, round(t1))
         frame[b, a:z] = 1.0
     return onset, frame
 
@@ -106,7 +106,9 @@ def load(folder: Path, idx: range) -> list[dict[str, np.ndarray]]:
     return [dict(np.load(folder / f"{i:04d}.npz")) for i in idx]
 
 
-def batch(data: list[dict[str, np.ndarray]], rng: np.random.Generator, size: int, crop: int) -> tuple[torch.Tensor, ...]:
+def batch(
+    data: list[dict[str, np.ndarray]], rng: np.random.Generator, size: int, crop: int
+) -> tuple[torch.Tensor, ...]:
     xs, ons, frs = [], [], []
     for _ in range(size):
         d = data[int(rng.integers(len(data)))]
@@ -136,7 +138,9 @@ def evaluate(model: transcriber.NoteModel, folder: Path, n: int) -> dict[str, fl
     for i in range(n, n + N_HELD):
         x, sr = sf.read(folder / "wav" / f"tr-{i:02d}.wav", dtype="float32", always_2d=True)
         truth = json.loads((folder / "wav" / f"tr-{i:02d}.notes.json").read_text())
-        est = [{"onset": m.onset_s, "pitch": m.pitch, "offset": m.end_s} for m in tr.notes(x.mean(axis=1), sr)]
+        est = [
+            {"onset": m.onset_s, "pitch": m.pitch, "offset": m.end_s} for m in tr.notes(x.mean(axis=1), sr)
+        ]
         ref = [{k: float(r[k]) for k in ("onset", "pitch", "offset")} for r in truth["notes"]]
         scores.append(metrics.note_scores(ref, est))
     model.train()
@@ -156,12 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no limit)")
+    ap.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tune)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     folder = build(args.seed, args.phrases)
     data = load(folder, range(args.phrases))
     model = transcriber.NoteModel(transcriber.NoteConfig(channels=args.channels))
+    if args.init_weights is not None:
+        model = transcriber.Transcriber.from_bytes(args.init_weights.read_bytes()).model
+        model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
@@ -169,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as fh:
         for step in range(args.steps):
-            lr = args.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+            lr = (
+                args.lr
+                * min(1.0, (step + 1) / 100)
+                * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+            )
             for g in opt.param_groups:
                 g["lr"] = lr
             x, on, fr = batch(data, rng, args.batch, args.crop)
@@ -179,7 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             if step % 100 == 0 or step == args.steps - 1:
-                rec = {"step": step, "loss": float(loss), "onset": float(l_on), "frame": float(l_fr), "s": time.time() - t0}
+                rec = {
+                    "step": step,
+                    "loss": loss.item(),
+                    "onset": l_on.item(),
+                    "frame": l_fr.item(),
+                    "s": time.time() - t0,
+                }
                 if step % 500 == 0 or step == args.steps - 1:
                     rec.update(evaluate(model, folder, args.phrases))
                 print(json.dumps(rec), file=fh, flush=True)

@@ -1,4 +1,4 @@
-"""Write the .spev golden files (format version 1, layout 1) and their expected events.
+"""Write the .spev golden files (format versions 1 and 2, layout 1) and their expected events.
 
     python formats/make_golden.py            # write missing goldens only (released ones are frozen)
     python formats/make_golden.py --check    # regenerate in memory, compare with the stored files
@@ -7,7 +7,8 @@
 Each golden ``NAME.spev`` comes with ``NAME.events.json``: the header fields, every chunk's times, codes
 and side data, and the SHA-256 of the file.  Events are drawn from ``events.sample_prior`` with fixed seeds
 and quantised with the default table; ``tests/test_golden.py`` never regenerates them, so later changes to
-the prior cannot alter a frozen golden.
+the prior cannot alter a frozen golden.  The format-2 goldens ``NAME-f2`` hold exactly the events of the
+format-1 golden ``NAME`` (only the comment tag differs), and their reference decode is ``NAME.wav``.
 """
 
 from __future__ import annotations
@@ -37,10 +38,18 @@ SPECS: dict[str, tuple[int, int, int, tuple[int, ...], int, bool]] = {
     "mono_room": (22050, 1, 2, (4, 7), 3, True),
     "empty": (44100, 1, 0, (), 4, False),
 }
+F2_SUFFIX = "-f2"
+"""Golden ``NAME-f2`` is golden ``NAME``'s events written in format 2."""
+GOLDENS: dict[str, tuple[str, int]] = {
+    **{name: (name, 1) for name in SPECS},
+    **{name + F2_SUFFIX: (name, 2) for name in SPECS},
+}
+"""Every golden: its events (a key of :data:`SPECS`) and its format version."""
 
 
-def build(name: str) -> tuple[container.Header, list[container.Chunk]]:
-    """The fixed header and chunks of golden ``name``."""
+def build(golden: str) -> tuple[container.Header, list[container.Chunk]]:
+    """The fixed header and chunks of golden ``golden``."""
+    name, version = GOLDENS[golden]
     rate, channels, n_chunks, per_chunk, seed, side = SPECS[name]
     hop = 2**17 if rate > 30000 else 2**16
     rng = np.random.default_rng(seed)
@@ -55,7 +64,7 @@ def build(name: str) -> tuple[container.Header, list[container.Chunk]]:
         hop_samples=hop,
         table=quantize.default_table(),
         settings={"analysis_rate": rate, "kbps": 3.0},
-        tags={"title": f"golden {name}", "comment": "format 1 / layout 1, frozen"},
+        tags={"title": f"golden {name}", "comment": f"format {version} / layout 1, frozen"},
         software="spev golden",
         history=[],
     )
@@ -69,10 +78,12 @@ def build(name: str) -> tuple[container.Header, list[container.Chunk]]:
     return header, chunks
 
 
-def expected_json(header: container.Header, chunks: list[container.Chunk], data: bytes) -> dict[str, Any]:
+def expected_json(
+    header: container.Header, chunks: list[container.Chunk], data: bytes, version: int
+) -> dict[str, Any]:
     """The ``NAME.events.json`` content."""
     return {
-        "format_version": container.FORMAT_VERSION,
+        "format_version": version,
         "sha256": hashlib.sha256(data).hexdigest(),
         "header": header.to_dict(),
         "chunks": [
@@ -100,20 +111,25 @@ def dumps(obj: Any) -> str:
     )
 
 
-def encode(header: container.Header, chunks: list[container.Chunk]) -> bytes:
+def encode(header: container.Header, chunks: list[container.Chunk], version: int) -> bytes:
     bio = io.BytesIO()
-    container.write_file(bio, header, chunks)
+    container.write_file(bio, header, chunks, format_version=version)
     return bio.getvalue()
 
 
 def write_audio(name: str) -> None:
     """Decode ``NAME.spev`` to a 16-bit WAV reference (quantisation 1.5e-5, far inside the tolerance) and
-    record it in the JSON."""
+    record it in the JSON.  A format-2 golden's reference is its format-1 twin's WAV (the same events must
+    give the same audio), which must exist already."""
     from sparsecodec import api as codec  # imported late: needs the decoder
 
+    events_of, version = GOLDENS[name]
     spev = GOLDEN_DIR / f"{name}.spev"
-    wav = GOLDEN_DIR / f"{name}.wav"
-    codec.decode_file(spev, wav, bits="16")
+    wav = GOLDEN_DIR / f"{events_of}.wav"
+    if version == 1:
+        codec.decode_file(spev, wav, bits="16")
+    elif not wav.exists():
+        raise SystemExit(f"{name}: {wav.name} is missing (the format-1 golden's reference decode)")
     meta_path = GOLDEN_DIR / f"{name}.events.json"
     meta = json.loads(meta_path.read_text())
     meta["audio"] = {"file": wav.name, **AUDIO_TOLERANCE}
@@ -127,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     GOLDEN_DIR.mkdir(exist_ok=True)
     bad = 0
-    for name in SPECS:
+    for name, (_, version) in GOLDENS.items():
         header, chunks = build(name)
-        data = encode(header, chunks)
+        data = encode(header, chunks, version)
         spev = GOLDEN_DIR / f"{name}.spev"
         meta = GOLDEN_DIR / f"{name}.events.json"
         if args.check:
@@ -141,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: exists (frozen), left alone")
         else:
             spev.write_bytes(data)
-            meta.write_text(dumps(expected_json(header, chunks, data)))
+            meta.write_text(dumps(expected_json(header, chunks, data, version)))
             print(f"{name}: wrote {len(data)} bytes")
         if args.audio and json.loads(meta.read_text()).get("audio") is None:
             write_audio(name)

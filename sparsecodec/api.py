@@ -183,6 +183,7 @@ def encode_file(
     init: str | None = None,
     ignore_errors: bool = False,
     overwrite: bool = True,
+    format_version: int | None = None,
 ) -> EncodeResult:
     """Encode audio ``src`` to a ``.spev`` at ``dst``.
 
@@ -196,11 +197,14 @@ def encode_file(
     shorter than its header says, a decode error mid-stream, NaN/Inf samples) unless ``ignore_errors``, which
     encodes what is sound and lists the damage in ``EncodeResult.warnings``; ``UsageError`` for bad options.
     Nothing is left at a path ``dst`` when it raises; ``overwrite=False`` refuses (``OutputExistsError``) a
-    ``dst`` that exists when the output is complete, without replacing it.
+    ``dst`` that exists when the output is complete, without replacing it.  ``format_version`` (default: the
+    container's, 2) picks the container format; 1 writes files that format-1 readers can read.
 
     (Over 80 lines only for its documented keyword arguments; the work is in :mod:`sparsecodec.encoder`.)
     """
     _check_encode_options(kbps, events_per_second, refine)
+    if format_version is not None and format_version not in (1, 2):
+        raise UsageError(f"format version {format_version}: choose 1 or 2")
     device = resolve_device(device)
 
     with contextlib.ExitStack() as stack:
@@ -235,7 +239,7 @@ def encode_file(
         )
         blocks = audio_io.resample_blocks(reader.blocks(), info.sample_rate, rate, info.channels)
         out = stack.enter_context(_output(dst, overwrite))
-        writer = container.Writer(out, header)
+        writer = container.Writer(out, header, format_version=format_version or container.FORMAT_VERSION)
         n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
         stream = encoder.encode_stream(
             blocks, rate, info.channels, settings, progress=progress, total_samples=n_analysis
@@ -411,6 +415,7 @@ class FileInfo:
     events_per_s: float
     bytes: int
     kbps: float
+    """The true rate: whole-file bytes × 8 ÷ duration."""
     layout_version: int
     encoder_id: str
     weights_hash: str
@@ -419,6 +424,15 @@ class FileInfo:
     software: str
     tags: dict[str, str]
     settings: dict[str, Any]
+    format_version: int = 1
+    bytes_per_event: float | None = None
+    """Whole-file bytes ÷ events (None without events)."""
+    chunk_bytes: int | None = None
+    """Bytes of the chunk frames: the file without its header, index and trailer (None when not found)."""
+    chunk_bytes_per_event: float | None = None
+    target_kbps: float | None = None
+    """The encoder's bit-rate target from the header's settings (None when not recorded or when an event
+    rate was asked for instead)."""
 
 
 def read_info(
@@ -451,6 +465,7 @@ def read_info(
             summary = container.summary(reader)
             n_events, n_chunks = summary.n_events, summary.n_chunks
         size = int(reader.file_bytes or 0)
+        chunk_bytes = reader.chunk_bytes
     duration = h.n_samples / h.sample_rate
     info = FileInfo(
         path=name or (str(src) if isinstance(src, (str, Path)) else "<stdin>"),
@@ -470,8 +485,22 @@ def read_info(
         software=h.software,
         tags=dict(h.tags),
         settings=dict(h.settings),
+        format_version=reader.format_version,
+        bytes_per_event=size / n_events if n_events and size else None,
+        chunk_bytes=chunk_bytes,
+        chunk_bytes_per_event=chunk_bytes / n_events if n_events and chunk_bytes is not None else None,
+        target_kbps=_target_kbps(h.settings),
     )
     return info, listed
+
+
+def _target_kbps(settings: dict[str, Any]) -> float | None:
+    """The ``kbps`` an encode aimed at, from its recorded settings (not when ``events_per_second`` set the
+    event budget instead)."""
+    kbps = settings.get("kbps")
+    if isinstance(kbps, bool) or not isinstance(kbps, (int, float)) or not math.isfinite(kbps):
+        return None
+    return None if settings.get("events_per_second") else float(kbps)
 
 
 def verify_file(src: Source, *, max_duration_s: float | None = None) -> int:

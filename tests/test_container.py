@@ -289,7 +289,7 @@ def test_wrong_magic_newer_version_and_limits() -> None:
     with pytest.raises(errors.BadMagicError):
         C.Reader(io.BytesIO(b"RIFF" + data[4:]))
     with pytest.raises(errors.NewerVersionError):
-        C.Reader(io.BytesIO(data[:4] + bytes([2]) + data[5:]))
+        C.Reader(io.BytesIO(data[:4] + bytes([3]) + data[5:]))
     huge = data[:6] + struct.pack("<I", C.MAX_HEADER_BYTES + 1) + data[10:]
     with pytest.raises(errors.LimitError):
         C.Reader(io.BytesIO(huge))

@@ -2,7 +2,8 @@
 
 Three levels: raw byte mutations and truncations (caught by CRCs, sync markers, lengths), chunk payloads
 mutated *behind a recomputed CRC* (exercises the value checks), and arbitrary header maps behind a valid
-CRC.  Each read runs under tracemalloc with a memory cap (no huge allocation).
+CRC.  Each read runs under tracemalloc with a memory cap (no huge allocation).  Every case runs on format 1
+and format 2 files (format 2 decodes its bodies differently: formats/spev.md §4.4).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ HOP = 4000
 MEMORY_CAP = 48 << 20
 
 
+VERSIONS = st.sampled_from(C.FORMAT_VERSIONS)
+
+
 @functools.cache
-def sample() -> tuple[bytes, list[int]]:
-    """A small valid file (3 chunks, side data, a silent chunk) and its chunk offsets."""
+def sample(version: int = C.FORMAT_VERSION) -> tuple[bytes, list[int]]:
+    """A small valid file (3 chunks, side data, a silent chunk) of format ``version``, its chunk offsets."""
     rng = np.random.default_rng(3)
     header = C.Header(
         layout_version=events.LAYOUT_VERSION,
@@ -52,7 +56,7 @@ def sample() -> tuple[bytes, list[int]]:
         codes = quantize.quantize(events.sample_prior(rng, n))
         chunks.append(C.Chunk(i, i * HOP, HOP, times, codes, {"room": [0.5, 0.25]} if i == 2 else {}))
     bio = io.BytesIO()
-    C.write_file(bio, header, chunks)
+    C.write_file(bio, header, chunks, format_version=version)
     data = bio.getvalue()
     entries = C.Reader(io.BytesIO(data)).index()
     assert entries is not None
@@ -150,22 +154,26 @@ def fuzz_settings(n: int) -> settings:
 
 
 @fuzz_settings(100)
-@given(ops=OPS)
-def test_byte_mutations_raise_only_format_errors(ops: list[tuple[int, int, int]]) -> None:
-    read_everything(mutate(sample()[0], ops))
+@given(version=VERSIONS, ops=OPS)
+def test_byte_mutations_raise_only_format_errors(version: int, ops: list[tuple[int, int, int]]) -> None:
+    read_everything(mutate(sample(version)[0], ops))
 
 
 @fuzz_settings(60)
-@given(which=st.integers(0, 2), ops=OPS, stored=st.booleans())
-def test_chunk_payloads_behind_valid_crc(which: int, ops: list[tuple[int, int, int]], stored: bool) -> None:
+@given(version=VERSIONS, which=st.integers(0, 2), ops=OPS, stored=st.booleans())
+def test_chunk_payloads_behind_valid_crc(
+    version: int, which: int, ops: list[tuple[int, int, int]], stored: bool
+) -> None:
     """Mutate one chunk's payload (optionally its uncompressed body) and re-checksum it."""
-    data, offs = sample()
+    data, offs = sample(version)
     off = offs[which]
     (n,) = struct.unpack_from("<I", data, off + 4)
     payload = data[off + 8 : off + 8 + n]
-    if stored:  # re-store the body uncompressed so mutations reach the bit planes and side data
-        chunk = C.decode_chunk_payload(payload, C._widths(quantize.default_table()))
-        raw, _ = C._encode_body(chunk, C._widths(quantize.default_table()))
+    if stored:  # re-store the body uncompressed so mutations reach the planes, columns and side data
+        widths = C._widths(quantize.default_table())
+        plan = C.coding.plan(quantize.default_table()) if version == 2 else None
+        chunk = C.decode_chunk_payload(payload, widths, plan=plan)
+        raw, _ = C._encode_body(chunk, widths) if plan is None else C._encode_body_v2(chunk, widths, plan)
         fixed = bytearray(payload[:25])
         struct.pack_into("<IB", fixed, 20, len(raw), C.METHOD_STORED)
         payload = bytes(fixed) + raw
@@ -194,18 +202,22 @@ def _values() -> st.SearchStrategy[Any]:
 
 
 @fuzz_settings(40)
-@given(replace=st.dictionaries(st.sampled_from(C._HEADER_KEYS), _values(), min_size=1, max_size=3))
-def test_header_fields_behind_valid_crc(replace: dict[str, Any]) -> None:
-    data, offs = sample()
+@given(
+    version=VERSIONS,
+    replace=st.dictionaries(st.sampled_from(C._HEADER_KEYS), _values(), min_size=1, max_size=3),
+)
+def test_header_fields_behind_valid_crc(version: int, replace: dict[str, Any]) -> None:
+    data, offs = sample(version)
     d = C.Reader(io.BytesIO(data)).header.to_dict()
     d.update(replace)
     hb = msgpack.packb(d)
-    head = C.MAGIC + struct.pack("<BBII", 1, 0, len(hb), len(hb)) + hb
+    head = C.MAGIC + struct.pack("<BBII", version, 0, len(hb), len(hb)) + hb
     read_everything(head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + data[offs[0] :])
 
 
 @fuzz_settings(20)
 @given(
+    version=VERSIONS,
     n_samples=st.integers(0, 2**48 - 1),
     hop=st.integers(1, 2**32 - 1),
     n_events=st.sampled_from([0, 1, 1000, 1001, 65536]),
@@ -213,16 +225,20 @@ def test_header_fields_behind_valid_crc(replace: dict[str, Any]) -> None:
     start=st.integers(0, 2**40),
 )
 def test_declared_counts_behind_valid_crc(
-    n_samples: int, hop: int, n_events: int, length: int, start: int
+    version: int, n_samples: int, hop: int, n_events: int, length: int, start: int
 ) -> None:
     """Crafted-valid declarations (huge lengths, tiny hops, dense chunks): only FormatError, bounded memory.
-    The events are all-zero codes, so a 65536-event chunk is a few hundred bytes of zstd."""
-    d = C.Reader(io.BytesIO(sample()[0])).header.to_dict()
+    The events are all-zero codes, so a 65536-event chunk is a few hundred bytes of zstd (format 1), or a
+    38-byte body of zero-width columns (format 2: every event at the chunk's start with the base codes)."""
+    d = C.Reader(io.BytesIO(sample(version)[0])).header.to_dict()
     d.update(n_samples=n_samples, hop_samples=hop)
     hb = msgpack.packb(d)
-    head = C.MAGIC + struct.pack("<BBII", 1, 0, len(hb), len(hb)) + hb
+    head = C.MAGIC + struct.pack("<BBII", version, 0, len(hb), len(hb)) + hb
     head += struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF)
-    raw = b"\x00" + struct.pack("<I", 0) + bytes(-(-n_events * BITS // 8))
+    if version == 1:
+        raw = b"\x00" + struct.pack("<I", 0) + bytes(-(-n_events * BITS // 8))
+    else:
+        raw = struct.pack("<I", 0) + bytes(1 + 2 + 31)
     z = _ZSTD.compress(raw)
     payload = struct.pack("<IQIIIB", 0, start, length, n_events, len(raw), 1) + z
     chunk = C.CHUNK_SYNC + struct.pack("<I", len(payload)) + payload

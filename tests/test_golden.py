@@ -1,4 +1,6 @@
-"""Golden .spev files (format 1, layout 1; frozen): exact events, byte-identical re-writing, audio hook."""
+"""Golden .spev files (formats 1 and 2, layout 1; frozen): exact events, byte-identical re-writing, audio.
+
+``NAME-f2`` is golden ``NAME``'s events in format 2: the same events, the same decoded audio."""
 
 from __future__ import annotations
 
@@ -22,15 +24,18 @@ def load(name: str) -> tuple[bytes, dict[str, Any]]:
 
 
 def test_goldens_exist() -> None:
-    assert {"mono", "stereo_room", "mono_room", "empty"} <= set(NAMES)
+    base = {"mono", "stereo_room", "mono_room", "empty"}
+    assert base | {f"{n}-f2" for n in base} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_events_are_exact(name: str) -> None:
     data, meta = load(name)
     assert hashlib.sha256(data).hexdigest() == meta["sha256"]
-    assert data[4] == meta["format_version"] == C.FORMAT_VERSION
+    assert data[4] == meta["format_version"] in C.FORMAT_VERSIONS
+    assert meta["format_version"] == (2 if name.endswith("-f2") else 1)
     r = C.Reader(io.BytesIO(data))
+    assert r.format_version == meta["format_version"]
     assert r.header.to_dict() == meta["header"]
     chunks = list(r)
     assert len(chunks) == len(meta["chunks"])
@@ -48,8 +53,30 @@ def test_golden_rewrites_to_identical_bytes(name: str) -> None:
     data, _ = load(name)
     r = C.Reader(io.BytesIO(data))
     out = io.BytesIO()
-    C.write_file(out, r.header, list(r))
+    C.write_file(out, r.header, list(r), format_version=r.format_version)
     assert out.getvalue() == data
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.endswith("-f2")])
+def test_format2_goldens_hold_the_format1_events_and_decode_identically(name: str) -> None:
+    """Re-containered, not re-drawn: every chunk's times, codes and side data equal the format-1 golden's,
+    the headers differ only in the comment tag, and the decodes are bit-identical (32-bit float)."""
+    from sparsecodec import api as codec
+
+    (d1, m1), (d2, m2) = load(name), load(f"{name}-f2")
+    assert m1["chunks"] == m2["chunks"]
+    assert {**m1["header"], "tags": {}} == {**m2["header"], "tags": {}}
+    assert m2["audio"] is None or m2["audio"]["file"] == f"{name}.wav"
+    c1, c2 = list(C.Reader(io.BytesIO(d1))), list(C.Reader(io.BytesIO(d2)))
+    assert [(c.index, c.start, c.length, c.times.tolist(), c.codes.tobytes(), c.side) for c in c1] == [
+        (c.index, c.start, c.length, c.times.tolist(), c.codes.tobytes(), c.side) for c in c2
+    ]
+    wavs = []
+    for data in (d1, d2):
+        out = io.BytesIO()
+        codec.decode_file(io.BytesIO(data), out, bits="32f", fmt="wav")
+        wavs.append(out.getvalue())
+    assert wavs[0] == wavs[1]
 
 
 @pytest.mark.parametrize("name", NAMES)

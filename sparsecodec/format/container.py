@@ -1,10 +1,12 @@
 """The ``.spev`` container: reader and writer (``formats/spev.md`` is normative; no torch import).
 
 A file is a header (magic, format version, CRC-protected msgpack map), one independent chunk per
-streaming hop (sync + length + zstd-compressed bit-plane body + CRC-32), an index of chunk offsets and a
-fixed 20-byte trailer that doubles as the end-of-stream marker.  Everything is little-endian.  The writer
-never seeks (pipes work) and is deterministic; the reader checks every length against a bound before
-allocating, and raises only :class:`~sparsecodec.errors.FormatError` subclasses for bad input.
+streaming hop (sync + length + zstd-compressed body + CRC-32), an index of chunk offsets and a fixed
+20-byte trailer that doubles as the end-of-stream marker.  Everything is little-endian.  Format versions
+differ only in the chunk body: format 1 stores bit planes of the raw codes, format 2 (written by default)
+predicted, zig-zag coded columns (:mod:`sparsecodec.format.coding`).  The writer never seeks (pipes work)
+and is deterministic; the reader checks every length against a bound before allocating, and raises only
+:class:`~sparsecodec.errors.FormatError` subclasses for bad input.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from sparsecodec.errors import (
     UnsupportedLayoutError,
     UsageError,
 )
-from sparsecodec.format import events, quantize
+from sparsecodec.format import coding, events, quantize
 
 # --------------------------------------------------------------------------------------------- constants
 
 MAGIC = b"SPEV"
-FORMAT_VERSION = 1
-"""Container format version written by this module (one byte after the magic)."""
+FORMAT_VERSION = 2
+"""Container format version written by default (one byte after the magic)."""
+FORMAT_VERSIONS = (1, 2)
+"""Format versions this module reads and can write: 1 (bit-plane bodies, formats/spev.md §4.1) and 2
+(predicted columns, §4.4).  Every version is read forever; ``Writer(format_version=1)`` serves old readers."""
 SUPPORTED_LAYOUTS = frozenset({1})
 """Event layout versions this reader accepts (layout 0 was never written by a released encoder)."""
 
@@ -286,6 +291,10 @@ class Summary:
     file_bytes: int | None
     kbps: float | None
     bytes_per_event: float | None
+    format_version: int = FORMAT_VERSION
+    chunk_bytes: int | None = None
+    """Bytes of the chunk frames (sync to CRC, all chunks): what the events cost without header and index."""
+    chunk_bytes_per_event: float | None = None
 
 
 # -------------------------------------------------------------------------------------- field validation
@@ -385,8 +394,10 @@ def _widths(table: list[dict[str, Any]]) -> np.ndarray:
     return np.array([int(e["bits"]) for e in table], dtype=np.int64)
 
 
-def _encode_body(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
-    """Chunk → (raw body bytes, n_events).  Validates the chunk against the table (raises FormatError)."""
+def _chunk_arrays(chunk: Chunk, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated ``(times int64[n], codes int64[n, 32], deltas int64[n])`` of a chunk to write (raises
+    FormatError / LimitError): shapes, integer types, ascending times inside the range, codes within the
+    table's widths."""
     times = np.asarray(chunk.times)
     codes = np.asarray(chunk.codes)
     n = times.shape[0] if times.ndim == 1 else -1
@@ -403,6 +414,22 @@ def _encode_body(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
         raise FormatError(f"chunk {chunk.index}: times must ascend inside [{chunk.start}, {chunk.end})")
     if n and ((c < 0).any() or (c >> widths).any()):
         raise FormatError(f"chunk {chunk.index}: a code exceeds its dimension's table width")
+    return t, c, deltas
+
+
+def _side_bytes(chunk: Chunk) -> bytes:
+    """The chunk's side data, validated and packed (msgpack, float32 values)."""
+    side = _side(chunk.side)
+    side_bytes = msgpack.packb(side, use_single_float=True) if side else b""
+    if len(side_bytes) > MAX_SIDE_BYTES:
+        raise LimitError(f"chunk {chunk.index}: side data over {MAX_SIDE_BYTES} bytes")
+    return bytes(side_bytes)
+
+
+def _encode_body(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
+    """Chunk → (raw format-1 body bytes, n_events).  Validates the chunk against the table (FormatError)."""
+    _, c, deltas = _chunk_arrays(chunk, widths)
+    n = len(deltas)
     tb = int(deltas.max(initial=0)).bit_length()
     cols = [deltas] + [c[:, d] for d in range(events.N_DIMS) if widths[d]]
     col_bits = [tb] + [int(w) for w in widths if w]
@@ -412,17 +439,23 @@ def _encode_body(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
         if b
     ]
     packed = np.packbits(np.concatenate(planes).astype(np.uint8)).tobytes() if planes and n else b""
-    side = _side(chunk.side)
-    side_bytes = msgpack.packb(side, use_single_float=True) if side else b""
-    if len(side_bytes) > MAX_SIDE_BYTES:
-        raise LimitError(f"chunk {chunk.index}: side data over {MAX_SIDE_BYTES} bytes")
+    side_bytes = _side_bytes(chunk)
     return bytes([tb]) + _U32.pack(len(side_bytes)) + packed + side_bytes, n
+
+
+def _encode_body_v2(chunk: Chunk, widths: np.ndarray, plan: coding.Plan) -> tuple[bytes, int]:
+    """Chunk → (raw format-2 body bytes, n_events) (§4.4).  Validates the chunk as :func:`_encode_body`."""
+    t, c, _ = _chunk_arrays(chunk, widths)
+    body = coding.encode_body(
+        t, c, chunk.start, _side_bytes(chunk), plan, measure=lambda b: len(_compress(b)[1])
+    )
+    return body, len(t)
 
 
 def _decode_body(
     body: bytes, n: int, start: int, length: int, widths: np.ndarray, index: int
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Raw body → (times int64[N], codes uint16[N, 32], side).  Checks the exact layout."""
+    """Raw format-1 body → (times int64[N], codes uint16[N, 32], side).  Checks the exact layout."""
     if len(body) < 5:
         raise FormatError(f"chunk {index}: body too short")
     tb = body[0]
@@ -468,6 +501,17 @@ def _decode_body(
     return times.astype(np.int64), codes, side
 
 
+def _decode_body_v2(
+    body: bytes, n: int, start: int, length: int, plan: coding.Plan, index: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Raw format-2 body → (times int64[N], codes uint16[N, 32], side) (§4.4).  Checks the exact layout."""
+    times, codes, side_bytes = coding.decode_body(body, n, start, length, plan, index, MAX_SIDE_BYTES)
+    side: dict[str, Any] = {}
+    if side_bytes:
+        side = _side(_unpack_msgpack(side_bytes, f"chunk {index} side data"))
+    return times, codes, side
+
+
 def _compress(raw: bytes) -> tuple[int, bytes]:
     cctx = zstandard.ZstdCompressor(
         level=ZSTD_LEVEL, write_content_size=False, write_checksum=False, write_dict_id=False
@@ -504,9 +548,12 @@ def _unpack_body(method: int, data: bytes, raw_len: int, what: str) -> bytes:
     raise FormatError(f"{what}: unknown compression method {method}")
 
 
-def encode_chunk_payload(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
-    """Chunk → (frame payload, n_events): fixed fields + (compressed) body."""
-    raw, n = _encode_body(chunk, widths)
+def encode_chunk_payload(
+    chunk: Chunk, widths: np.ndarray, plan: coding.Plan | None = None
+) -> tuple[bytes, int]:
+    """Chunk → (frame payload, n_events): fixed fields + (compressed) body; a format-2 body when ``plan``
+    (:func:`coding.plan` of the table) is given, else format 1."""
+    raw, n = _encode_body(chunk, widths) if plan is None else _encode_body_v2(chunk, widths, plan)
     if len(raw) > MAX_CHUNK_RAW_BYTES:
         raise LimitError(f"chunk {chunk.index}: body of {len(raw)} bytes (max {MAX_CHUNK_RAW_BYTES})")
     method, data = _compress(raw)
@@ -515,9 +562,12 @@ def encode_chunk_payload(chunk: Chunk, widths: np.ndarray) -> tuple[bytes, int]:
 
 
 def decode_chunk_payload(
-    payload: bytes, widths: np.ndarray, check: Callable[[int, int, int, int], None] | None = None
+    payload: bytes,
+    widths: np.ndarray,
+    check: Callable[[int, int, int, int], None] | None = None,
+    plan: coding.Plan | None = None,
 ) -> Chunk:
-    """Frame payload → validated :class:`Chunk`.
+    """Frame payload → validated :class:`Chunk` (a format-2 body when ``plan`` is given, else format 1).
 
     ``check(index, start, length, n_events)`` (e.g. :meth:`Reader`'s limits against the header) runs on the
     fixed fields before the body is decompressed."""
@@ -535,7 +585,10 @@ def decode_chunk_payload(
     if check is not None:
         check(index, start, length, n)
     raw = _unpack_body(method, payload[_CHUNK_FIXED.size :], raw_len, f"chunk {index}")
-    times, codes, side = _decode_body(raw, n, start, length, widths, index)
+    if plan is None:
+        times, codes, side = _decode_body(raw, n, start, length, widths, index)
+    else:
+        times, codes, side = _decode_body_v2(raw, n, start, length, plan, index)
     return Chunk(index=index, start=start, length=length, times=times, codes=codes, side=side)
 
 
@@ -618,14 +671,21 @@ class Writer:
 
     The header is written at construction; :meth:`write_chunk` appends chunks with consecutive indices
     and non-overlapping, increasing time ranges; :meth:`close` writes the index and trailer (it does not
-    close ``fileobj``).  Same header and chunks → same bytes.
+    close ``fileobj``).  Same header and chunks → same bytes.  ``format_version`` (default
+    :data:`FORMAT_VERSION`) picks the chunk coding; 1 writes files that readers of format 1 can read.
     """
 
-    def __init__(self, fileobj: BinaryIO, header: Header) -> None:
+    def __init__(self, fileobj: BinaryIO, header: Header, *, format_version: int = FORMAT_VERSION) -> None:
+        if format_version not in FORMAT_VERSIONS or isinstance(format_version, bool):
+            raise UsageError(f"format version {format_version!r}: this writer writes {list(FORMAT_VERSIONS)}")
         self._f = fileobj
+        self.format_version = int(format_version)
         self.header = Header.from_dict(_unpack_msgpack(_pack_header(header), "header"))
         check_header_limits(self.header)
         self._widths = _widths(self.header.table)
+        self._plan: coding.Plan | None = None
+        if self.format_version >= 2:
+            self._plan = coding.plan(self.header.table)
         self._entries: list[IndexEntry] = []
         self._n_events = 0
         self._pos = 0
@@ -633,7 +693,7 @@ class Writer:
         self._closed = False
         hb = _pack_header(header)
         method, data = _compress(hb)
-        head = MAGIC + _HEADER_FIXED.pack(FORMAT_VERSION, method, len(data), len(hb)) + data
+        head = MAGIC + _HEADER_FIXED.pack(self.format_version, method, len(data), len(hb)) + data
         self._write(head + _U32.pack(_crc(head)))
 
     @property
@@ -661,7 +721,7 @@ class Writer:
         check_chunk_limits(self.header, chunk.index, chunk.start, chunk.length, n_in)
         if self._n_events + n_in > max_events_in_file(self.header):
             raise _total_limit_error(self._n_events + n_in, self.header)
-        payload, n = encode_chunk_payload(chunk, self._widths)
+        payload, n = encode_chunk_payload(chunk, self._widths, self._plan)
         self._n_events += n
         if len(payload) > MAX_CHUNK_BYTES:
             raise LimitError(f"chunk {chunk.index} is {len(payload)} bytes (max {MAX_CHUNK_BYTES})")
@@ -817,10 +877,13 @@ class Reader:
     def __init__(self, fileobj: BinaryIO, *, max_duration_s: float = MAX_DURATION_S) -> None:
         self._src = _Source(fileobj)
         self.max_duration_s = float(max_duration_s)
+        self.format_version = 0
+        """The file's format version (1 or 2), once the header is read."""
         self.header = self._read_header()
         check_header_limits(self.header, self.max_duration_s)
         self._max_events = max_events_in_file(self.header)
         self._widths = _widths(self.header.table)
+        self._plan = coding.plan(self.header.table) if self.format_version >= 2 else None
         self._data_start = self._src.pos
         self._consumed = False
         self._index: ChunkIndex | None = None
@@ -834,6 +897,8 @@ class Reader:
         """One message per problem :meth:`iter_tolerant` skipped."""
         self.file_bytes: int | None = None
         """Total stream size, once known (seekable, or after a full front-to-back read)."""
+        self.chunk_bytes: int | None = None
+        """Bytes of all chunk frames (from the first chunk's sync to the index), once the index is found."""
 
     @property
     def seekable(self) -> bool:
@@ -849,10 +914,13 @@ class Reader:
                 raise TruncatedError("file ends inside the magic")
             raise BadMagicError("not a .spev file (bad magic)")
         version = src.read_exact(1, "format version")[0]
-        if version > FORMAT_VERSION:
-            raise NewerVersionError(f"format version {version} is newer than this reader ({FORMAT_VERSION})")
-        if version < 1:
+        if version > max(FORMAT_VERSIONS):
+            raise NewerVersionError(
+                f"format version {version} is newer than this reader (it reads {list(FORMAT_VERSIONS)})"
+            )
+        if version not in FORMAT_VERSIONS:
             raise FormatError(f"format version {version} is invalid")
+        self.format_version = version
         rest = src.read_exact(_HEADER_FIXED.size - 1, "header lengths")
         _, method, n, raw_len = _HEADER_FIXED.unpack(bytes([version]) + rest)
         if n > MAX_HEADER_BYTES or raw_len > MAX_HEADER_BYTES:
@@ -878,7 +946,7 @@ class Reader:
     def _read_chunk_frame(self) -> tuple[int, Chunk]:
         offset = self._src.pos - 4
         payload = _read_frame(self._src, CHUNK_SYNC, MAX_CHUNK_BYTES, "chunk")
-        return offset, decode_chunk_payload(payload, self._widths, self._check_chunk)
+        return offset, decode_chunk_payload(payload, self._widths, self._check_chunk, self._plan)
 
     def _read_index_and_trailer(self) -> tuple[int, bytes]:
         """Read the index frame (its sync just read) and the trailer; returns (offset, index payload)."""
@@ -914,10 +982,11 @@ class Reader:
                 prev_end = chunk.end
                 yield chunk
             elif sync == INDEX_SYNC:
-                _, payload = self._read_index_and_trailer()
+                offset, payload = self._read_index_and_trailer()
                 if payload[4:] != seen:
                     raise FormatError("index does not match the chunks")
                 self.file_bytes = src.pos
+                self.chunk_bytes = offset - self._data_start
                 return
             elif len(sync) < 4:
                 raise TruncatedError(f"file ends at byte {src.pos} before the end-of-stream marker")
@@ -972,6 +1041,7 @@ class Reader:
         entries = _parse_index(payload)
         if len(entries) != n_chunks:
             raise FormatError("index and trailer disagree on the chunk count")
+        self.chunk_bytes = offset - self._data_start
         rows = entries.rows
         if len(rows):
             offs = rows["offset"]
@@ -1054,7 +1124,7 @@ class Reader:
             n_chunks += 1
             n_events += len(chunk.times)
         self.check_end()
-        return _summary(self.header, n_chunks, n_events, self.file_bytes)
+        return _summary(self, n_chunks, n_events)
 
     def iter_tolerant(self) -> Iterator[Chunk]:
         """Yield the chunks that are intact, skipping damaged ones (``--ignore-errors``).
@@ -1141,8 +1211,9 @@ def _check_trailer(t: bytes, index_offset: int, n_chunks: int) -> None:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _summary(header: Header, n_chunks: int, n_events: int, file_bytes: int | None) -> Summary:
-    dur = header.duration_s
+def _summary(reader: Reader, n_chunks: int, n_events: int) -> Summary:
+    dur = reader.header.duration_s
+    file_bytes, chunk_bytes = reader.file_bytes, reader.chunk_bytes
     return Summary(
         duration_s=dur,
         n_chunks=n_chunks,
@@ -1151,6 +1222,9 @@ def _summary(header: Header, n_chunks: int, n_events: int, file_bytes: int | Non
         file_bytes=file_bytes,
         kbps=file_bytes * 8 / dur / 1000 if file_bytes is not None and dur > 0 else None,
         bytes_per_event=file_bytes / n_events if file_bytes is not None and n_events else None,
+        format_version=reader.format_version,
+        chunk_bytes=chunk_bytes,
+        chunk_bytes_per_event=chunk_bytes / n_events if chunk_bytes is not None and n_events else None,
     )
 
 
@@ -1161,17 +1235,19 @@ def summary(reader: Reader) -> Summary:
     """
     entries = reader.index()
     if entries is not None:
-        return _summary(reader.header, len(entries), entries.n_events, reader.file_bytes)
+        return _summary(reader, len(entries), entries.n_events)
     n_chunks = n_events = 0
     for chunk in reader:
         n_chunks += 1
         n_events += len(chunk.times)
-    return _summary(reader.header, n_chunks, n_events, reader.file_bytes)
+    return _summary(reader, n_chunks, n_events)
 
 
-def write_file(fileobj: BinaryIO, header: Header, chunks: Iterable[Chunk]) -> int:
+def write_file(
+    fileobj: BinaryIO, header: Header, chunks: Iterable[Chunk], *, format_version: int = FORMAT_VERSION
+) -> int:
     """Write a whole stream (header, chunks, index, trailer); returns the number of bytes written."""
-    w = Writer(fileobj, header)
+    w = Writer(fileobj, header, format_version=format_version)
     for c in chunks:
         w.write_chunk(c)
     w.close()

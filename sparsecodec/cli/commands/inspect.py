@@ -22,14 +22,31 @@ def _events_json(listed: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _size(info: Any) -> str:
+    """``2022 bytes, 8.75 bytes/event (chunks 6.58)``: the whole file and its chunk frames per event."""
+    text = f"{info.bytes} bytes"
+    if info.bytes_per_event is not None:
+        text += f", {info.bytes_per_event:.2f} bytes/event"
+        if info.chunk_bytes_per_event is not None:
+            text += f" (chunks {info.chunk_bytes_per_event:.2f})"
+    return text
+
+
+def _rate(info: Any) -> str:
+    """``1.64 kbps (target 4 kbps)``: the true rate, and the encoder's target when recorded."""
+    text = f"{info.kbps:.2f} kbps"
+    return text if info.target_kbps is None else f"{text} (target {info.target_kbps:g} kbps)"
+
+
 def _text(info: Any, listed: list[Any], with_events: bool) -> str:
     rows = [
         ("duration", f"{info.duration_s:.3f} s"),
         ("sample rate", f"{info.sample_rate} Hz"),
         ("channels", str(info.channels)),
         ("events", f"{info.events} ({info.events_per_s:.1f}/s) in {info.chunks} chunks"),
-        ("size", f"{info.bytes} bytes, {info.kbps:.2f} kbps"),
-        ("layout", str(info.layout_version)),
+        ("size", _size(info)),
+        ("rate", _rate(info)),
+        ("format", f"{info.format_version}, layout {info.layout_version}"),
         ("encoder", f"{info.encoder_id} (weights {info.weights_hash})"),
         ("time rate", f"{info.time_rate} Hz, hop {info.hop_samples}"),
         ("software", info.software),
@@ -54,7 +71,8 @@ def _text(info: Any, listed: list[Any], with_events: bool) -> str:
 @verbosity_options
 @click.pass_context
 def inspect(ctx: click.Context, paths: tuple[str, ...], as_json: bool, with_events: bool) -> None:
-    """Show duration, rate, channels, events, bit rate, ids and tags of .spev files.
+    """Show duration, rate, channels, events, size (bytes per event), bit rate (and its target), format,
+    ids and tags of .spev files.
 
     \b
     spev inspect song.spev

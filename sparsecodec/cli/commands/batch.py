@@ -130,9 +130,10 @@ def encode(
     refine: int,
     init: str | None,
     tags: tuple[str, ...],
+    format_version: str | None,
 ) -> None:
     """Encode every audio file under SRC (any format soundfile reads) to DST/**/NAME.spev."""
-    options = encode_kwargs(kbps, events_per_second, refine, init, tags)
+    options = encode_kwargs(kbps, events_per_second, refine, init, tags, format_version)
     common = {"jobs": jobs, "engine": engine, "address": address, "force": force}
     _run(ctx, "encode", src, dst, common, options)
 

@@ -58,6 +58,13 @@ def encoder_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "network's onsets and pitch map), 'analysis' (no network) or 'network' (the network alone).",
         ),
         click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Add a tag (repeatable)."),
+        click.option(
+            "--format",
+            "format_version",
+            type=click.Choice(["1", "2"]),
+            default=None,
+            help="Container format: 2 (default: context-coded events, smaller) or 1 (for older readers).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -71,7 +78,12 @@ def _audio_suffix(path: Path) -> bool:
 
 
 def encode_kwargs(
-    kbps: float | None, events_per_second: float | None, refine: int, init: str | None, tags: tuple[str, ...]
+    kbps: float | None,
+    events_per_second: float | None,
+    refine: int,
+    init: str | None,
+    tags: tuple[str, ...],
+    format_version: str | None = None,
 ) -> dict[str, Any]:
     """The values of :func:`encoder_options` as keyword arguments of :func:`sparsecodec.api.encode_file`:
     the one mapping from options to settings, for ``spev encode`` and ``spev batch encode``."""
@@ -81,6 +93,7 @@ def encode_kwargs(
         "refine": refine,
         "init": init,
         "tags": parse_tags(tags),
+        "format_version": None if format_version is None else int(format_version),
     }
 
 
@@ -121,6 +134,7 @@ def encode(
     refine: int,
     init: str | None,
     tags: tuple[str, ...],
+    format_version: str | None,
     device: str,
 ) -> None:
     """Encode audio to .spev.
@@ -136,7 +150,7 @@ def encode(
     Tags: the input's own metadata (title, artist...) plus --tag KEY=VALUE.
     """
     console = console_for(ctx)
-    settings = encode_kwargs(kbps, events_per_second, refine, init, tags)
+    settings = encode_kwargs(kbps, events_per_second, refine, init, tags, format_version)
     jobs = plan_paths(paths, outdir=outdir, recursive=recursive, suffix=".spev", accept=_audio_suffix)
 
     def work(job: Job) -> None:

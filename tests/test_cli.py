@@ -423,7 +423,7 @@ def test_encode_format_option(runner: CliRunner, tmp_path: Path) -> None:
         out = tmp_path / f"a{fmt}.spev"
         r = runner.invoke(cli, ["encode", str(wav), str(out), "--format", fmt, "--init", "analysis"])
         assert r.exit_code == 0, r.output
-        assert codec.read_info(out).format_version == int(fmt)
+        assert codec.read_info(out)[0].format_version == int(fmt)
         sizes[fmt] = out.stat().st_size
     assert sizes["2"] <= sizes["1"]
     r = runner.invoke(cli, ["encode", str(wav), str(tmp_path / "b.spev"), "--format", "3"])

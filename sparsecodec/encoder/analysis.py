@@ -385,8 +385,11 @@ class Analyzer:
             return empty
         fr = _Frames(np.abs(stft(x, self.res_o)) ** 2, np.abs(stft(x, self.res_a)) ** 2)
         hop_o = self.res_o.hop / self.sr
+        last = (fr.pa.shape[0] - 2) * self.res_a.hop / self.sr - 0.5 * self.res_a.n_fft / self.sr
         vecs, times, scores = [], [], []
         for t, pitch in notes:
+            if not 0.0 <= t < last:  # too close to the end to measure: the next window has it
+                continue
             m = int(np.clip(round(t / hop_o) + 2, 1, fr.po.shape[0] - 1))
             t0, attack = self._onset_time(fr, m)
             if abs(t0 - t) > NOTE_ONSET_TOL_S:
@@ -396,6 +399,8 @@ class Analyzer:
             vecs.append(v)
             times.append(max(t0, 0.0))
             scores.append(float(new.sum()))
+        if not vecs:
+            return empty
         return np.stack(vecs), np.asarray(times, np.float64), np.asarray(scores, np.float64)
 
     # -- steps --------------------------------------------------------------------------------------

@@ -85,11 +85,18 @@ DUPLICATE_MAX_S = 1.0
 repeats it, unless the input shows the note struck again (:meth:`WindowEncoder._restruck`)."""
 RESTRIKE_DB = 3.0
 """Rise (dB) of the power at a note's harmonics that marks it struck again."""
-NOTE_MIN_EXPLAINED = float(__import__("os").environ.get("SPEV_NOTE_MINEXP", "0.2"))
+NOTE_MIN_EXPLAINED = 0.2
 """A transcribed note's event is kept when at least this share of its power lands on residual power."""
 NOTE_MATCH_S = 0.05
-"""A pitched proposal within this long (s) and half a semitone of a transcribed note is that note."""
-NOTE_POLICY = __import__("os").environ.get("SPEV_NOTE_POLICY", "strict")
+"""A transcribed note within this long (s) and half a semitone of a committed event is that event."""
+
+UNHEARD_MIN_EXPLAINED = 0.9
+"""A pitched proposal at a pitch the transcriber does not hear then (:meth:`WindowEncoder._unheard`) is kept
+only when this share of its power lands on residual power: fewer spurious notes, no loss of quality
+measured (docs/encoder.md)."""
+NOTE_LEAD_S = 0.1
+"""A pitched proposal up to this long (s) before a transcribed note at its pitch is that note's swell
+(a slow attack), not a note of its own."""
 
 _REF_HOP_S = 2.0**17 / 44100.0
 _C = events.INDEX
@@ -102,9 +109,17 @@ def hop_samples(sample_rate: int) -> int:
 
 def encoder_id(init: str | None = None) -> str:
     """The encoder id recorded in the header: :data:`ENCODER_ID`, or with ``+hybrid``/``+network`` when
-    the proposal network takes part."""
+    the proposal network takes part, and ``+notes-<hash>`` when the note transcriber does."""
     mode = resolve_init(init)
-    return ENCODER_ID if mode == "analysis" else f"{ENCODER_ID}+{mode}"
+    if mode == "analysis":
+        return ENCODER_ID
+    if mode == "hybrid":
+        from sparsecodec.encoder import transcriber
+
+        tr = transcriber.load_default()
+        if tr is not None:  # the note transcriber takes part: name its weights (first 12 hex of sha256)
+            return f"{ENCODER_ID}+hybrid+notes-{tr.weights_hash[:12]}"
+    return f"{ENCODER_ID}+{mode}"
 
 
 @dataclass
@@ -274,6 +289,8 @@ class WindowEncoder:
         self.n_frames = self.res.n_frames(self.win)
         self.committed_v = np.zeros((0, events.N_DIMS))
         self.committed_t = np.zeros(0, np.int64)
+        self.held = np.zeros((0, 3))
+        """Transcribed notes that may still sound: ``float[M, 3]`` (onset sample, pitch, end sample)."""
         self._peak_db = 0.0
 
     # -- one window ---------------------------------------------------------------------------------
@@ -341,7 +358,6 @@ class WindowEncoder:
         budget = max(1, math.ceil(self.rate * self.win / sr))
         found: list[Found] = []
         cues: analysis.Cues | None = None
-        notes: np.ndarray | None = None  # transcribed notes: float[K, 2] (absolute sample, pitch)
         for i in range(max(1, self.settings.rounds)):
             if len(found) >= budget:
                 break
@@ -350,11 +366,12 @@ class WindowEncoder:
                 cues = self.init.cues(mono, sr)
                 rel = self.init.notes(mono, sr)
                 if rel is not None:
+                    self._hold(rel, start)
                     notes = self._new_notes(rel, start)
                     vecs, times = self._note_proposals(mono, notes, start)
-                    self._take(vecs, times, start, mag2, explained, found, NOTE_MIN_EXPLAINED, None)
+                    self._take(vecs, times, start, mag2, explained, found, NOTE_MIN_EXPLAINED)
             vecs, times, _scores = self._propose(mono, budget - len(found), found, start, cues)
-            new = self._take(vecs, times, start, mag2, explained, found, MIN_EXPLAINED, notes)
+            new = self._take(vecs, times, start, mag2, explained, found, MIN_EXPLAINED)
             if not new:
                 break
             new_t = np.asarray([f.time for f in new], np.int64)
@@ -371,11 +388,9 @@ class WindowEncoder:
         explained: np.ndarray,
         found: list[Found],
         min_explained: float,
-        notes: np.ndarray | None,
     ) -> list[Found]:
         """Fit and subtract each proposal (times in s from ``start``) that is in the window and new; append
-        the kept ones to ``found`` and return them.  With ``notes`` (the transcriber's, absolute samples),
-        a pitched proposal is kept only where it is one of those notes (no extra notes).
+        the kept ones to ``found`` and return them.
 
         The kept events' exact (full-support) power then replaces, in ``explained``, the calibration
         renders' (which covered only CALIBRATION_SPAN_S of each event).
@@ -386,15 +401,11 @@ class WindowEncoder:
             ti = start + round(float(t) * self.sr)
             if not start <= ti < start + self.win or self._duplicate(v, ti, found, mag2, start):
                 continue
-            pitched = v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
-            if notes is not None and NOTE_POLICY == "strict" and pitched:
-                near = (np.abs(notes[:, 0] - ti) <= NOTE_MATCH_S * self.sr) & (
-                    np.abs(notes[:, 1] - v[_C["pitch"]]) <= 0.5
-                )
-                if not near.any():
-                    continue
             v = np.asarray(v, np.float64)
-            kept = self._fit_and_subtract(v, ti, start, mag2, explained, min_explained)
+            need = min_explained
+            if self._unheard(v, ti):
+                need = max(need, UNHEARD_MIN_EXPLAINED)
+            kept = self._fit_and_subtract(v, ti, start, mag2, explained, need)
             if kept is not None:
                 found.append(Found(kept[0], ti, kept[1]))
                 new.append(found[-1])
@@ -404,6 +415,32 @@ class WindowEncoder:
                 np.stack([f.vector for f in new]), new_t, start
             )
         return new
+
+    def _hold(self, rel: np.ndarray, start: int) -> None:
+        """Remember the window's transcribed notes ``rel`` (``float[K, 3]``: onset s from ``start``, pitch,
+        end s) as :attr:`held`; forget those that ended before ``start``."""
+        new = np.stack([start + rel[:, 0] * self.sr, rel[:, 1], start + rel[:, 2] * self.sr], axis=1)
+        held = np.concatenate([self.held, new.reshape(-1, 3)])
+        self.held = held[held[:, 2] > start]
+
+    def _held(self, pitch: float, ti: int) -> bool:
+        """True when a transcribed note at ``pitch`` sounds at ``ti`` (sample) and none starts near it: a
+        pitched proposal there continues that note (bowing, vibrato) rather than starting one."""
+        same = np.abs(self.held[:, 1] - pitch) < 0.5
+        if not same.any():
+            return False
+        on, end = self.held[same, 0], self.held[same, 2]
+        if (np.abs(on - ti) <= NOTE_MATCH_S * self.sr).any():
+            return False
+        return bool(((on - NOTE_LEAD_S * self.sr < ti) & (ti < end)).any())
+
+    def _unheard(self, v: np.ndarray, ti: int) -> bool:
+        """True when ``v`` is pitched, notes were transcribed, and none of them is at its pitch at ``ti``."""
+        if self.held.shape[0] == 0 or v[_C["noise_mix"]] >= events.PITCHED_NOISE_MIX:
+            return False
+        same = np.abs(self.held[:, 1] - float(v[_C["pitch"]])) < 0.5
+        near = (self.held[:, 0] - NOTE_MATCH_S * self.sr <= ti) & (ti < self.held[:, 2])
+        return not bool((same & near).any())
 
     def _new_notes(self, rel: np.ndarray, start: int) -> np.ndarray:
         """Transcribed notes (s from ``start``, pitch) → ``float[K, 2]`` (absolute sample, pitch), without
@@ -501,6 +538,8 @@ class WindowEncoder:
         that event is held unless the input shows the note struck again (pitched), or a noise band centred
         within an octave within ±50 ms (unpitched)."""
         pitched = v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
+        if pitched and self._held(float(v[_C["pitch"]]), ti):
+            return True
         for f in found:
             dt = (ti - f.time) / self.sr
             if pitched != f.pitched:

@@ -1,0 +1,125 @@
+"""Events that are the notes (#16): a chord, an octave leap, re-struck notes and a legato line, each a
+FluidR3 phrase (the training soundfont) encoded with the default encoder and exported; note F1 (onset
+±50 ms, pitch ±50 cents, offsets ignored) must stay above a floor measured when the floors were set."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import metrics
+from sparsecodec.api import encode_file
+from sparsecodec.tools import export
+
+FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+SR = 44100
+
+# (onset s, offset s, MIDI pitch, velocity)
+Note = tuple[float, float, int, int]
+
+PHRASES: dict[str, tuple[int, list[Note], float]] = {
+    # piano chords of 3 and 4 notes, one soft, off any grid
+    "chord": (
+        0,
+        [(0.31, 1.2, p, 90) for p in (48, 52, 55)]
+        + [(1.43, 2.3, p, 70) for p in (50, 53, 57, 62)]
+        + [(2.61, 3.5, p, 55) for p in (45, 52, 60)],
+        0.75,
+    ),
+    # a flute line with octave leaps up and down
+    "octave": (
+        73,
+        [
+            (0.27, 0.62, 67, 90),
+            (0.66, 1.0, 79, 90),
+            (1.07, 1.5, 67, 90),
+            (1.55, 1.9, 74, 90),
+            (1.97, 2.4, 62, 90),
+        ],
+        0.9,
+    ),
+    # the same piano key struck again and again, softer each time
+    "restrike": (
+        0,
+        [(0.3 + 0.37 * i, 0.3 + 0.37 * i + 0.33, 64, 100 - 10 * i) for i in range(6)],
+        0.7,
+    ),
+    # a legato clarinet line: each note starts 20 ms before the previous one ends (no new attack)
+    "legato": (
+        71,
+        [
+            (0.3, 0.82, 60, 90),
+            (0.8, 1.32, 62, 90),
+            (1.3, 1.82, 65, 90),
+            (1.8, 2.32, 63, 90),
+            (2.3, 2.9, 58, 90),
+        ],
+        0.75,
+    ),
+}
+"""name → (GM program, notes, note-F1 floor).  Measured when set (transcriber seed 0, 2026-12-04): chord 0.83
+(14 events for 10 notes), legato 0.83, octave 1.00, restrike 0.80 (4 of the 6 strikes)."""
+
+
+def _render(program: int, notes: list[Note], path: Path) -> None:
+    import mido
+
+    ticks_per_s = 1000  # tempo 500000 µs/beat at 500 ticks/beat
+    msgs: list[tuple[int, int, mido.Message]] = []
+    for on, off, p, vel in notes:
+        msgs.append((round(on * ticks_per_s), 1, mido.Message("note_on", note=p, velocity=vel)))
+        msgs.append((round(off * ticks_per_s), 0, mido.Message("note_off", note=p, velocity=0)))
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    mid = mido.MidiFile(ticks_per_beat=500)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
+    track.append(mido.Message("program_change", program=program, time=0))
+    now = 0
+    for tick, _, msg in msgs:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=1000))
+    mid.save(path.with_suffix(".mid"))
+    subprocess.run(
+        [
+            "fluidsynth",
+            "-ni",
+            "-q",
+            "-g",
+            "0.6",
+            "-r",
+            str(SR),
+            "-F",
+            str(path),
+            str(FLUIDR3),
+            str(path.with_suffix(".mid")),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not FLUIDR3.is_file(), reason="needs fluidsynth + FluidR3"
+)
+@pytest.mark.parametrize("name", sorted(PHRASES))
+def test_phrase_notes(tmp_path: Path, name: str) -> None:
+    program, notes, floor = PHRASES[name]
+    wav = tmp_path / f"{name}.wav"
+    _render(program, notes, wav)
+    spev = tmp_path / f"{name}.spev"
+    encode_file(wav, spev)
+    est = metrics.export_to_notes(json.loads(export.export_bytes(spev, "json")))
+    ref = [{"onset": a, "pitch": float(p), "offset": b} for a, b, p, _ in notes]
+    scores = metrics.note_scores(ref, est)
+    assert scores["note_f1"] is not None and scores["note_f1"] >= floor, (name, scores, est)
+    # the events are the notes: no more pitched events than notes and a half
+    assert len(est) <= 1.5 * len(notes), (name, est)
+    assert np.isfinite([n["offset"] for n in est]).all()

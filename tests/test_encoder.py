@@ -215,7 +215,9 @@ def _sha256(path: Path) -> str:
 def test_header_weights_hash_is_the_loaded_weights(tmp_path: Path) -> None:
     """A hybrid encode's header names the sha256 of the weights file the encoder loaded and ran."""
     header = _encode_header(tmp_path, "hybrid")
-    assert header.encoder_id == encoder.encoder_id("hybrid") and header.encoder_id.startswith(encoder.ENCODER_ID + "+hybrid")
+    assert header.encoder_id == encoder.encoder_id("hybrid") and header.encoder_id.startswith(
+        encoder.ENCODER_ID + "+hybrid"
+    )
     assert header.weights_hash == _sha256(proposal.default_weights_path())
     net = proposal.load_default()
     assert net is not None and header.weights_hash == net.weights_hash

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-STYLE = {"spev": ("tab:red", "o"), "opus": ("tab:blue", "s"), "mp3": ("tab:green", "^")}
+STYLE = {
+    "spev": ("tab:red", "o"),
+    "opus": ("tab:blue", "s"),
+    "mp3": ("tab:green", "^"),
+    "codec2": ("tab:purple", "D"),
+}
+CATEGORIES = ("music", "speech", "voice", "notes", "notes-fp", "long")
+SPEECH_MODE = ("speech", "voice")
 
 
 def plot_rate_quality(summary: Sequence[dict[str, Any]], path: Path) -> None:
@@ -25,7 +32,7 @@ def plot_rate_quality(summary: Sequence[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    cats = [c for c in ("music", "speech", "notes", "long") if any(s["category"] == c for s in summary)]
+    cats = [c for c in CATEGORIES if any(s["category"] == c for s in summary)]
     fig, axes = plt.subplots(1, max(1, len(cats)), figsize=(4.2 * max(1, len(cats)), 3.8), squeeze=False)
     for ax, cat in zip(axes[0], cats, strict=False):
         rows = [s for s in summary if s["category"] == cat and "visqol" in s]
@@ -42,7 +49,7 @@ def plot_rate_quality(summary: Sequence[dict[str, Any]], path: Path) -> None:
         for s in rows:
             if s["family"] == "ceiling":
                 ax.axhline(s["visqol"], color="k", ls="--", lw=0.8, label=s["codec"])
-        ax.set_title(f"{cat} ({'speech mode' if cat == 'speech' else 'audio mode'})")
+        ax.set_title(f"{cat} ({'speech mode' if cat in SPEECH_MODE else 'audio mode'})")
         ax.set_xlabel("true kbps")
         ax.set_ylabel("ViSQOL v3 (MOS-LQO)")
         ax.set_xscale("log")

@@ -725,3 +725,33 @@ def test_rebuild_categories_guards(tmp_path: Path) -> None:
         rebuild_categories(tmp_path, ["music"], tracks_file=None)
     with pytest.raises(SpevError, match="another seed"):
         rebuild_categories(tmp_path, ["voice"], seed=SEED + 1, tracks_file=None)
+
+
+def test_rate_quality_plot_draws_every_category(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.plot draws one panel per category present, voice and notes-fp included, in the right mode."""
+    from bench import plot
+
+    titles: list[str] = []
+    import matplotlib.axes
+
+    orig = matplotlib.axes.Axes.set_title
+
+    def spy(self: matplotlib.axes.Axes, label: str, *a: object, **k: object) -> object:
+        titles.append(label)
+        return orig(self, label, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
+    summary = [
+        {"category": cat, "codec": name, "family": fam, "kbps": kbps, "visqol": 2.0 + kbps / 10}
+        for cat in ("music", "voice", "notes-fp")
+        for name, fam, kbps in (
+            ("spev", "spev", 2.0),
+            ("opus-6", "opus", 6.0),
+            ("codec2-1200", "codec2", 1.2),
+        )
+    ]
+    summary.append({"category": "voice", "codec": "basic", "family": "ceiling", "visqol": 4.5})
+    out = tmp_path / "rq.png"
+    plot.plot_rate_quality(summary, out)
+    assert out.stat().st_size > 1000
+    assert titles == ["music (audio mode)", "voice (speech mode)", "notes-fp (audio mode)"]

@@ -123,3 +123,24 @@ def test_phrase_notes(tmp_path: Path, name: str) -> None:
     # the events are the notes: no more pitched events than notes and a half
     assert len(est) <= 1.5 * len(notes), (name, est)
     assert np.isfinite([n["offset"] for n in est]).all()
+
+
+def test_unheard_rule_only_where_the_transcriber_hears_notes() -> None:
+    """A pitched proposal needs UNHEARD_MIN_EXPLAINED only while transcribed notes sound at other pitches;
+    where the transcriber hears nothing (speech, a gap), and at a heard pitch, the usual rule holds."""
+    from sparsecodec.encoder import stream
+    from sparsecodec.format import events
+
+    sr = 16000
+    enc = stream.WindowEncoder(sr, 1, stream.EncoderSettings(init="analysis"))
+    enc.held = np.array([[1.0 * sr, 60.0, 2.0 * sr]])  # C4 sounds from 1 s to 2 s
+    v = events.defaults(1)[0].astype(np.float64)
+    v[events.INDEX["noise_mix"]] = 0.0
+    v[events.INDEX["pitch"]] = 67.0
+    assert enc._unheard(v, int(1.5 * sr))  # another note sounds, not this one
+    assert not enc._unheard(v, int(2.5 * sr))  # nothing transcribed sounds here
+    v[events.INDEX["pitch"]] = 60.2
+    assert not enc._unheard(v, int(1.5 * sr))  # the heard pitch
+    v[events.INDEX["noise_mix"]] = 1.0
+    v[events.INDEX["pitch"]] = 67.0
+    assert not enc._unheard(v, int(1.5 * sr))  # unpitched: never a note

@@ -91,9 +91,9 @@ NOTE_MATCH_S = 0.05
 """A transcribed note within this long (s) and half a semitone of a committed event is that event."""
 
 UNHEARD_MIN_EXPLAINED = 0.9
-"""A pitched proposal at a pitch the transcriber does not hear then (:meth:`WindowEncoder._unheard`) is kept
-only when this share of its power lands on residual power: fewer spurious notes, no loss of quality
-measured (docs/encoder.md)."""
+"""A pitched proposal at a pitch the transcriber does not hear while it hears other notes
+(:meth:`WindowEncoder._unheard`) is kept only when this share of its power lands on residual power: fewer
+spurious notes, no loss of quality measured (docs/encoder.md)."""
 NOTE_LEAD_S = 0.1
 """A pitched proposal up to this long (s) before a transcribed note at its pitch is that note's swell
 (a slow attack), not a note of its own."""
@@ -435,11 +435,17 @@ class WindowEncoder:
         return bool(((on - NOTE_LEAD_S * self.sr < ti) & (ti < end)).any())
 
     def _unheard(self, v: np.ndarray, ti: int) -> bool:
-        """True when ``v`` is pitched, notes were transcribed, and none of them is at its pitch at ``ti``."""
+        """True when ``v`` is pitched and transcribed notes sound at ``ti``, none of them at its pitch.
+
+        Where the transcriber hears no note at all (speech, noise, a gap) a pitched proposal is judged as
+        before the note round: the network was trained on notes, and its silence there says nothing.
+        """
         if self.held.shape[0] == 0 or v[_C["noise_mix"]] >= events.PITCHED_NOISE_MIX:
             return False
-        same = np.abs(self.held[:, 1] - float(v[_C["pitch"]])) < 0.5
         near = (self.held[:, 0] - NOTE_MATCH_S * self.sr <= ti) & (ti < self.held[:, 2])
+        if not near.any():
+            return False
+        same = np.abs(self.held[:, 1] - float(v[_C["pitch"]])) < 0.5
         return not bool((same & near).any())
 
     def _new_notes(self, rel: np.ndarray, start: int) -> np.ndarray:

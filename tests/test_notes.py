@@ -144,3 +144,20 @@ def test_unheard_rule_only_where_the_transcriber_hears_notes() -> None:
     v[events.INDEX["noise_mix"]] = 1.0
     v[events.INDEX["pitch"]] = 67.0
     assert not enc._unheard(v, int(1.5 * sr))  # unpitched: never a note
+
+
+def test_transcriber_drops_overtones_it_is_less_sure_of() -> None:
+    """A transcribed note an octave, a twelfth or two octaves above a simultaneous note is dropped when the
+    network is less sure of it than of the lower note; other intervals, later notes and surer octaves stay."""
+    from sparsecodec.encoder.transcriber import Note, _drop_overtones
+
+    low = Note(1.0, 48.0, 2.0, 0.9)
+    kept = [
+        low,
+        Note(1.01, 55.0, 2.0, 0.5),  # a fifth: not a partial's interval
+        Note(1.3, 60.0, 2.0, 0.5),  # an octave, but 0.3 s later
+        Note(1.02, 72.1, 2.0, 0.95),  # two octaves, surer than the low note
+    ]
+    dropped = [Note(1.02, 60.2, 2.0, 0.6), Note(0.98, 67.0, 2.0, 0.8)]  # octave, twelfth, less sure
+    out = _drop_overtones(sorted(kept + dropped, key=lambda n: n.onset_s))
+    assert sorted(out, key=lambda n: n.pitch) == sorted(kept, key=lambda n: n.pitch)

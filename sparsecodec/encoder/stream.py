@@ -85,8 +85,10 @@ DUPLICATE_MAX_S = 1.0
 repeats it, unless the input shows the note struck again (:meth:`WindowEncoder._restruck`)."""
 RESTRIKE_DB = 3.0
 """Rise (dB) of the power at a note's harmonics that marks it struck again."""
-NOTE_MIN_EXPLAINED = 0.2
-"""A transcribed note's event is kept when at least this share of its power lands on residual power."""
+NOTE_MIN_EXPLAINED = 0.05
+"""A transcribed note's event is kept when at least this share of its power lands on residual power (low:
+the transcriber has already said that a note starts there; a re-bowed or re-struck note is mostly
+explained by the ringing of the one before)."""
 NOTE_MATCH_S = 0.05
 """A transcribed note within this long (s) and half a semitone of a committed event is that event."""
 
@@ -369,7 +371,7 @@ class WindowEncoder:
                     self._hold(rel, start)
                     notes = self._new_notes(rel, start)
                     vecs, times = self._note_proposals(mono, notes, start)
-                    self._take(vecs, times, start, mag2, explained, found, NOTE_MIN_EXPLAINED)
+                    self._take(vecs, times, start, mag2, explained, found, NOTE_MIN_EXPLAINED, notes=True)
             vecs, times, _scores = self._propose(mono, budget - len(found), found, start, cues)
             new = self._take(vecs, times, start, mag2, explained, found, MIN_EXPLAINED)
             if not new:
@@ -388,6 +390,7 @@ class WindowEncoder:
         explained: np.ndarray,
         found: list[Found],
         min_explained: float,
+        notes: bool = False,
     ) -> list[Found]:
         """Fit and subtract each proposal (times in s from ``start``) that is in the window and new; append
         the kept ones to ``found`` and return them.
@@ -399,7 +402,7 @@ class WindowEncoder:
         new: list[Found] = []
         for v, t in zip(vecs, times, strict=False):
             ti = start + round(float(t) * self.sr)
-            if not start <= ti < start + self.win or self._duplicate(v, ti, found, mag2, start):
+            if not start <= ti < start + self.win or self._duplicate(v, ti, found, mag2, start, notes):
                 continue
             v = np.asarray(v, np.float64)
             need = min_explained
@@ -538,11 +541,19 @@ class WindowEncoder:
         return float(after.max()) > float(before.mean()) * 10.0 ** (RESTRIKE_DB / 10.0)
 
     def _duplicate(
-        self, v: np.ndarray, ti: int, found: list[Found], mag2: np.ndarray | None = None, start: int = 0
+        self,
+        v: np.ndarray,
+        ti: int,
+        found: list[Found],
+        mag2: np.ndarray | None = None,
+        start: int = 0,
+        notes: bool = False,
     ) -> bool:
         """True when ``v`` repeats a found event: same pitch within −50…+200 ms of its onset, or later while
         that event is held unless the input shows the note struck again (pitched), or a noise band centred
-        within an octave within ±50 ms (unpitched)."""
+        within an octave within ±50 ms (unpitched).  ``notes``: ``v`` is a transcribed note's event, which
+        repeats a found event at its pitch only within :data:`NOTE_MATCH_S` (the transcriber tells a
+        re-strike from a held note)."""
         pitched = v[_C["noise_mix"]] < events.PITCHED_NOISE_MIX
         if pitched and self._held(float(v[_C["pitch"]]), ti):
             return True
@@ -551,6 +562,10 @@ class WindowEncoder:
             if pitched != f.pitched:
                 continue
             if pitched and abs(f.vector[_C["pitch"]] - v[_C["pitch"]]) < 0.5:
+                if notes:
+                    if abs(dt) <= NOTE_MATCH_S:
+                        return True
+                    continue
                 held = float(f.vector[_C["attack"]] + f.vector[_C["duration"]])
                 if -0.05 < dt < 0.2:
                     return True

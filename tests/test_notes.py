@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import metrics
+from bench import devset, metrics
 from sparsecodec.api import encode_file
 from sparsecodec.tools import export
 
@@ -87,24 +86,7 @@ def _render(program: int, notes: list[Note], path: Path) -> None:
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=1000))
     mid.save(path.with_suffix(".mid"))
-    subprocess.run(
-        [
-            "fluidsynth",
-            "-ni",
-            "-q",
-            "-g",
-            "0.6",
-            "-r",
-            str(SR),
-            "-F",
-            str(path),
-            str(FLUIDR3),
-            str(path.with_suffix(".mid")),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    devset.render_midi(path.with_suffix(".mid"), path, "fluidsynth", str(FLUIDR3))
 
 
 @pytest.mark.skipif(

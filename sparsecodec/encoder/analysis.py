@@ -149,6 +149,21 @@ NOTE_ONSET_TOL_S = 0.03
 """A transcribed note's onset moves to the ramp fit's only when that is this close (s)."""
 NOTE_DEFAULT_ATTACK_S = 0.01
 """Attack (s) of a transcribed note whose ramp fit disagreed with the transcriber's onset."""
+HELD_RISE_DB = 10.0
+"""A held (transcribed) note's partial track is fitted until it rises this much (dB) over its running
+minimum: bowing and vibrato swell a sustained partial by a few dB without a new note."""
+HELD_BAND = 0.03
+"""A held note's partial k is tracked over ±3 % of its frequency (±50 cents: vibrato) for its decay."""
+HELD_DROP_TOL_DB = 3.0
+"""A held note's modelled fall over its hold may exceed the input's by this much (dB) before its T60s are
+stretched (:func:`_match_hold_drop`)."""
+HELD_T60_MAX_STRETCH = 20.0
+RELEASE_HINT_TOL_S = 0.1
+"""A release break this close (s) to a transcribed note's end is taken as its note-off."""
+RELEASE_MEASURE_S = 0.25
+"""The release's extra decay is measured over this long (s) after a transcribed note's end."""
+RELEASE_UNSEEN_DB_S = -120.0
+"""Extra decay (dB/s) after a note-off whose release cannot be measured (a new note arrives at once)."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
 PRIOR_SALIENCE_RATIO = 0.5
@@ -379,7 +394,9 @@ class Analyzer:
         if sample_rate != self.sr:
             raise ValueError(f"analyser built for {self.sr} Hz, got {sample_rate} Hz")
         empty = (np.zeros((0, events.N_DIMS)), np.zeros(0), np.zeros(0))
-        notes = np.asarray(notes, np.float64).reshape(-1, 2)
+        notes = np.asarray(notes, np.float64)
+        notes = notes.reshape(len(notes), -1) if notes.size else np.zeros((0, 2))
+        ends = notes[:, 2] if notes.shape[1] > 2 else np.full(len(notes), np.nan)
         x = np.asarray(residual, dtype=np.float32).reshape(-1)
         if len(notes) == 0 or x.size < self.res_a.n_fft:
             return empty
@@ -387,7 +404,7 @@ class Analyzer:
         hop_o = self.res_o.hop / self.sr
         last = (fr.pa.shape[0] - 2) * self.res_a.hop / self.sr - 0.5 * self.res_a.n_fft / self.sr
         vecs, times, scores = [], [], []
-        for t, pitch in notes:
+        for (t, pitch), end in zip(notes[:, :2], ends, strict=True):
             if not 0.0 <= t < last:  # too close to the end to measure: the next window has it
                 continue
             m = int(np.clip(round(t / hop_o) + 2, 1, fr.po.shape[0] - 1))
@@ -395,7 +412,8 @@ class Analyzer:
             if abs(t0 - t) > NOTE_ONSET_TOL_S:
                 t0, attack = float(t), NOTE_DEFAULT_ATTACK_S
             new = self._new_energy(fr, t0)
-            v = self._estimate(fr, t0, attack, new, f0_hint=float(events.pitch_to_hz(pitch)))
+            hold = float(end - t0) if np.isfinite(end) else None
+            v = self._estimate(fr, t0, attack, new, f0_hint=float(events.pitch_to_hz(pitch)), hold_hint=hold)
             vecs.append(v)
             times.append(max(t0, 0.0))
             scores.append(float(new.sum()))
@@ -582,6 +600,7 @@ class Analyzer:
         new: np.ndarray,
         prior: np.ndarray | None = None,
         f0_hint: float | None = None,
+        hold_hint: float | None = None,
     ) -> np.ndarray:
         """One physical event vector for the onset at ``t0`` (s) with new-energy spectrum ``new``; with
         ``f0_hint`` (Hz, a transcribed note) the event is pitched at that f0, refined on the partials."""
@@ -596,7 +615,7 @@ class Analyzer:
             pitched = harm > 0.55 and f0 < self.f_max
         total = float(new.sum())
         if pitched:
-            self._fit_partials(v, fr, t0, f0)
+            self._fit_partials(v, fr, t0, f0, hold_hint)
             unexpl = max(total * (1.0 - harm), 0.0)
             ratio = math.sqrt(unexpl / max(total * harm, 1e-30))
             v[_C["noise_mix"]] = min(0.35, max(0.0, (2 / math.pi) * math.atan(ratio) - 0.1))
@@ -647,8 +666,14 @@ class Analyzer:
         slope = float(np.polyfit(t, seg, 1)[0])
         return float(np.clip(-60.0 / min(slope, -1.0), 0.005, 30.0))
 
-    def _fit_partials(self, v: np.ndarray, fr: _Frames, t0: float, f0: float) -> None:
-        """Pitch, spectral envelope, decays and envelope times from the partial tracks of ``f0``."""
+    def _fit_partials(
+        self, v: np.ndarray, fr: _Frames, t0: float, f0: float, hold_hint: float | None = None
+    ) -> None:
+        """Pitch, spectral envelope, decays and envelope times from the partial tracks of ``f0``.
+
+        ``hold_hint`` (s after ``t0``, a transcribed note's end): where the note is let go.  A release
+        break within :data:`RELEASE_HINT_TOL_S` of it stands; otherwise the release starts at the hint, with
+        the extra decay measured after it (:func:`_release_after`)."""
         sr, hop_s = self.sr, self.res_a.hop / self.sr
         v[_C["pitch"]] = float(events.hz_to_pitch(f0))
         n_part = int(min(events.MAX_PARTIALS, self.f_max // f0))
@@ -673,15 +698,30 @@ class Analyzer:
         bad[0] = False
         end = pk + (int(np.argmax(bad)) if bad.any() else env_db.size - pk)
         end = max(end, pk + 1)
-        m_r, _s_hold, s_rel = _release_break(t[pk:end], env_db[pk:end])
+        m_r, s_hold, s_rel = _release_break(t[pk:end], env_db[pk:end])
+        held = hold_hint is not None  # a transcribed note: held until its end, where it is let go
+        if hold_hint is not None and (
+            m_r is None or abs(float(t[pk + m_r]) - hold_hint) > RELEASE_HINT_TOL_S
+        ):
+            m_r = None
+            h = int(np.searchsorted(t, hold_hint))
+            if h > pk + 1:
+                s_hold = _slope(t[pk:h], env_db[pk:h])
+            s_rel = _release_after(t, env_db, h, end, s_hold)
+            end = min(end, max(h, pk + 2))
         hold_end = pk + m_r if m_r is not None else end
         # per-partial lines over [pk, hold_end)
         seg = db[pk:hold_end]
         tt = t[pk:hold_end]
-        prev_rise = seg > np.minimum.accumulate(seg, axis=0) + 3.0
+        prev_rise = seg > np.minimum.accumulate(seg, axis=0) + (HELD_RISE_DB if held else 3.0)
         floor = seg.max(axis=0, keepdims=True) - 50.0
         mask = (~np.logical_or.accumulate(prev_rise, axis=0)) & (seg > floor) & (seg > -95.0)
         amp_db, slope = _masked_lines(tt, seg, mask, at=v[_C["attack"]])
+        if held:  # a held note's decay: over the partials' vibrato (each partial's wider band)
+            wide = 10.0 * np.log10(
+                np.maximum(_band_max(pa[pk:hold_end], bins, fk * HELD_BAND / self.bin_hz), POWER_FLOOR)
+            )
+            slope = _masked_lines(tt, wide, mask, at=v[_C["attack"]])[1]
         # decay → T60 per partial, then log-T60 line over log-frequency between the reference points
         t60 = np.clip(-60.0 / np.minimum(slope, -0.5), 0.005, 60.0)
         good = mask.sum(axis=0) >= 2
@@ -697,8 +737,14 @@ class Analyzer:
             coef = np.linalg.solve(a_mat.T @ a_mat + reg, rhs)
             v[_C["t60_low"]] = math.exp(float(np.clip(coef[0], -4, 4.1)))
             v[_C["t60_high"]] = math.exp(float(np.clip(coef[1], -5.3, 4.1)))
+            if held and hold_end - pk >= 3:  # the summed partials fall no faster than the input did
+                drop = float(np.median(env_db[max(pk + 1, hold_end - 4) : hold_end]) - env_db[pk])
+                _match_hold_drop(v, fk, amp_db, x, float(t[hold_end - 1] - t[pk]), drop)
         # envelope times
-        if m_r is not None:
+        if held and m_r is None and hold_hint is not None:
+            v[_C["duration"]] = max(0.01, hold_hint)
+            v[_C["release"]] = float(np.clip(-60.0 / min(s_rel, -1.0), 0.01, 4.0))
+        elif m_r is not None:
             v[_C["duration"]] = max(0.01, float(t[pk + m_r]))
             v[_C["release"]] = float(np.clip(-60.0 / min(s_rel, -1.0), 0.01, 4.0))
         else:
@@ -756,6 +802,64 @@ def _masked_lines(t: np.ndarray, y: np.ndarray, mask: np.ndarray, at: float) -> 
     fallback = y.max(axis=0) if y.shape[0] else np.full(y.shape[1], -100.0)
     inter = np.where(n > 0, (sy - slope * st) / np.maximum(n, 1), fallback)
     return inter + slope * at, slope
+
+
+def _match_hold_drop(
+    v: np.ndarray, fk: np.ndarray, amp_db: np.ndarray, x: np.ndarray, dt: float, drop: float
+) -> None:
+    """Lengthen ``v``'s T60s (both by one factor, up to :data:`HELD_T60_MAX_STRETCH`) until its partials'
+    summed power falls by no more than ``drop`` dB (< 0, measured on the input) over ``dt`` s.
+
+    ``fk``/``amp_db``: the partials' frequencies (Hz) and levels; ``x``: their position (0 at 100 Hz, 1 at
+    8 kHz) on the T60 line.  Per-partial slopes of a sustained, vibrating partial read as decays; the
+    total is what the ear (and the note's end) follows."""
+    w = 10.0 ** (amp_db / 10.0)
+    if dt <= 0 or w.sum() <= 0:
+        return
+    xc = np.clip(x, 0.0, 1.0)
+    log_t60 = (1.0 - xc) * math.log(float(v[_C["t60_low"]])) + xc * math.log(float(v[_C["t60_high"]]))
+
+    def fall(c: float) -> float:
+        return float(10.0 * np.log10((w * 10.0 ** (-6.0 * dt / (c * np.exp(log_t60)))).sum() / w.sum()))
+
+    if fall(1.0) >= drop - HELD_DROP_TOL_DB:
+        return
+    lo, hi = 0.0, math.log(HELD_T60_MAX_STRETCH)
+    for _ in range(20):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fall(math.exp(mid)) < drop else (lo, mid)
+    c = math.exp(hi)
+    v[_C["t60_low"]] = float(np.clip(v[_C["t60_low"]] * c, 0.02, 60.0))
+    v[_C["t60_high"]] = float(np.clip(v[_C["t60_high"]] * c, 0.005, 60.0))
+
+
+def _band_max(pa: np.ndarray, bins: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Power ``[M, K]`` of the strongest bin within ``half`` (``float[K]``, ≥ 1) bins of each of ``bins``
+    (``int[K]``) in each frame of ``pa`` (``[M, B]``)."""
+    nb = pa.shape[1]
+    w = np.maximum(np.rint(half).astype(np.int64), 1)
+    out = np.zeros((pa.shape[0], bins.size), pa.dtype)
+    for d in range(-int(w.max()), int(w.max()) + 1):
+        col = pa[:, np.clip(bins + d, 0, nb - 1)]
+        out = np.where(np.abs(d) <= w, np.maximum(out, col), out)
+    return out
+
+
+def _slope(t: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` over ``t`` (0 for fewer than two points)."""
+    if t.size < 2 or float(np.ptp(t)) <= 0:
+        return 0.0
+    return float(np.polyfit(t, y, 1)[0])
+
+
+def _release_after(t: np.ndarray, env_db: np.ndarray, h: int, end: int, s_hold: float) -> float:
+    """Extra decay (dB/s, < 0) after a note-off at frame ``h``: the slope of ``env_db`` over the frames from
+    ``h`` up to :data:`RELEASE_MEASURE_S` later (and before ``end``, a new arrival) less the hold slope
+    ``s_hold``; :data:`RELEASE_UNSEEN_DB_S` when fewer than three frames can be measured."""
+    hi = min(end, int(np.searchsorted(t, t[min(h, t.size - 1)] + RELEASE_MEASURE_S)))
+    if hi - h < 3:
+        return RELEASE_UNSEEN_DB_S
+    return min(_slope(t[h:hi], env_db[h:hi]) - s_hold, -15.0)
 
 
 def _release_break(t: np.ndarray, y: np.ndarray) -> tuple[int | None, float, float]:

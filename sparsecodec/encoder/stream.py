@@ -452,7 +452,8 @@ class WindowEncoder:
         return not bool((same & near).any())
 
     def _new_notes(self, rel: np.ndarray, start: int) -> np.ndarray:
-        """Transcribed notes (s from ``start``, pitch) → ``float[K, 2]`` (absolute sample, pitch), without
+        """Transcribed notes (s from ``start``, pitch, end s) → ``float[K, 3]`` (absolute sample, pitch,
+        absolute end sample), without
         those that started before the window or that a committed event already plays."""
         t = start + np.rint(np.asarray(rel[:, 0]) * self.sr)
         keep = t >= start
@@ -465,7 +466,8 @@ class WindowEncoder:
                     np.abs(rel[:, 1][:, None] - cp[None, :]) <= 0.5
                 )
                 keep &= ~dup.any(axis=1)
-        return np.stack([t[keep], rel[keep, 1]], axis=1) if keep.any() else np.zeros((0, 2))
+        end = start + np.rint(np.asarray(rel[:, 2]) * self.sr)
+        return np.stack([t[keep], rel[keep, 1], end[keep]], axis=1) if keep.any() else np.zeros((0, 3))
 
     def _note_proposals(
         self, mono: np.ndarray, notes: np.ndarray, start: int
@@ -477,7 +479,9 @@ class WindowEncoder:
         pad = self.init.lead_in if start == 0 else 0
         if pad:
             mono = np.concatenate([np.zeros(pad, np.float32), mono])
-        rel = np.stack([(notes[:, 0] - start + pad) / self.sr, notes[:, 1]], axis=1)
+        rel = np.stack(
+            [(notes[:, 0] - start + pad) / self.sr, notes[:, 1], (notes[:, 2] - start + pad) / self.sr], 1
+        )
         vecs, times, _ = self.init.propose_notes(mono, self.sr, rel)
         return vecs, np.maximum(times - pad / self.sr, 0.0)
 

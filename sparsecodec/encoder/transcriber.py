@@ -22,7 +22,7 @@ import hashlib
 import importlib.resources
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,10 @@ HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 FRAME_S = proposal.HOP / proposal.ANALYSIS_RATE
 """Seconds per frame (11.6 ms)."""
 ONSET_THRESHOLD = 0.5
-FRAME_THRESHOLD = 0.3
+FRAME_THRESHOLD = 0.75
+"""A note ends where its frame probability falls below this.  Training weights sounding frames 3× (the
+frame loss in ``training/transcriber.py``), which moves an even chance (p = 0.5) to p = 3·0.5/(3·0.5 + 0.5)
+= 0.75: the end is the network's median guess of the note-off."""
 MIN_NOTE_S = 0.03
 SAME_ONSET_S = 0.05
 """Notes starting within this long (s) of each other start together (:func:`_merge_near`, overtones)."""
@@ -206,7 +209,18 @@ def decode_notes(
         end_s = max(onset_s + MIN_NOTE_S, end * FRAME_S)
         notes.append(Note(onset_s, float(pitch), float(end_s), float(onset[b, t])))
     notes.sort(key=lambda n: (n.onset_s, n.pitch))
-    return _drop_overtones(_merge_near(notes))
+    return _end_at_restrike(_drop_overtones(_merge_near(notes)))
+
+
+def _end_at_restrike(notes: list[Note]) -> list[Note]:
+    """End each note no later than the next note at its pitch (within half a semitone) starts: a re-struck
+    key lets the old note go (the frame map stays on across the strike)."""
+    out = []
+    for i, n in enumerate(notes):
+        nxt = [k.onset_s for k in notes[i + 1 :] if k.onset_s > n.onset_s and abs(k.pitch - n.pitch) < 0.5]
+        end = min([n.end_s, *nxt])
+        out.append(replace(n, end_s=max(end, n.onset_s + MIN_NOTE_S)) if end < n.end_s else n)
+    return out
 
 
 def _merge_near(notes: list[Note]) -> list[Note]:

@@ -51,7 +51,7 @@ def _transcribed_notes(wav: Path) -> list[dict[str, float]]:
     if tr is None:
         raise SystemExit("no shipped transcriber weights")
     x, sr = sf.read(wav, dtype="float32", always_2d=True)
-    return [{"onset": n.onset_s, "pitch": n.pitch, "offset": n.end_s} for n in tr.notes(x.mean(axis=1), sr)]
+    return [{"onset": n.onset_s, "pitch": n.pitch, "offset": n.off_s} for n in tr.notes(x.mean(axis=1), sr)]
 
 
 def main() -> None:

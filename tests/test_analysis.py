@@ -79,3 +79,33 @@ def test_excluded_pitch_is_not_proposed_again() -> None:
 def test_silence_proposes_nothing() -> None:
     vec, times, scores = analysis.Analyzer(SR).propose(np.zeros(SR, np.float32), SR, 5)
     assert vec.shape == (0, events.N_DIMS) and times.size == scores.size == 0
+
+
+def _held_note(f0: float, t0: float, t1: float, seconds: float = 2.0) -> np.ndarray:
+    """Mono ``float32[n]``: a sustained 10-partial tone with 5.5 Hz, ±40-cent vibrato from ``t0``, held
+    without decay until ``t1`` (s), then released (T60 0.15 s)."""
+    t = np.arange(int(seconds * SR)) / SR
+    env = np.where(t < t0, 0.0, np.minimum((t - t0) / 0.03, 1.0))
+    env = env * np.where(t > t1, 10.0 ** (-3.0 * (t - t1) / 0.15), 1.0)
+    inst = f0 * 2.0 ** (0.4 / 12.0 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(inst) / SR
+    x = sum(np.sin(k * phase) / k for k in range(1, 11)) * env
+    return np.asarray(0.3 * x / np.abs(x).max(), np.float32)
+
+
+def test_a_held_note_lasts_until_its_transcribed_end() -> None:
+    """A transcribed note's event holds until the note's end (its ``duration``), and its partials, fitted
+    across the vibrato, do not fall 30 dB before it: the exported note ends where the input's did."""
+    from sparsecodec.synth.kernels import partials_fall_s
+
+    t0, t1 = 0.3, 1.3
+    x = _held_note(392.0, t0, t1)
+    vec, times, _ = analysis.Analyzer(SR).propose_notes(x, SR, np.array([[t0, 67.0, t1]]))
+    assert len(vec) == 1 and abs(times[0] - t0) < 0.02
+    held = t1 - times[0]
+    assert abs(vec[0, events.INDEX["duration"]] - held) < 0.05
+    assert partials_fall_s(vec, 30.0, SR)[0] > held  # the sustain does not die out under the hold
+    assert vec[0, events.INDEX["release"]] < 0.6  # the measured release is short, as in the input
+    # without an end (onset and pitch only) the note is estimated as before: no hint, still one event
+    vec2, _, _ = analysis.Analyzer(SR).propose_notes(x, SR, np.array([[t0, 67.0]]))
+    assert len(vec2) == 1

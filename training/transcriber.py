@@ -139,7 +139,7 @@ def evaluate(model: transcriber.NoteModel, folder: Path, n: int) -> dict[str, fl
         x, sr = sf.read(folder / "wav" / f"tr-{i:02d}.wav", dtype="float32", always_2d=True)
         truth = json.loads((folder / "wav" / f"tr-{i:02d}.notes.json").read_text())
         est = [
-            {"onset": m.onset_s, "pitch": m.pitch, "offset": m.end_s} for m in tr.notes(x.mean(axis=1), sr)
+            {"onset": m.onset_s, "pitch": m.pitch, "offset": m.off_s} for m in tr.notes(x.mean(axis=1), sr)
         ]
         ref = [{k: float(r[k]) for k in ("onset", "pitch", "offset")} for r in truth["notes"]]
         scores.append(metrics.note_scores(ref, est))

@@ -162,8 +162,11 @@ RELEASE_HINT_TOL_S = 0.1
 """A release break this close (s) to a transcribed note's end is taken as its note-off."""
 RELEASE_MEASURE_S = 0.25
 """The release's extra decay is measured over this long (s) after a transcribed note's end."""
-RELEASE_UNSEEN_DB_S = -120.0
-"""Extra decay (dB/s) after a note-off whose release cannot be measured (a new note arrives at once)."""
+RELEASE_CONFIRM_DB_S = 30.0
+"""A transcribed note-off is confirmed when the input decays at least this much faster (dB/s) after it than
+during the hold: the note is then held until it (decay over vibrato, matched to the input's fall) and let go
+there.  Unconfirmed, the note-off still sets ``duration`` but the release is the slowest (4 s) and the decay
+is fitted as before, so the note rings on as the input does (a struck note whose key-up is inaudible)."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
 PRIOR_SALIENCE_RATIO = 0.5
@@ -385,7 +388,8 @@ class Analyzer:
         self, residual: np.ndarray, sample_rate: int, notes: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pitched event per transcribed note: ``notes`` ``float[K, 2]`` (onset s from the start of
-        ``residual``, MIDI pitch) → ``(vectors float64[K, 32], times_s[K], scores[K])``.
+        ``residual``, MIDI pitch) or ``float[K, 3]`` (and the note-off, s) → ``(vectors float64[K, 32],
+        times_s[K], scores[K])``.  With a note-off the note is held until it (:meth:`_fit_partials`).
 
         The onset is refined (with the attack) by the same ramp fit as a flux peak's when that stays within
         :data:`NOTE_ONSET_TOL_S` of the transcriber's; the f0 is refined on the partials; every other
@@ -699,16 +703,21 @@ class Analyzer:
         end = pk + (int(np.argmax(bad)) if bad.any() else env_db.size - pk)
         end = max(end, pk + 1)
         m_r, s_hold, s_rel = _release_break(t[pk:end], env_db[pk:end])
-        held = hold_hint is not None  # a transcribed note: held until its end, where it is let go
+        held = False  # a transcribed note whose note-off the input confirms: held until then, let go there
+        unconfirmed = False
         if hold_hint is not None and (
             m_r is None or abs(float(t[pk + m_r]) - hold_hint) > RELEASE_HINT_TOL_S
         ):
-            m_r = None
             h = int(np.searchsorted(t, hold_hint))
-            if h > pk + 1:
-                s_hold = _slope(t[pk:h], env_db[pk:h])
-            s_rel = _release_after(t, env_db, h, end, s_hold)
-            end = min(end, max(h, pk + 2))
+            s_h = _slope(t[pk:h], env_db[pk:h]) if h > pk + 1 else s_hold
+            extra = _release_after(t, env_db, h, end, s_h)
+            if extra is not None and extra <= -RELEASE_CONFIRM_DB_S:
+                held, m_r, s_hold, s_rel = True, None, s_h, extra
+                end = min(end, max(h, pk + 2))
+            else:
+                unconfirmed = True
+        elif hold_hint is not None:
+            held = True  # the release break agrees with the note-off
         hold_end = pk + m_r if m_r is not None else end
         # per-partial lines over [pk, hold_end)
         seg = db[pk:hold_end]
@@ -741,7 +750,10 @@ class Analyzer:
                 drop = float(np.median(env_db[max(pk + 1, hold_end - 4) : hold_end]) - env_db[pk])
                 _match_hold_drop(v, fk, amp_db, x, float(t[hold_end - 1] - t[pk]), drop)
         # envelope times
-        if held and m_r is None and hold_hint is not None:
+        if unconfirmed and hold_hint is not None:
+            v[_C["duration"]] = max(0.01, hold_hint)
+            v[_C["release"]] = 4.0
+        elif held and m_r is None and hold_hint is not None:
             v[_C["duration"]] = max(0.01, hold_hint)
             v[_C["release"]] = float(np.clip(-60.0 / min(s_rel, -1.0), 0.01, 4.0))
         elif m_r is not None:
@@ -852,14 +864,14 @@ def _slope(t: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(t, y, 1)[0])
 
 
-def _release_after(t: np.ndarray, env_db: np.ndarray, h: int, end: int, s_hold: float) -> float:
-    """Extra decay (dB/s, < 0) after a note-off at frame ``h``: the slope of ``env_db`` over the frames from
+def _release_after(t: np.ndarray, env_db: np.ndarray, h: int, end: int, s_hold: float) -> float | None:
+    """Extra decay (dB/s) after a note-off at frame ``h``: the slope of ``env_db`` over the frames from
     ``h`` up to :data:`RELEASE_MEASURE_S` later (and before ``end``, a new arrival) less the hold slope
-    ``s_hold``; :data:`RELEASE_UNSEEN_DB_S` when fewer than three frames can be measured."""
+    ``s_hold``; None when fewer than three frames can be measured."""
     hi = min(end, int(np.searchsorted(t, t[min(h, t.size - 1)] + RELEASE_MEASURE_S)))
     if hi - h < 3:
-        return RELEASE_UNSEEN_DB_S
-    return min(_slope(t[h:hi], env_db[h:hi]) - s_hold, -15.0)
+        return None
+    return _slope(t[h:hi], env_db[h:hi]) - s_hold
 
 
 def _release_break(t: np.ndarray, y: np.ndarray) -> tuple[int | None, float, float]:

@@ -150,15 +150,16 @@ class HybridInit(AnalysisInit):
         )
 
     def notes(self, mono: np.ndarray, sample_rate: int) -> np.ndarray | None:
-        """The transcriber's notes in a window's mono input ``float[n]``: ``float[K, 3]`` (onset s from
-        ``mono[0]``, MIDI pitch, end s), or None when no transcriber weights are shipped."""
+        """The transcriber's notes in a window's mono input ``float[n]``: ``float[K, 4]`` (onset s from
+        ``mono[0]``, MIDI pitch, end of its sound s, note-off s), or None when no transcriber weights are
+        shipped."""
         from sparsecodec.encoder import transcriber
 
         tr = transcriber.load_default()
         if tr is None:
             return None
         found = tr.notes(np.asarray(mono, np.float32), sample_rate)
-        return np.asarray([(n.onset_s, n.pitch, n.end_s) for n in found], np.float64).reshape(-1, 3)
+        return np.asarray([(n.onset_s, n.pitch, n.end_s, n.off_s) for n in found], np.float64).reshape(-1, 4)
 
 
 @dataclass

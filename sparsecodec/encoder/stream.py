@@ -420,8 +420,9 @@ class WindowEncoder:
         return new
 
     def _hold(self, rel: np.ndarray, start: int) -> None:
-        """Remember the window's transcribed notes ``rel`` (``float[K, 3]``: onset s from ``start``, pitch,
-        end s) as :attr:`held`; forget those that ended before ``start``."""
+        """Remember the window's transcribed notes ``rel`` (``float[K, 4]``: onset s from ``start``, pitch,
+        end of sound s, note-off s) as :attr:`held` (onset, pitch, end of sound); forget those that ended
+        before ``start``."""
         new = np.stack([start + rel[:, 0] * self.sr, rel[:, 1], start + rel[:, 2] * self.sr], axis=1)
         held = np.concatenate([self.held, new.reshape(-1, 3)])
         self.held = held[held[:, 2] > start]
@@ -452,8 +453,8 @@ class WindowEncoder:
         return not bool((same & near).any())
 
     def _new_notes(self, rel: np.ndarray, start: int) -> np.ndarray:
-        """Transcribed notes (s from ``start``, pitch, end s) → ``float[K, 3]`` (absolute sample, pitch,
-        absolute end sample), without
+        """Transcribed notes (:meth:`Initialiser.notes`, s from ``start``) → ``float[K, 3]`` (absolute
+        sample, pitch, absolute note-off sample), without
         those that started before the window or that a committed event already plays."""
         t = start + np.rint(np.asarray(rel[:, 0]) * self.sr)
         keep = t >= start
@@ -466,7 +467,7 @@ class WindowEncoder:
                     np.abs(rel[:, 1][:, None] - cp[None, :]) <= 0.5
                 )
                 keep &= ~dup.any(axis=1)
-        end = start + np.rint(np.asarray(rel[:, 2]) * self.sr)
+        end = start + np.rint(np.asarray(rel[:, 3]) * self.sr)
         return np.stack([t[keep], rel[keep, 1], end[keep]], axis=1) if keep.any() else np.zeros((0, 3))
 
     def _note_proposals(

@@ -36,10 +36,13 @@ HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 FRAME_S = proposal.HOP / proposal.ANALYSIS_RATE
 """Seconds per frame (11.6 ms)."""
 ONSET_THRESHOLD = 0.5
-FRAME_THRESHOLD = 0.75
-"""A note ends where its frame probability falls below this.  Training weights sounding frames 3× (the
-frame loss in ``training/transcriber.py``), which moves an even chance (p = 0.5) to p = 3·0.5/(3·0.5 + 0.5)
-= 0.75: the end is the network's median guess of the note-off."""
+FRAME_THRESHOLD = 0.3
+"""A note *sounds* while its frame probability stays above this (:attr:`Note.end_s`: the encoder's held
+notes)."""
+OFF_THRESHOLD = 0.75
+"""A note is *let go* where its frame probability falls below this (:attr:`Note.off_s`).  Training weights
+sounding frames 3× (the frame loss in ``training/transcriber.py``), which moves an even chance (p = 0.5) to
+p = 3·0.5/(3·0.5 + 0.5) = 0.75: the note-off is the network's median guess."""
 MIN_NOTE_S = 0.03
 SAME_ONSET_S = 0.05
 """Notes starting within this long (s) of each other start together (:func:`_merge_near`, overtones)."""
@@ -60,12 +63,15 @@ class NoteConfig:
 
 @dataclass(frozen=True)
 class Note:
-    """A transcribed note: onset (s), MIDI pitch (float), end (s), onset probability."""
+    """A transcribed note: onset (s), MIDI pitch (float), the end of its sound (s), onset probability, and
+    its note-off (s; ≤ ``end_s``, and no later than the next onset at its pitch; ``inf`` when unknown: the
+    frame probability never reached :data:`OFF_THRESHOLD`)."""
 
     onset_s: float
     pitch: float
     end_s: float
     confidence: float
+    off_s: float = math.inf
 
 
 def band_shifts() -> list[int]:
@@ -179,6 +185,7 @@ def decode_notes(
     frame: np.ndarray,
     onset_threshold: float = ONSET_THRESHOLD,
     frame_threshold: float = FRAME_THRESHOLD,
+    off_threshold: float = OFF_THRESHOLD,
 ) -> list[Note]:
     """Notes from onset and frame maps ``float[F, T]`` (bands of :mod:`proposal`, frames of FRAME_S)."""
     from scipy import ndimage
@@ -194,32 +201,39 @@ def decode_notes(
         db = _parabolic(onset[max(0, b - 1) : b + 2, t]) if 0 < b < n_bands - 1 else 0.0
         dt = _parabolic(onset[b, max(0, t - 1) : t + 2]) if 0 < t < n_frames - 1 else 0.0
         pitch = proposal.BAND_LO_MIDI + (b + db) / proposal.BANDS_PER_SEMITONE
-        end = t + 1
-        below = 0
-        while end < n_frames:
-            if fr[b, end] < frame_threshold:
-                below += 1
-                if below >= 2:
-                    end -= 1
-                    break
-            else:
-                below = 0
-            end += 1
         onset_s = max(0.0, (t + dt) * FRAME_S)
+        end = _run_end(fr[b], t, frame_threshold)
         end_s = max(onset_s + MIN_NOTE_S, end * FRAME_S)
-        notes.append(Note(onset_s, float(pitch), float(end_s), float(onset[b, t])))
+        sure = np.flatnonzero(fr[b, t:end] >= max(off_threshold, frame_threshold))
+        off_s = math.inf  # the network never was sure the note sounds: its note-off is unknown
+        if sure.size:
+            off = _run_end(fr[b], t + int(sure[0]), max(off_threshold, frame_threshold))
+            off_s = min(max(onset_s + MIN_NOTE_S, off * FRAME_S), end_s)
+        notes.append(Note(onset_s, float(pitch), float(end_s), float(onset[b, t]), off_s))
     notes.sort(key=lambda n: (n.onset_s, n.pitch))
     return _end_at_restrike(_drop_overtones(_merge_near(notes)))
 
 
+def _run_end(row: np.ndarray, t: int, threshold: float) -> int:
+    """The frame after ``t`` where ``row`` (``float[T]``) has stayed below ``threshold`` for two frames
+    (the first of them), or ``len(row)``."""
+    below = np.flatnonzero(row[t + 1 :] < threshold)
+    two = below[1:][np.diff(below) == 1]  # the second of two consecutive frames below
+    return int(t + 1 + two[0] - 1) if two.size else len(row)
+
+
 def _end_at_restrike(notes: list[Note]) -> list[Note]:
-    """End each note no later than the next note at its pitch (within half a semitone) starts: a re-struck
-    key lets the old note go (the frame map stays on across the strike)."""
+    """A note's note-off comes no later than the next note at its pitch (within half a semitone) starts: a
+    re-struck key lets the old note go (the frame map stays on across the strike).  An unknown note-off
+    stays unknown."""
     out = []
     for i, n in enumerate(notes):
+        if math.isinf(n.off_s):
+            out.append(n)
+            continue
         nxt = [k.onset_s for k in notes[i + 1 :] if k.onset_s > n.onset_s and abs(k.pitch - n.pitch) < 0.5]
-        end = min([n.end_s, *nxt])
-        out.append(replace(n, end_s=max(end, n.onset_s + MIN_NOTE_S)) if end < n.end_s else n)
+        off = min([n.off_s, *nxt])
+        out.append(replace(n, off_s=max(off, n.onset_s + MIN_NOTE_S)) if off < n.off_s else n)
     return out
 
 

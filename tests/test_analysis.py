@@ -109,3 +109,29 @@ def test_a_held_note_lasts_until_its_transcribed_end() -> None:
     # without an end (onset and pitch only) the note is estimated as before: no hint, still one event
     vec2, _, _ = analysis.Analyzer(SR).propose_notes(x, SR, np.array([[t0, 67.0]]))
     assert len(vec2) == 1
+
+
+def test_a_legato_note_is_held_until_the_next_one() -> None:
+    """Where the next note arrives at the note-off (its partials land on this note's), the release cannot be
+    measured: the note is held until the note-off all the same, with a short release."""
+    t0, t1 = 0.3, 1.3
+    x = _held_note(392.0, t0, t1) + 4.0 * _held_note(784.0, t1, 1.9)  # louder: a new arrival at t1
+    vec, times, _ = analysis.Analyzer(SR).propose_notes(x, SR, np.array([[t0, 67.0, t1]]))
+    assert len(vec) == 1
+    assert abs(vec[0, events.INDEX["duration"]] - (t1 - times[0])) < 0.05
+    assert vec[0, events.INDEX["release"]] < 0.6
+
+
+def test_a_note_off_the_input_does_not_confirm_keeps_the_fitted_decay() -> None:
+    """A plucked note decays the same across its transcribed note-off: the note-off sets ``duration`` (the
+    export ends the note there) with the slowest release, and the decay stays the input's (T60 2 s)."""
+    t0, off = 0.3, 0.7
+    t = np.arange(int(2.5 * SR)) / SR
+    env = np.where(t < t0, 0.0, np.minimum((t - t0) / 0.005, 1.0) * 10.0 ** (-3.0 * (t - t0) / 2.0))
+    x = sum(np.sin(2 * np.pi * k * 330.0 * t) / k for k in range(1, 9)) * env
+    x = np.asarray(0.3 * x / np.abs(x).max(), np.float32)
+    vec, times, _ = analysis.Analyzer(SR).propose_notes(x, SR, np.array([[t0, 64.0, off]]))
+    assert len(vec) == 1
+    assert abs(vec[0, events.INDEX["duration"]] - (off - times[0])) < 0.05
+    assert vec[0, events.INDEX["release"]] == pytest.approx(4.0)
+    assert 1.0 < vec[0, events.INDEX["t60_low"]] < 4.0

@@ -164,9 +164,12 @@ RELEASE_MEASURE_S = 0.25
 """The release's extra decay is measured over this long (s) after a transcribed note's end."""
 RELEASE_CONFIRM_DB_S = 30.0
 """A transcribed note-off is confirmed when the input decays at least this much faster (dB/s) after it than
-during the hold: the note is then held until it (decay over vibrato, matched to the input's fall) and let go
-there.  Unconfirmed, the note-off still sets ``duration`` but the release is the slowest (4 s) and the decay
-is fitted as before, so the note rings on as the input does (a struck note whose key-up is inaudible)."""
+during the hold, or when that cannot be measured (a new note arrives at once: legato): the note is then held
+until it (decay over vibrato, matched to the input's fall) and let go there.  Unconfirmed, the note-off still
+sets ``duration`` but the release is the slowest (4 s) and the decay is fitted as before, so the note rings
+on as the input does (a struck note whose key-up is inaudible)."""
+RELEASE_UNSEEN_DB_S = -120.0
+"""Extra decay (dB/s) after a confirmed note-off whose release cannot be measured."""
 PRIOR_FLOOR = 0.05
 """Added to a pitch prior's probabilities before they weight the harmonic salience."""
 PRIOR_SALIENCE_RATIO = 0.5
@@ -711,8 +714,8 @@ class Analyzer:
             h = int(np.searchsorted(t, hold_hint))
             s_h = _slope(t[pk:h], env_db[pk:h]) if h > pk + 1 else s_hold
             extra = _release_after(t, env_db, h, end, s_h)
-            if extra is not None and extra <= -RELEASE_CONFIRM_DB_S:
-                held, m_r, s_hold, s_rel = True, None, s_h, extra
+            if extra is None or extra <= -RELEASE_CONFIRM_DB_S:
+                held, m_r, s_hold, s_rel = True, None, s_h, RELEASE_UNSEEN_DB_S if extra is None else extra
                 end = min(end, max(h, pk + 2))
             else:
                 unconfirmed = True

@@ -293,13 +293,14 @@ class SpevCodec(Codec):
     def run(self, src: Path, workdir: Path, timeout_s: float) -> CodecResult:
         spev = spev_command()
         coded, dec, exp = workdir / "coded.spev", workdir / "decoded.wav", workdir / "events.json"
-        args = [*spev, "encode", str(src), str(coded), *self.extra_args]
+        # --force: the bench's own scratch folder, which a rerun (or an interrupted run) into --out leaves
+        args = [*spev, "encode", str(src), str(coded), "--force", *self.extra_args]
         if self.nominal_kbps is not None:
             args += ["--kbps", f"{self.nominal_kbps:g}"]
         if self.refine:
             args += ["--refine", str(self.refine)]
         enc_s, enc_mb = run_timed(args, timeout_s)
-        dec_s, dec_mb = run_timed([*spev, "decode", str(coded), str(dec)], timeout_s)
+        dec_s, dec_mb = run_timed([*spev, "decode", str(coded), str(dec), "--force"], timeout_s)
         res = CodecResult(dec, coded.stat().st_size, enc_s, dec_s, enc_mb, dec_mb, coded)
         try:
             run_timed([*spev, "export", str(coded), "--format", "json"], timeout_s, stdout=exp)

@@ -168,6 +168,8 @@ during the hold, or when that cannot be measured (a new note arrives at once: le
 until it (decay over vibrato, matched to the input's fall) and let go there.  Unconfirmed, the note-off still
 sets ``duration`` but the release is the slowest (4 s) and the decay is fitted as before, so the note rings
 on as the input does (a struck note whose key-up is inaudible)."""
+UNCONFIRMED_RELEASE_S = 4.0
+"""``release`` (s, the layout's longest) after an unconfirmed note-off: the note rings on as fitted."""
 RELEASE_UNSEEN_DB_S = -120.0
 """Extra decay (dB/s) after a confirmed note-off whose release cannot be measured."""
 PRIOR_FLOOR = 0.05
@@ -678,9 +680,8 @@ class Analyzer:
     ) -> None:
         """Pitch, spectral envelope, decays and envelope times from the partial tracks of ``f0``.
 
-        ``hold_hint`` (s after ``t0``, a transcribed note's end): where the note is let go.  A release
-        break within :data:`RELEASE_HINT_TOL_S` of it stands; otherwise the release starts at the hint, with
-        the extra decay measured after it (:func:`_release_after`)."""
+        ``hold_hint`` (s after ``t0``, a transcribed note's note-off): see :func:`_note_span`.  A held note's
+        decay is fitted across vibrato and matched to the input's fall over the hold."""
         sr, hop_s = self.sr, self.res_a.hop / self.sr
         v[_C["pitch"]] = float(events.hz_to_pitch(f0))
         n_part = int(min(events.MAX_PARTIALS, self.f_max // f0))
@@ -705,23 +706,7 @@ class Analyzer:
         bad[0] = False
         end = pk + (int(np.argmax(bad)) if bad.any() else env_db.size - pk)
         end = max(end, pk + 1)
-        m_r, s_hold, s_rel = _release_break(t[pk:end], env_db[pk:end])
-        held = False  # a transcribed note whose note-off the input confirms: held until then, let go there
-        unconfirmed = False
-        if hold_hint is not None and (
-            m_r is None or abs(float(t[pk + m_r]) - hold_hint) > RELEASE_HINT_TOL_S
-        ):
-            h = int(np.searchsorted(t, hold_hint))
-            s_h = _slope(t[pk:h], env_db[pk:h]) if h > pk + 1 else s_hold
-            extra = _release_after(t, env_db, h, end, s_h)
-            if extra is None or extra <= -RELEASE_CONFIRM_DB_S:
-                held, m_r, s_hold, s_rel = True, None, s_h, RELEASE_UNSEEN_DB_S if extra is None else extra
-                end = min(end, max(h, pk + 2))
-            else:
-                unconfirmed = True
-        elif hold_hint is not None:
-            held = True  # the release break agrees with the note-off
-        hold_end = pk + m_r if m_r is not None else end
+        hold_end, held, v[_C["duration"]], v[_C["release"]] = _note_span(t, env_db, pk, end, hold_hint)
         # per-partial lines over [pk, hold_end)
         seg = db[pk:hold_end]
         tt = t[pk:hold_end]
@@ -752,19 +737,6 @@ class Analyzer:
             if held and hold_end - pk >= 3:  # the summed partials fall no faster than the input did
                 drop = float(np.median(env_db[max(pk + 1, hold_end - 4) : hold_end]) - env_db[pk])
                 _match_hold_drop(v, fk, amp_db, x, float(t[hold_end - 1] - t[pk]), drop)
-        # envelope times
-        if unconfirmed and hold_hint is not None:
-            v[_C["duration"]] = max(0.01, hold_hint)
-            v[_C["release"]] = 4.0
-        elif held and m_r is None and hold_hint is not None:
-            v[_C["duration"]] = max(0.01, hold_hint)
-            v[_C["release"]] = float(np.clip(-60.0 / min(s_rel, -1.0), 0.01, 4.0))
-        elif m_r is not None:
-            v[_C["duration"]] = max(0.01, float(t[pk + m_r]))
-            v[_C["release"]] = float(np.clip(-60.0 / min(s_rel, -1.0), 0.01, 4.0))
-        else:
-            v[_C["duration"]] = float(np.clip(max(t[end - 1], 0.05) * 1.5, 0.05, 8.0))
-            v[_C["release"]] = 0.1
         # spectral envelope: amplitudes (dB) over partial index
         top = float(amp_db.max())
         ok = amp_db > top - 60.0
@@ -865,6 +837,37 @@ def _slope(t: np.ndarray, y: np.ndarray) -> float:
     if t.size < 2 or float(np.ptp(t)) <= 0:
         return 0.0
     return float(np.polyfit(t, y, 1)[0])
+
+
+def _note_span(
+    t: np.ndarray, env_db: np.ndarray, pk: int, end: int, hold_hint: float | None
+) -> tuple[int, bool, float, float]:
+    """How a note is held and let go, from its summed partial envelope ``env_db`` (dB over frames at ``t``
+    s after the onset; peak at frame ``pk``, valid until frame ``end``) and, for a transcribed note, its
+    note-off ``hold_hint`` (s): ``(hold_end, held, duration s, release s)``, where the partial decays are
+    fitted over frames ``[pk, hold_end)`` and ``held`` says the note is held until it is let go.
+
+    A two-segment release break (:func:`_release_break`) stands where there is no note-off or it lies
+    within :data:`RELEASE_HINT_TOL_S` of it.  Otherwise the note-off is confirmed or not
+    (:data:`RELEASE_CONFIRM_DB_S`); either way it is the ``duration``."""
+    m_r, s_hold, s_rel = _release_break(t[pk:end], env_db[pk:end])
+    if hold_hint is not None and (m_r is None or abs(float(t[pk + m_r]) - hold_hint) > RELEASE_HINT_TOL_S):
+        h = int(np.searchsorted(t, hold_hint))
+        s_h = _slope(t[pk:h], env_db[pk:h]) if h > pk + 1 else s_hold
+        extra = _release_after(t, env_db, h, end, s_h)
+        if extra is None or extra <= -RELEASE_CONFIRM_DB_S:  # held until the note-off, let go there
+            s_rel = RELEASE_UNSEEN_DB_S if extra is None else extra
+            return min(end, max(h, pk + 2)), True, max(0.01, hold_hint), _release_t60(s_rel)
+        return pk + m_r if m_r is not None else end, False, max(0.01, hold_hint), UNCONFIRMED_RELEASE_S
+    held = hold_hint is not None  # the release break agrees with the note-off
+    if m_r is not None:
+        return pk + m_r, held, max(0.01, float(t[pk + m_r])), _release_t60(s_rel)
+    return end, held, float(np.clip(max(t[end - 1], 0.05) * 1.5, 0.05, 8.0)), 0.1
+
+
+def _release_t60(s_rel: float) -> float:
+    """The ``release`` (T60, s) of an extra decay ``s_rel`` (dB/s)."""
+    return float(np.clip(-60.0 / min(s_rel, -1.0), 0.01, 4.0))
 
 
 def _release_after(t: np.ndarray, env_db: np.ndarray, h: int, end: int, s_hold: float) -> float | None:

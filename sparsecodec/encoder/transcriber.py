@@ -194,6 +194,7 @@ def decode_notes(
     local = ndimage.maximum_filter(onset, size=(3, 5), mode="constant")
     peaks = np.argwhere((onset >= local) & (onset >= onset_threshold))
     fr = ndimage.maximum_filter1d(frame, size=3, axis=0)  # ±1 band: vibrato
+    off_th = max(off_threshold, frame_threshold)  # a note is let go no later than its sound ends
     notes = []
     for b, t in peaks:
         b, t = int(b), int(t)
@@ -204,10 +205,10 @@ def decode_notes(
         onset_s = max(0.0, (t + dt) * FRAME_S)
         end = _run_end(fr[b], t, frame_threshold)
         end_s = max(onset_s + MIN_NOTE_S, end * FRAME_S)
-        sure = np.flatnonzero(fr[b, t:end] >= max(off_threshold, frame_threshold))
+        sure = np.flatnonzero(fr[b, t:end] >= off_th)
         off_s = math.inf  # the network never was sure the note sounds: its note-off is unknown
         if sure.size:
-            off = _run_end(fr[b], t + int(sure[0]), max(off_threshold, frame_threshold))
+            off = _run_end(fr[b], t + int(sure[0]), off_th)
             off_s = min(max(onset_s + MIN_NOTE_S, off * FRAME_S), end_s)
         notes.append(Note(onset_s, float(pitch), float(end_s), float(onset[b, t]), off_s))
     notes.sort(key=lambda n: (n.onset_s, n.pitch))

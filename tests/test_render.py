@@ -303,6 +303,24 @@ def test_decode_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) 
     assert decoding.decode_threads() == 1
 
 
+def test_usable_cpus_follow_the_cgroup_quota(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A container limited to 2 CPUs of a 64-CPU host gets 2 decode threads and 2 batch jobs, not 4 and 64."""
+    from sparsecodec.jobs import batch, procs
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(procs.os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
+    monkeypatch.setattr(procs.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    cpu_max = tmp_path / "cpu.max"
+    monkeypatch.setattr(procs, "CGROUP_CPU_MAX", str(cpu_max))
+    for text, cpus in [("200000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", 64), ("garbage", 64)]:
+        cpu_max.write_text(text)
+        assert procs.usable_cpus() == cpus and batch.default_jobs() == cpus
+    cpu_max.unlink()  # no cgroup v2 file: the affinity alone
+    assert procs.usable_cpus() == 64 and decoding.decode_threads() == 4
+    cpu_max.write_text("200000 100000\n")
+    assert decoding.decode_threads() == 2
+
+
 def test_decode_speed_bench_files(tmp_path: Path) -> None:
     """The decode-speed bench writes valid .spev files and tiles real ones to the asked event rate."""
     from bench import decode_speed

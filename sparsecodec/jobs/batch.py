@@ -477,7 +477,7 @@ def _run_ray(
         if address:
             ray.init(address=address, **kw)
         else:
-            ray.init(num_cpus=jobs or os.cpu_count() or 1, **kw)
+            ray.init(num_cpus=jobs or procs.usable_cpus(), **kw)
         started = True
         if threading.current_thread() is threading.main_thread():
             procs.terminate_like_interrupt()  # ray.init installs its own SIGTERM handler; ours cleans up
@@ -518,11 +518,8 @@ def _run_ray(
 
 
 def default_jobs() -> int:
-    """Worker processes by default: the CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """Worker processes by default: the CPUs this process may use (:func:`procs.usable_cpus`)."""
+    return procs.usable_cpus()
 
 
 def _out(job: Job) -> str:

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from types import FrameType
 
 EXIT_SIGINT = 128 + signal.SIGINT
@@ -64,6 +65,24 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(EXIT_SIGTERM)
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+"""cgroup v2's CPU limit of this process's group: ``"<quota> <period>"`` in microseconds, or ``"max ..."``."""
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its CPU affinity, lowered to a cgroup v2 CPU quota when one is set (a
+    container limited to 2 CPUs of a 64-CPU host sees 64 in its affinity and its quota in ``cpu.max``)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path(CGROUP_CPU_MAX).read_text(encoding="ascii").split()[:2]
+        if quota != "max" and int(period) > 0:
+            cpus = min(cpus, max(1, int(quota) // int(period)))
+    return max(1, cpus)
 
 
 _worker_temps: set[str] = set()

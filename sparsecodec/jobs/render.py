@@ -255,10 +255,7 @@ def decode_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.strip().isdigit():
         return max(1, min(int(env), 4))
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = procs.usable_cpus()
     try:
         idle = round(cpus - os.getloadavg()[0])
     except (AttributeError, OSError):  # no load average on this platform

@@ -182,3 +182,50 @@ def test_transcriber_note_off_is_the_median_guess() -> None:
     frame[2, 5:20] = 0.7  # never sure the note sounds: the note-off is unknown, the sound still ends
     (note,) = decode_notes(onset, frame)
     assert note.off_s == np.inf and note.end_s == pytest.approx(30 * FRAME_S)
+
+
+def test_transcriber_note_off_from_its_note_off_map() -> None:
+    """With a note-off map the note is let go at its first peak above the threshold (sub-frame), in the
+    note's band or the next; a weaker bump, one after the sound ends or none at all leaves the frame rule."""
+    from sparsecodec.encoder.transcriber import FRAME_S, OFFSET_PEAK_THRESHOLD, decode_notes
+
+    onset = np.zeros((5, 40), np.float32)
+    onset[2, 5] = 0.9
+    frame = np.zeros((5, 40), np.float32)
+    frame[2, 5:30] = 0.9  # the frame rule alone: let go at frame 30
+    offset = np.zeros((5, 40), np.float32)
+    offset[2, 9] = OFFSET_PEAK_THRESHOLD - 0.1  # too weak
+    offset[3, 14:17] = [0.6, 0.8, 0.6]  # a peak in the next band up, at frame 15
+    offset[2, 25] = 0.9  # a later peak: the first one wins
+    (note,) = decode_notes(onset, frame, offset=offset)
+    assert note.off_s == pytest.approx(15 * FRAME_S) and note.end_s == pytest.approx(30 * FRAME_S)
+    (note,) = decode_notes(onset, frame)
+    assert note.off_s == pytest.approx(30 * FRAME_S)
+    offset[:, :] = 0.0
+    offset[2, 35] = 0.9  # after the sound has ended
+    (note,) = decode_notes(onset, frame, offset=offset)
+    assert note.off_s == pytest.approx(30 * FRAME_S)
+
+
+def test_note_off_branch_leaves_the_onset_and_frame_maps(tmp_path: Path) -> None:
+    """Weights with a note-off branch give a third map; the first two are the body's and head's alone (the
+    branch is trained on a frozen body), and weights without one load as before (two maps, no third)."""
+    import torch
+
+    from sparsecodec.encoder import transcriber as T
+
+    torch.manual_seed(0)
+    plain = T.NoteModel()
+    branched = T.NoteModel(T.NoteConfig(offset_layers=2))
+    branched.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(1, len(T.HARMONICS), 40, 64)
+    with torch.inference_mode():
+        a, b = plain(x), branched(x)
+    assert a.shape == (1, 2, 40, 64) and b.shape == (1, 3, 40, 64)
+    assert torch.equal(a, b[:, :2])
+    for model, maps in ((plain, 2), (branched, 3)):
+        path = tmp_path / f"w{maps}.safetensors"
+        T.save_weights(model, path)
+        tr = T.Transcriber.from_bytes(path.read_bytes())
+        got = tr.maps(np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.1, 22050)
+        assert (got[2] is not None) == (maps == 3) and got[0].shape == got[1].shape

@@ -13,6 +13,7 @@ by ``make_notes``).  Held-out: the next 16 phrases.  Cached in ``.cache/transcri
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -52,11 +53,28 @@ CACHE = Path(".cache/transcriber-data")
 N_HELD = 16
 
 
-def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Onset and frame targets ``float32[F, T]`` for ``notes`` (``{"onset", "pitch", "offset"}``)."""
+OFFSET_SIGMA = 1.0
+"""Width (frames) of the note-off target's Gaussian: a release is heard less sharply than an onset."""
+
+
+def _bump(target: np.ndarray, b: int, t0: float, sigma: float) -> None:
+    """Raise ``target[b]`` to a Gaussian of ``sigma`` frames around frame ``t0``, 0.3 of it on bands b ± 1."""
+    n_bands, n_frames = target.shape
+    reach = math.ceil(3 * sigma)
+    for t in range(max(0, math.floor(t0) - reach), min(n_frames, math.ceil(t0) + reach + 1)):
+        g = math.exp(-0.5 * ((t - t0) / sigma) ** 2)
+        target[b, t] = max(target[b, t], g)
+        for nb in (b - 1, b + 1):
+            if 0 <= nb < n_bands:
+                target[nb, t] = max(target[nb, t], 0.3 * g)
+
+
+def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Onset, frame and note-off targets ``float32[F, T]`` for ``notes`` (onset, pitch, offset each)."""
     n_bands = proposal.N_BANDS
     onset = np.zeros((n_bands, n_frames), np.float32)
     frame = np.zeros((n_bands, n_frames), np.float32)
+    offset = np.zeros((n_bands, n_frames), np.float32)
     fs = transcriber.FRAME_S
     for n in notes:
         b = round((n["pitch"] - proposal.BAND_LO_MIDI) * proposal.BANDS_PER_SEMITONE)
@@ -64,16 +82,11 @@ def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np
             continue
         t0 = n["onset"] / fs
         t1 = max(n["offset"] / fs, t0 + 1)
-        lo, hi = max(0, math.floor(t0) - 2), min(n_frames, math.ceil(t0) + 3)
-        for t in range(lo, hi):
-            g = math.exp(-0.5 * ((t - t0) / 0.6) ** 2)
-            onset[b, t] = max(onset[b, t], g)
-            for nb in (b - 1, b + 1):
-                if 0 <= nb < n_bands:
-                    onset[nb, t] = max(onset[nb, t], 0.3 * g)
+        _bump(onset, b, t0, 0.6)
+        _bump(offset, b, t1, OFFSET_SIGMA)
         a, z = max(0, round(t0)), min(n_frames, round(t1))
         frame[b, a:z] = 1.0
-    return onset, frame
+    return onset, frame, offset
 
 
 def build(seed: int, n: int, log: bool = True) -> Path:
@@ -93,9 +106,7 @@ def build(seed: int, n: int, log: bool = True) -> Path:
         stem = wav_dir / f"tr-{i:02d}"
         x, sr = sf.read(f"{stem}.wav", dtype="float32", always_2d=True)
         feats = proposal.features(x.mean(axis=1), sr)
-        truth = json.loads(Path(f"{stem}.notes.json").read_text())
-        on, fr = labels(truth["notes"], feats.shape[1])
-        np.savez(out / f"{i:04d}.npz", feats=feats, onset=on, frame=fr)
+        np.savez(out / f"{i:04d}.npz", feats=feats)
     done.write_text(json.dumps({"n": n, "held": N_HELD, "seconds": time.time() - t}))
     if log:
         print(f"data: {n + N_HELD} phrases in {time.time() - t:.0f} s", file=sys.stderr)
@@ -103,31 +114,43 @@ def build(seed: int, n: int, log: bool = True) -> Path:
 
 
 def load(folder: Path, idx: range) -> list[dict[str, np.ndarray]]:
-    return [dict(np.load(folder / f"{i:04d}.npz")) for i in idx]
+    """Features (cached) and targets (from each phrase's ``.notes.json``) of phrases ``idx``."""
+    out = []
+    for i in idx:
+        feats = np.load(folder / f"{i:04d}.npz")["feats"]
+        truth = json.loads((folder / "wav" / f"tr-{i:02d}.notes.json").read_text())
+        on, fr, off = labels(truth["notes"], feats.shape[1])
+        out.append({"feats": feats, "onset": on, "frame": fr, "offset": off})
+    return out
 
 
 def batch(
     data: list[dict[str, np.ndarray]], rng: np.random.Generator, size: int, crop: int
 ) -> tuple[torch.Tensor, ...]:
-    xs, ons, frs = [], [], []
+    """``size`` random ``crop``-frame crops: inputs ``[B, H, F, crop]`` and the onset, frame and note-off
+    targets ``[B, F, crop]``."""
+    xs, ys = [], []
     for _ in range(size):
         d = data[int(rng.integers(len(data)))]
         t = d["feats"].shape[1]
         s = int(rng.integers(0, max(1, t - crop)))
         f = d["feats"][:, s : s + crop] + np.float32(rng.uniform(-0.5, 0.25))  # gain ±
         xs.append(transcriber.stack_harmonics(f))
-        ons.append(d["onset"][:, s : s + crop])
-        frs.append(d["frame"][:, s : s + crop])
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ons)), torch.from_numpy(np.stack(frs))
+        ys.append([d[k][:, s : s + crop] for k in ("onset", "frame", "offset")])
+    return (torch.from_numpy(np.stack(xs)), *(torch.from_numpy(np.stack(y)) for y in zip(*ys, strict=True)))
 
 
-def loss_fn(logits: torch.Tensor, onset: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def loss_fn(
+    logits: torch.Tensor, onset: torch.Tensor, frame: torch.Tensor, offset: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """``(total, onset, frame, note-off)`` weighted BCE (note-off 0 without the branch)."""
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    w_on = 1.0 + 20.0 * onset
-    w_fr = 1.0 + 2.0 * frame
-    l_on = bce(logits[:, 0], onset, weight=w_on)
-    l_fr = bce(logits[:, 1], frame, weight=w_fr)
-    return l_on + l_fr, l_on, l_fr
+    l_on = bce(logits[:, 0], onset, weight=1.0 + 20.0 * onset)
+    l_fr = bce(logits[:, 1], frame, weight=1.0 + 2.0 * frame)
+    l_off = (
+        bce(logits[:, 2], offset, weight=1.0 + 20.0 * offset) if logits.shape[1] > 2 else logits.new_zeros(())
+    )
+    return l_on + l_fr + l_off, l_on, l_fr, l_off
 
 
 def evaluate(model: transcriber.NoteModel, folder: Path, n: int) -> dict[str, float]:
@@ -161,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no limit)")
     ap.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tune)")
+    ap.add_argument(
+        "--offset-branch",
+        type=int,
+        default=0,
+        help="add a note-off branch of this many convolutions and train only it (needs --init-weights)",
+    )
+    ap.add_argument("--log", type=Path, default=None, help="loss log (runs/transcriber-seed<S>.jsonl)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -170,10 +200,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_weights is not None:
         model = transcriber.Transcriber.from_bytes(args.init_weights.read_bytes()).model
         model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    params = list(model.parameters())
+    if args.offset_branch:
+        if args.init_weights is None:
+            ap.error("--offset-branch trains a branch on trained weights: give --init-weights")
+        trained = model.state_dict()
+        model = transcriber.NoteModel(dataclasses.replace(model.config, offset_layers=args.offset_branch))
+        model.load_state_dict(trained, strict=False)  # the body and the onset/frame head stay as they are
+        assert model.offset is not None
+        params = list(model.offset.parameters())
+        for p in model.body.parameters():
+            p.requires_grad_(False)
+        for p in model.head.parameters():
+            p.requires_grad_(False)
+        model.train()
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
-    log = Path("runs") / f"transcriber-seed{args.seed}.jsonl"
+    log = args.log or Path("runs") / f"transcriber-seed{args.seed}.jsonl"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as fh:
         for step in range(args.steps):
@@ -184,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, on, fr = batch(data, rng, args.batch, args.crop)
-            loss, l_on, l_fr = loss_fn(model(x), on, fr)
+            x, on, fr, off = batch(data, rng, args.batch, args.crop)
+            loss, l_on, l_fr, l_off = loss_fn(model(x), on, fr, off)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             if step % 100 == 0 or step == args.steps - 1:
                 rec = {
@@ -196,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                     "loss": loss.item(),
                     "onset": l_on.item(),
                     "frame": l_fr.item(),
+                    "offset": l_off.item(),
                     "s": time.time() - t0,
                 }
                 if step % 500 == 0 or step == args.steps - 1:

@@ -43,6 +43,8 @@ OFF_THRESHOLD = 0.75
 """A note is *let go* where its frame probability falls below this (:attr:`Note.off_s`).  Training weights
 sounding frames 3× (the frame loss in ``training/transcriber.py``), which moves an even chance (p = 0.5) to
 p = 3·0.5/(3·0.5 + 0.5) = 0.75: the note-off is the network's median guess."""
+OFFSET_PEAK_THRESHOLD = 0.5
+"""A peak of the note-off map at or above this lets the note go (weights with a note-off branch)."""
 MIN_NOTE_S = 0.03
 SAME_ONSET_S = 0.05
 """Notes starting within this long (s) of each other start together (:func:`_merge_near`, overtones)."""
@@ -59,6 +61,8 @@ class NoteConfig:
     channels: int = 16
     layers: int = 4
     time_kernel: int = 5
+    offset_layers: int = 0
+    """Convolutions of the note-off branch on the shared body (0: no branch, two maps)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ def stack_harmonics(feats: np.ndarray) -> np.ndarray:
 
 
 class NoteModel(nn.Module):
-    """``[B, H, F, T]`` harmonic-stacked features → ``[B, 2, F, T]`` logits (onset, frame)."""
+    """``[B, H, F, T]`` harmonic-stacked features → ``[B, M, F, T]`` logits: onset, frame and, with
+    ``offset_layers``, note-off (M = 3; the branch reads the body's features, so the first two maps do not
+    depend on it)."""
 
     def __init__(self, config: NoteConfig | None = None) -> None:
         super().__init__()
@@ -111,9 +117,16 @@ class NoteModel(nn.Module):
             cin = c
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(c, 2, 1)
+        branch: list[nn.Module] = []
+        for i in range(self.config.offset_layers):
+            dil = 1 if i % 2 == 0 else 2
+            branch += [nn.Conv2d(c, c, (3, k), padding=(1, dil * (k // 2)), dilation=(1, dil)), nn.GELU()]
+        self.offset = nn.Sequential(*branch, nn.Conv2d(c, 1, 1)) if branch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        h = self.body(x)
+        out = self.head(h)
+        return out if self.offset is None else torch.cat([out, self.offset(h)], dim=1)
 
 
 def save_weights(model: NoteModel, path: str | Path, meta: dict[str, str] | None = None) -> str:
@@ -165,19 +178,20 @@ class Transcriber:
     def from_bytes(cls, data: bytes) -> Transcriber:
         return cls(_parse(data), hashlib.sha256(data).hexdigest())
 
-    def maps(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """Onset and frame probabilities ``float32[F, T]`` each for mono ``float[n]``."""
+    def maps(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Onset, frame and note-off probabilities ``float32[F, T]`` each for mono ``float[n]`` (note-off
+        ``None`` for weights without the branch)."""
         feats = proposal.features(audio, sample_rate)
         x = torch.from_numpy(stack_harmonics(feats))[None]
         with torch.inference_mode():
             logits = self.model(x)[0]
         probs = torch.sigmoid(logits).numpy()
-        return probs[0], probs[1]
+        return probs[0], probs[1], (probs[2] if len(probs) > 2 else None)
 
     def notes(self, audio: np.ndarray, sample_rate: int) -> list[Note]:
         """The notes of mono ``float[n]`` at ``sample_rate``, in onset order."""
-        onset, frame = self.maps(audio, sample_rate)
-        return decode_notes(onset, frame)
+        onset, frame, offset = self.maps(audio, sample_rate)
+        return decode_notes(onset, frame, offset=offset)
 
 
 def decode_notes(
@@ -186,14 +200,19 @@ def decode_notes(
     onset_threshold: float = ONSET_THRESHOLD,
     frame_threshold: float = FRAME_THRESHOLD,
     off_threshold: float = OFF_THRESHOLD,
+    offset: np.ndarray | None = None,
+    offset_threshold: float = OFFSET_PEAK_THRESHOLD,
 ) -> list[Note]:
-    """Notes from onset and frame maps ``float[F, T]`` (bands of :mod:`proposal`, frames of FRAME_S)."""
+    """Notes from onset and frame maps ``float[F, T]`` (bands of :mod:`proposal`, frames of FRAME_S); with a
+    note-off map ``offset`` (same shape), a note's note-off is its first peak above ``offset_threshold``
+    after the onset and before the sound ends (the frame rule where there is none)."""
     from scipy import ndimage
 
     n_bands, n_frames = onset.shape
     local = ndimage.maximum_filter(onset, size=(3, 5), mode="constant")
     peaks = np.argwhere((onset >= local) & (onset >= onset_threshold))
     fr = ndimage.maximum_filter1d(frame, size=3, axis=0)  # ±1 band: vibrato
+    offs = None if offset is None else ndimage.maximum_filter1d(offset, size=3, axis=0)
     off_th = max(off_threshold, frame_threshold)  # a note is let go no later than its sound ends
     notes = []
     for b, t in peaks:
@@ -210,9 +229,25 @@ def decode_notes(
         if sure.size:
             off = _run_end(fr[b], t + int(sure[0]), off_th)
             off_s = min(max(onset_s + MIN_NOTE_S, off * FRAME_S), end_s)
+        if offs is not None:
+            peak = _first_peak(offs[b], t + 2, end + 1, offset_threshold)
+            if peak is not None:
+                off_s = min(max(onset_s + MIN_NOTE_S, peak * FRAME_S), end_s)
         notes.append(Note(onset_s, float(pitch), float(end_s), float(onset[b, t]), off_s))
     notes.sort(key=lambda n: (n.onset_s, n.pitch))
     return _end_at_restrike(_drop_overtones(_merge_near(notes)))
+
+
+def _first_peak(row: np.ndarray, a: int, z: int, threshold: float) -> float | None:
+    """The first local maximum of ``row`` (``float[T]``) in frames ``[a, z)`` at or above ``threshold``,
+    refined by parabolic interpolation (frames), or ``None``."""
+    a, z = max(a, 1), min(z, len(row) - 1)
+    seg = row[a:z]
+    hit = np.flatnonzero((seg >= threshold) & (seg >= row[a - 1 : z - 1]) & (seg >= row[a + 1 : z + 1]))
+    if not hit.size:
+        return None
+    t = a + int(hit[0])
+    return t + _parabolic(row[t - 1 : t + 2])
 
 
 def _run_end(row: np.ndarray, t: int, threshold: float) -> int:

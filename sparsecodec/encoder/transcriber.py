@@ -5,7 +5,8 @@ generated MIDI; docs/training.md) reads the log-band spectrogram of :func:`propo
 semitone from MIDI 24, 86.1 frames/s at 22050 Hz) stacked with copies shifted by the harmonic intervals
 :data:`HARMONICS` (a harmonic-stacked spectrogram, as in basic-pitch), so that a 3×3 kernel sees the partials
 of a candidate f0 together.  Two heads per band and frame: **onset** (a note at this pitch starts here)
-and **frame** (a note at this pitch sounds here).
+and **frame** (a note at this pitch sounds here); weights trained with a note-off branch add a third,
+**note-off** (docs/training.md: tried, the shipped weights have none).
 
 :meth:`Transcriber.notes` turns the maps into notes: local maxima of the onset map (over ±2 frames and
 ±1 band) above :data:`ONSET_THRESHOLD`; the note lasts while its frame probability stays above

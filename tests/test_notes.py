@@ -70,7 +70,8 @@ PHRASES: dict[str, tuple[int, list[Note], float, float]] = {
 (11 events for 10 notes), legato 1.00, octave 1.00, restrike 1.00 (6 of the 6 strikes); each floor allows
 about one miss.  With note-offs from the transcriber (2026-12-05, a5ac528): note F1 chord 0.82 (12
 events), the others 1.00; offset F1 chord 0.82, legato 1.00, octave 1.00, restrike 1.00 (was 0.17: every
-strike rang on to the last one's end).
+strike rang on to the last one's end).  With the transcriber's note-off map (2026-12-07, b705c8d): the
+same, chord 0.82 / 0.82 (12 events), the others 1.00 / 1.00.
 First measured (2026-12-04): chord 0.83 (14 events), legato 0.83, octave 1.00, restrike 0.80 (4 of 6)."""
 
 

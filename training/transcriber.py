@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="add a note-off branch of this many convolutions and train only it (needs --init-weights)",
     )
+    ap.add_argument("--body-lr-scale", type=float, default=1.0, help="the body's and onset/frame head's lr ×")
     ap.add_argument("--log", type=Path, default=None, help="loss log (runs/transcriber-seed<S>.jsonl)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -214,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         for p in model.head.parameters():
             p.requires_grad_(False)
         model.train()
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    branch = {id(p) for p in model.offset.parameters()} if model.offset is not None else set()
+    groups = [
+        {"params": [p for p in params if id(p) in branch], "scale": 1.0},
+        {"params": [p for p in params if id(p) not in branch], "scale": args.body_lr_scale},
+    ]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     log = args.log or Path("runs") / f"transcriber-seed{args.seed}.jsonl"
@@ -227,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
             )
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g["scale"]
             x, on, fr, off = batch(data, rng, args.batch, args.crop)
             loss, l_on, l_fr, l_off = loss_fn(model(x), on, fr, off)
             opt.zero_grad()

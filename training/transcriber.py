@@ -90,7 +90,8 @@ def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np
 
 
 def build(seed: int, n: int, log: bool = True) -> Path:
-    """Render ``n`` phrases (+ :data:`N_HELD` held out) and cache features + labels; returns the folder."""
+    """Render ``n`` phrases (+ :data:`N_HELD` held out) and cache their features; returns the folder
+    (the targets are made from each phrase's ``.notes.json`` by :func:`load`)."""
     out = CACHE / f"seed{seed}-n{n}"
     done = out / "done.json"
     if done.is_file():
@@ -171,6 +172,25 @@ def evaluate(model: transcriber.NoteModel, folder: Path, n: int) -> dict[str, fl
     return {k: float(np.mean([s[k] or 0.0 for s in scores])) for k in keys}
 
 
+def _model(args: argparse.Namespace) -> tuple[transcriber.NoteModel, list[torch.nn.Parameter]]:
+    """The network to train (new, ``--init-weights``, or those with a new ``--offset-branch``) and the
+    parameters to train (the branch alone when one is added: the rest is frozen)."""
+    model = transcriber.NoteModel(transcriber.NoteConfig(channels=args.channels))
+    if args.init_weights is not None:
+        model = transcriber.Transcriber.from_bytes(args.init_weights.read_bytes()).model
+    if args.offset_branch:
+        trained = model.state_dict()
+        model = transcriber.NoteModel(dataclasses.replace(model.config, offset_layers=args.offset_branch))
+        model.load_state_dict(trained, strict=False)  # the body and the onset/frame head stay as they are
+        assert model.offset is not None
+        for p in [*model.body.parameters(), *model.head.parameters()]:
+            p.requires_grad_(False)
+        model.train()
+        return model, list(model.offset.parameters())
+    model.train()
+    return model, list(model.parameters())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=transcriber.default_weights_path())
@@ -193,28 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--body-lr-scale", type=float, default=1.0, help="the body's and onset/frame head's lr ×")
     ap.add_argument("--log", type=Path, default=None, help="loss log (runs/transcriber-seed<S>.jsonl)")
     args = ap.parse_args(argv)
+    if args.offset_branch and args.init_weights is None:
+        ap.error("--offset-branch trains a branch on trained weights: give --init-weights")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     folder = build(args.seed, args.phrases)
     data = load(folder, range(args.phrases))
-    model = transcriber.NoteModel(transcriber.NoteConfig(channels=args.channels))
-    if args.init_weights is not None:
-        model = transcriber.Transcriber.from_bytes(args.init_weights.read_bytes()).model
-        model.train()
-    params = list(model.parameters())
-    if args.offset_branch:
-        if args.init_weights is None:
-            ap.error("--offset-branch trains a branch on trained weights: give --init-weights")
-        trained = model.state_dict()
-        model = transcriber.NoteModel(dataclasses.replace(model.config, offset_layers=args.offset_branch))
-        model.load_state_dict(trained, strict=False)  # the body and the onset/frame head stay as they are
-        assert model.offset is not None
-        params = list(model.offset.parameters())
-        for p in model.body.parameters():
-            p.requires_grad_(False)
-        for p in model.head.parameters():
-            p.requires_grad_(False)
-        model.train()
+    model, params = _model(args)
     branch = {id(p) for p in model.offset.parameters()} if model.offset is not None else set()
     groups = [
         {"params": [p for p in params if id(p) in branch], "scale": 1.0},

@@ -107,23 +107,21 @@ class NoteModel(nn.Module):
     def __init__(self, config: NoteConfig | None = None) -> None:
         super().__init__()
         self.config = config or NoteConfig()
+        c = self.config.channels
+        self.body = nn.Sequential(*self._convs(len(HARMONICS), self.config.layers))
+        self.head = nn.Conv2d(c, 2, 1)
+        branch = self._convs(c, self.config.offset_layers)
+        self.offset = nn.Sequential(*branch, nn.Conv2d(c, 1, 1)) if branch else None
+
+    def _convs(self, cin: int, n: int) -> list[nn.Module]:
+        """``n`` × (3 × time_kernel convolution to ``channels``, GELU), time dilation 1, 2, 1, 2, …"""
         c, k = self.config.channels, self.config.time_kernel
         layers: list[nn.Module] = []
-        cin = len(HARMONICS)
-        for i in range(self.config.layers):
+        for i in range(n):
             dil = 1 if i % 2 == 0 else 2
-            layers += [
-                nn.Conv2d(cin, c, (3, k), padding=(1, dil * (k // 2)), dilation=(1, dil)),
-                nn.GELU(),
-            ]
+            layers += [nn.Conv2d(cin, c, (3, k), padding=(1, dil * (k // 2)), dilation=(1, dil)), nn.GELU()]
             cin = c
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(c, 2, 1)
-        branch: list[nn.Module] = []
-        for i in range(self.config.offset_layers):
-            dil = 1 if i % 2 == 0 else 2
-            branch += [nn.Conv2d(c, c, (3, k), padding=(1, dil * (k // 2)), dilation=(1, dil)), nn.GELU()]
-        self.offset = nn.Sequential(*branch, nn.Conv2d(c, 1, 1)) if branch else None
+        return layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)

@@ -49,6 +49,18 @@ TRAIN_INSTRUMENTS: tuple[devset.Instrument, ...] = (
     _I(0, "piano", 30, 96, chords=True, decay_s=(1.6, 0.5)),
 )
 """Training programs: the dev set's eight (played by FluidR3, not TimGM6mb) and sixteen others."""
+WIDE_INSTRUMENTS: tuple[devset.Instrument, ...] = (
+    *TRAIN_INSTRUMENTS,
+    _I(26, "jazz guitar", 40, 76, chords=True, decay_s=(1.0, 0.5)),
+    _I(27, "clean electric guitar", 40, 79, chords=True, decay_s=(1.0, 0.5)),
+    _I(105, "banjo", 48, 81, chords=True, decay_s=(0.8, 0.4)),
+    _I(107, "koto", 48, 84, chords=True, decay_s=(1.0, 0.5)),
+    _I(41, "viola", 48, 79, legato=True),
+    _I(44, "tremolo strings", 48, 84, chords=True, legato=True),
+    _I(50, "synth strings", 48, 84, chords=True, legato=True),
+    _I(61, "brass section", 48, 79, chords=True, legato=True),
+)
+"""``--wide``: the training programs and eight more plucked and bowed ones (more timbres per family)."""
 CACHE = Path(".cache/transcriber-data")
 N_HELD = 16
 
@@ -89,10 +101,11 @@ def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np
     return onset, frame, offset
 
 
-def build(seed: int, n: int, log: bool = True) -> Path:
-    """Render ``n`` phrases (+ :data:`N_HELD` held out) and cache their features; returns the folder
-    (the targets are made from each phrase's ``.notes.json`` by :func:`load`)."""
-    out = CACHE / f"seed{seed}-n{n}"
+def build(seed: int, n: int, log: bool = True, wide: bool = False) -> Path:
+    """Render ``n`` phrases (+ :data:`N_HELD` held out) on :data:`TRAIN_INSTRUMENTS` (``wide``:
+    :data:`WIDE_INSTRUMENTS`) and cache their features; returns the folder (the targets are made from each
+    phrase's ``.notes.json`` by :func:`load`)."""
+    out = CACHE / (f"seed{seed}-n{n}" + ("-wide" if wide else ""))
     done = out / "done.json"
     if done.is_file():
         return out
@@ -101,7 +114,12 @@ def build(seed: int, n: int, log: bool = True) -> Path:
     t = time.time()
     base = 100000 * (seed + 1)
     devset.make_notes(
-        wav_dir, n + N_HELD, seed=base, soundfont=FLUIDR3, prefix="tr", instruments=TRAIN_INSTRUMENTS
+        wav_dir,
+        n + N_HELD,
+        seed=base,
+        soundfont=FLUIDR3,
+        prefix="tr",
+        instruments=WIDE_INSTRUMENTS if wide else TRAIN_INSTRUMENTS,
     )
     for i in range(n + N_HELD):
         stem = wav_dir / f"tr-{i:02d}"
@@ -125,17 +143,34 @@ def load(folder: Path, idx: range) -> list[dict[str, np.ndarray]]:
     return out
 
 
+EQ_TERMS = 4
+"""Cosine terms of the ``--eq-db`` augmentation's random curve over the bands (a smooth equaliser)."""
+
+
+def random_eq(rng: np.random.Generator, eq_db: float) -> np.ndarray:
+    """A smooth random equaliser in feature units, ``float32[N_BANDS, 1]``: ``EQ_TERMS`` cosines over the
+    band axis whose dB amplitudes are uniform in ``±eq_db / EQ_TERMS`` (so the curve stays within ±eq_db)."""
+    u = np.linspace(0.0, 1.0, proposal.N_BANDS)
+    k = np.arange(1, EQ_TERMS + 1)
+    amp = rng.uniform(-1.0, 1.0, EQ_TERMS) * eq_db / EQ_TERMS
+    phase = rng.uniform(0.0, math.pi, EQ_TERMS)
+    db = (amp[:, None] * np.cos(math.pi * k[:, None] * u[None, :] + phase[:, None])).sum(axis=0)
+    return (db / (-proposal.FLOOR_DB / 4.0)).astype(np.float32)[:, None]
+
+
 def batch(
-    data: list[dict[str, np.ndarray]], rng: np.random.Generator, size: int, crop: int
+    data: list[dict[str, np.ndarray]], rng: np.random.Generator, size: int, crop: int, eq_db: float = 0.0
 ) -> tuple[torch.Tensor, ...]:
     """``size`` random ``crop``-frame crops: inputs ``[B, H, F, crop]`` and the onset, frame and note-off
-    targets ``[B, F, crop]``."""
+    targets ``[B, F, crop]``.  ``eq_db > 0`` adds a :func:`random_eq` curve to each crop."""
     xs, ys = [], []
     for _ in range(size):
         d = data[int(rng.integers(len(data)))]
         t = d["feats"].shape[1]
         s = int(rng.integers(0, max(1, t - crop)))
         f = d["feats"][:, s : s + crop] + np.float32(rng.uniform(-0.5, 0.25))  # gain ±
+        if eq_db > 0:
+            f = f + random_eq(rng, eq_db)
         xs.append(transcriber.stack_harmonics(f))
         ys.append([d[k][:, s : s + crop] for k in ("onset", "frame", "offset")])
     return (torch.from_numpy(np.stack(xs)), *(torch.from_numpy(np.stack(y)) for y in zip(*ys, strict=True)))
@@ -212,12 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--body-lr-scale", type=float, default=1.0, help="the body's and onset/frame head's lr ×")
     ap.add_argument("--log", type=Path, default=None, help="loss log (runs/transcriber-seed<S>.jsonl)")
+    ap.add_argument("--wide", action="store_true", help="train on WIDE_INSTRUMENTS (eight more programs)")
+    ap.add_argument("--eq-db", type=float, default=0.0, help="random smooth EQ of up to ± this many dB")
     args = ap.parse_args(argv)
     if args.offset_branch and args.init_weights is None:
         ap.error("--offset-branch trains a branch on trained weights: give --init-weights")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    folder = build(args.seed, args.phrases)
+    folder = build(args.seed, args.phrases, wide=args.wide)
     data = load(folder, range(args.phrases))
     model, params = _model(args)
     branch = {id(p) for p in model.offset.parameters()} if model.offset is not None else set()
@@ -239,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for g in opt.param_groups:
                 g["lr"] = lr * g["scale"]
-            x, on, fr, off = batch(data, rng, args.batch, args.crop)
+            x, on, fr, off = batch(data, rng, args.batch, args.crop, args.eq_db)
             loss, l_on, l_fr, l_off = loss_fn(model(x), on, fr, off)
             opt.zero_grad()
             loss.backward()

@@ -505,9 +505,13 @@ def _run_ray(
                     on_result(FileResult(job.src, _out(job), "failed", _one_line(exc), 1, time=_utc_now()))
         return parallel
     except BaseException:
-        for ref in inflight:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+        if not started:
+            # A cluster we joined: stop our tasks there.  With the local instance we started, shutdown() below
+            # stops every worker; cancelling first can race a task's own completion inside Ray's task
+            # manager (ray-project/ray#54798) and abort the driver with a RAY_CHECK (exit 1, not 143).
+            for ref in inflight:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
         raise
     finally:
         if started:

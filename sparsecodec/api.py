@@ -184,6 +184,7 @@ def encode_file(
     ignore_errors: bool = False,
     overwrite: bool = True,
     format_version: int | None = None,
+    workers: int | None = None,
 ) -> EncodeResult:
     """Encode audio ``src`` to a ``.spev`` at ``dst``.
 
@@ -198,11 +199,15 @@ def encode_file(
     encodes what is sound and lists the damage in ``EncodeResult.warnings``; ``UsageError`` for bad options.
     Nothing is left at a path ``dst`` when it raises; ``overwrite=False`` refuses (``OutputExistsError``) a
     ``dst`` that exists when the output is complete, without replacing it.  ``format_version`` (default: the
-    container's, 2) picks the container format; 1 writes files that format-1 readers can read.
+    container's, 2) picks the container format; 1 writes files that format-1 readers can read.  ``workers``:
+    processes that encode the input's 30 s segments (default: :func:`jobs.encode.encode_workers`); the file
+    is the same for any count.
 
     (Over 80 lines only for its documented keyword arguments; the work is in :mod:`sparsecodec.encoder`.)
     """
     _check_encode_options(kbps, events_per_second, refine)
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be >= 1, got {workers}")
     if format_version is not None and format_version not in (1, 2):
         raise UsageError(f"format version {format_version}: choose 1 or 2")
     device = resolve_device(device)
@@ -241,8 +246,16 @@ def encode_file(
         out = stack.enter_context(_output(dst, overwrite))
         writer = container.Writer(out, header, format_version=format_version or container.FORMAT_VERSION)
         n_analysis = audio_io.resampled_length(info.frames, info.sample_rate, rate)
-        stream = encoder.encode_stream(
-            blocks, rate, info.channels, settings, progress=progress, total_samples=n_analysis
+        from sparsecodec.jobs import encode as jobs_encode
+
+        stream = jobs_encode.encode_segmented(
+            blocks,
+            rate,
+            info.channels,
+            settings,
+            workers=jobs_encode.encode_workers(n_analysis, rate, settings) if workers is None else workers,
+            total_samples=n_analysis,
+            progress=progress,
         )
         n_events, n_chunks = _write_chunks(stream, writer, table)
         writer.close()

@@ -153,6 +153,13 @@ class EncoderSettings:
     """Torch device for refinement."""
     fill: bool = True
     """Spend the hop's spare event budget on noise events that fill the residual's spectral envelope."""
+    segment_hops: int = 10
+    """The input is encoded in segments of this many hops (≈ 29.7 s), each on its own after
+    ``preroll_hops`` of pre-roll, so that segments can go to different processes
+    (:mod:`sparsecodec.jobs.encode`); the output depends on the input alone.  0: one segment."""
+    preroll_hops: int = 1
+    """Hops encoded before each segment but the first and then dropped: they rebuild the tails and notes
+    that sound into the segment."""
 
     def event_rate(self) -> float:
         """The event budget in events per second."""
@@ -217,20 +224,24 @@ def encode_stream(
     settings: EncoderSettings,
     progress: Callable[[float], None] | None = None,
     total_samples: int | None = None,
+    offset: int = 0,
 ) -> Iterator[EncodedChunk]:
     """Encode ``float32[channels, k]`` blocks (any ``k``) into one :class:`EncodedChunk` per hop.
 
     Memory stays flat: one window of audio plus the events whose tails reach into it.  The result does not
     depend on how the input is cut into blocks.  ``progress`` gets the fraction done when ``total_samples``
-    is given, else the seconds encoded so far.
+    is given, else the seconds encoded so far.  ``offset``: the absolute sample of the first block (a
+    multiple of the hop; a segment's pre-roll, see :mod:`sparsecodec.jobs.encode`).
     """
     if sample_rate <= 0 or channels <= 0:
         raise UsageError(f"bad stream: {sample_rate} Hz, {channels} channels")
     enc = WindowEncoder(sample_rate, channels, settings)
     hop, win = enc.hop, enc.win
+    if offset % hop:
+        raise UsageError(f"stream offset {offset} is not a multiple of the hop ({hop})")
     buf = np.zeros((channels, win), np.float32)
     fill = 0  # samples of buf holding audio
-    start = 0  # absolute sample of buf[:, 0]
+    start = offset  # absolute sample of buf[:, 0]
     for block in blocks:
         b = np.asarray(block, dtype=np.float32)
         if b.ndim != 2 or b.shape[0] != channels:

@@ -118,6 +118,14 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Encode what is sound in a damaged input (truncated, NaN samples) and warn, instead of failing.",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes encoding a long input's 30 s segments at once (default: the CPUs, at most 4); "
+    "the output is the same for any number.",
+)
 @encoder_options
 @device_option
 @verbosity_options
@@ -129,6 +137,7 @@ def encode(
     recursive: bool,
     force: bool,
     ignore_errors: bool,
+    jobs: int | None,
     kbps: float | None,
     events_per_second: float | None,
     refine: int,
@@ -151,7 +160,7 @@ def encode(
     """
     console = console_for(ctx)
     settings = encode_kwargs(kbps, events_per_second, refine, init, tags, format_version)
-    jobs = plan_paths(paths, outdir=outdir, recursive=recursive, suffix=".spev", accept=_audio_suffix)
+    todo = plan_paths(paths, outdir=outdir, recursive=recursive, suffix=".spev", accept=_audio_suffix)
 
     def work(job: Job) -> None:
         from sparsecodec.api import encode_file
@@ -172,6 +181,7 @@ def encode(
                 progress=progress,
                 overwrite=force,
                 ignore_errors=ignore_errors,
+                workers=jobs,
             )
         for line in r.warnings:
             console.warn(line)
@@ -180,4 +190,4 @@ def encode(
             f"({r.events / max(r.duration_s, 1e-9):.1f}/s), {r.bytes} bytes, {r.kbps:.2f} kbps"
         )
 
-    run_jobs(console, jobs, work, force=force)
+    run_jobs(console, todo, work, force=force)

@@ -39,6 +39,7 @@ def test_cuts_depend_on_the_stream_alone(n_hops: float, sizes: list[int]) -> Non
             assert i == len(segs) - 1 and s.offset + s.audio.shape[1] == n
         else:
             assert s.keep_to == (i + 1) * length and s.offset + s.audio.shape[1] == s.keep_to + HOP
+    assert len(segs) == jobs_encode.segment_count(n, HOP, 2)
     # the last segment starts before the end and holds less than a segment and a hop past its start
     assert segs[-1].keep_from < max(n, 1) and n - segs[-1].keep_from < length + HOP
 
@@ -106,8 +107,9 @@ def test_workers_follow_the_input_and_the_settings(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(jobs_encode.procs, "usable_cpus", lambda: 8)
     seg = s.segment_hops * HOP
-    assert jobs_encode.encode_workers(seg, SR, s) == 1  # one segment
-    assert jobs_encode.encode_workers(3 * seg, SR, s) == 3
+    assert jobs_encode.encode_workers(seg + HOP - 1, SR, s) == 1  # one segment
+    assert jobs_encode.encode_workers(seg + HOP, SR, s) == 2
+    assert jobs_encode.encode_workers(3 * seg + HOP, SR, s) == 4
     assert jobs_encode.encode_workers(40 * seg, SR, s) == jobs_encode.MAX_WORKERS
     assert jobs_encode.encode_workers(None, SR, s) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

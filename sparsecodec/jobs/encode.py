@@ -96,6 +96,14 @@ def segments(
     yield Segment(np.ascontiguousarray(held[:, first - base :]), first, keep_from, None)
 
 
+def segment_count(total_samples: int, hop: int, segment_hops: int) -> int:
+    """How many segments :func:`segments` cuts a stream of ``total_samples`` into: segment ``s > 0`` exists
+    when the stream reaches a hop past its start."""
+    if segment_hops <= 0:
+        return 1
+    return 1 + max(0, (total_samples - hop) // (segment_hops * hop))
+
+
 def encode_workers(total_samples: int | None, sample_rate: int, settings: EncoderSettings) -> int:
     """Processes for :func:`encode_segmented` (1: encode in this process).
 
@@ -109,7 +117,7 @@ def encode_workers(total_samples: int | None, sample_rate: int, settings: Encode
         return 1
     if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return 1
-    n_segments = -(-total_samples // (settings.segment_hops * stream.hop_samples(sample_rate)))
+    n_segments = segment_count(total_samples, stream.hop_samples(sample_rate), settings.segment_hops)
     env = os.environ.get("OMP_NUM_THREADS", "").strip()  # spev batch sets it per worker
     cpus = int(env) if env.isdigit() else procs.usable_cpus()
     return max(1, min(cpus, MAX_WORKERS, n_segments))

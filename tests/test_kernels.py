@@ -88,6 +88,23 @@ def test_folded_smoothing_equals_hann_smooth(rate: int) -> None:
     np.testing.assert_allclose(np.fft.irfft(spec[:, pad:], n), np.fft.irfft(ref, n), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("lo_hi", [(1, 7), (3, 9), (20, 33), (40, 64)])
+def test_hann_smooth_folded_into_a_band(lo_hi: tuple[int, int]) -> None:
+    """Given the bins the noise holds, the smoothing touches only their neighbourhood, bit for bit."""
+    lo, hi = lo_hi
+    pad, nb = 3, 65
+    rng = np.random.default_rng(1)
+    quarter = np.zeros((4, nb + pad), dtype=np.complex64)
+    quarter[:, pad + lo : pad + hi] = rng.standard_normal((4, hi - lo)) + 1j * rng.standard_normal(
+        (4, hi - lo)
+    )
+    base = (rng.standard_normal((4, nb + pad)) + 1j * rng.standard_normal((4, nb + pad))).astype(np.complex64)
+    whole, band = base.copy(), base.copy()
+    dsp.hann_smooth_folded_into(whole, quarter, pad)
+    dsp.hann_smooth_folded_into(band, quarter, pad, (lo, hi))
+    np.testing.assert_array_equal(band, whole)
+
+
 @pytest.mark.parametrize("rate", RATES)
 def test_event_kernels_twin(rate: int) -> None:
     """The per-event controls, the synthesis kernel and the noise band on numpy and torch."""

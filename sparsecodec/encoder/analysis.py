@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.fft
 from scipy import ndimage
 
 from sparsecodec.format import events
@@ -88,7 +89,7 @@ def stft(x: np.ndarray, res: Resolution) -> np.ndarray:
     xp = np.pad(x, pad)
     frames = np.lib.stride_tricks.sliding_window_view(xp, res.n_fft, axis=-1)[..., :: res.hop, :]
     frames = frames[..., : res.n_frames(n), :]
-    spec = np.fft.rfft(frames * res.window, axis=-1) * np.float32(res.scale)
+    spec = scipy.fft.rfft(frames * res.window, axis=-1) * np.float32(res.scale)
     return spec.astype(np.complex64, copy=False)
 
 
@@ -110,7 +111,7 @@ def stft_segment(seg: np.ndarray, offset: int, n_frames: int, res: Resolution) -
     a, b = max(offset, start), min(offset + length, start + buf.shape[-1])
     buf[..., a - start : b - start] = seg[..., a - offset : b - offset]
     frames = np.lib.stride_tricks.sliding_window_view(buf, res.n_fft, axis=-1)[..., :: res.hop, :]
-    spec = np.fft.rfft(frames * res.window, axis=-1) * np.float32(res.scale)
+    spec = scipy.fft.rfft(frames * res.window, axis=-1) * np.float32(res.scale)
     return m_lo, spec.astype(np.complex64, copy=False)
 
 

@@ -545,7 +545,9 @@ def hann_smooth(spec: Any, xp: Any = np) -> Any:
     return 0.5 * spec + 0.25 * lower + 0.25 * upper
 
 
-def hann_smooth_folded_into(spec: np.ndarray, quarter: np.ndarray, pad: int) -> None:
+def hann_smooth_folded_into(
+    spec: np.ndarray, quarter: np.ndarray, pad: int, bins: tuple[int, int] | None = None
+) -> None:
     """``spec += hann_smooth(4 · quarter)`` over bins ``0 .. N/2`` (numpy, in place; the decoder's form).
 
     Rows hold bins ``-pad .. N/2`` (column = bin + pad).  ``quarter`` is a spectrum already scaled by the
@@ -553,13 +555,16 @@ def hann_smooth_folded_into(spec: np.ndarray, quarter: np.ndarray, pad: int) -> 
     bin instead of five multiply-adds; the decoder smooths the sum of every event's noise once per frame).
     Bin N/2 gets its image ``2 Re q[N/2-1]``; bin 0 gets ``q[1]`` here and its image when the caller folds
     the bins below 0 (``spec[:, pad] = 2 Re spec[:, pad]``).  Equals :func:`hann_smooth` up to rounding
-    (tests/test_kernels.py).
+    (tests/test_kernels.py).  ``bins`` ``(lo, hi)``: ``quarter`` is zero outside bins ``[lo, hi)``, so only
+    bins ``lo - 1 .. hi`` are touched (the same values: the others would only get zeros added).
     """
     nb = spec.shape[1] - pad
-    body = spec[:, pad : pad + nb - 1]
-    body += quarter[:, pad - 1 : pad + nb - 2]
-    body += quarter[:, pad + 1 : pad + nb]
-    body += 2.0 * quarter[:, pad : pad + nb - 1]
+    b0, b1 = (0, nb - 1) if bins is None else (max(bins[0] - 1, 0), min(bins[1] + 1, nb - 1))
+    if b1 > b0:
+        body = spec[:, pad + b0 : pad + b1]
+        body += quarter[:, pad + b0 - 1 : pad + b1 - 1]
+        body += quarter[:, pad + b0 + 1 : pad + b1 + 1]
+        body += 2.0 * quarter[:, pad + b0 : pad + b1]
     spec[:, pad + nb - 1] += 2.0 * quarter[:, pad + nb - 2].real
 
 

@@ -388,6 +388,7 @@ class StreamRenderer:
         self._cap = 0
         self._base = 0
         self._slot_end: dict[str, int] = {}  # slot -> first frame after everything written to it
+        self._noise_bins: dict[str, tuple[int, int]] = {}  # noise slot -> bins [lo, hi) it may hold
         self._out = np.zeros((channels, 0), dtype=np.float32)  # samples from (_m_done - 2) * hop
         self._wet: dict[tuple[float, float], np.ndarray] = {}  # room -> mono wet samples, same origin
         self._spectra: dict[tuple[tuple[float, float], int], np.ndarray] = {}
@@ -480,6 +481,12 @@ class StreamRenderer:
             noise_gains = gains
         names = [name for name, _ in gains]
         self._ensure(m_top - m_lo, names + [noise_slot(name) for name, _ in noise_gains])
+        _, lo_bin, width = dsp.noise_ranges(v, support, sr)
+        if np.any(width > 0):  # the bins the noise slots may now hold (the Hann smoothing skips the rest)
+            lo, hi = int(lo_bin[width > 0].min()), int((lo_bin + width)[width > 0].max())
+            for name, _ in noise_gains:
+                old = self._noise_bins.get(noise_slot(name), (lo, hi))
+                self._noise_bins[noise_slot(name)] = (min(old[0], lo), max(old[1], hi))
         for name in names:
             self._slot_end[name] = max(self._slot_end.get(name, m_top), m_top)
         row0 = m_lo - self._base
@@ -515,12 +522,24 @@ class StreamRenderer:
         spec = self._acc[name][self._base : self._base + used]
         noise = self._noise_rows(name, self._base, self._base + used)
         if noise is not None:
-            dsp.hann_smooth_folded_into(spec, noise, PAD)
+            dsp.hann_smooth_folded_into(spec, noise, PAD, self._noise_span(name))
         # fold bins below 0 back as conjugates; bin 0 is real (its image is itself)
         for d in range(1, PAD + 1):
             spec[:, PAD + d] += np.conj(spec[:, PAD - d])
         spec[:, PAD] = 2.0 * spec[:, PAD].real
         return dsp.overlap_add(np.fft.irfft(spec[:, PAD:], self._n, axis=-1), np)
+
+    def _noise_span(self, name: str) -> tuple[int, int] | None:
+        """Bins ``[lo, hi)`` that output slot ``name``'s noise may hold (None: all)."""
+        slots = (
+            [noise_slot(MID), noise_slot(SIDE)]
+            if name in ("0", "1") and self.channels == 2
+            else [noise_slot(name)]
+        )
+        spans = [self._noise_bins[s] for s in slots if s in self._noise_bins]
+        if not spans:
+            return None
+        return min(lo for lo, _ in spans), max(hi for _, hi in spans)
 
     def _noise_rows(self, name: str, a: int, b: int) -> np.ndarray | None:
         """Unsmoothed noise of output slot ``name`` in accumulator rows ``[a, b)`` (None: no noise slot)."""
@@ -564,9 +583,11 @@ class StreamRenderer:
             del self._slot_end[name]
             self._acc.pop(name, None)
             self._acc.pop(noise_slot(name), None)
+            self._noise_bins.pop(noise_slot(name), None)
             if name == "0" and self.channels == 2:
-                self._acc.pop(noise_slot(MID), None)
-                self._acc.pop(noise_slot(SIDE), None)
+                for slot in (noise_slot(MID), noise_slot(SIDE)):
+                    self._acc.pop(slot, None)
+                    self._noise_bins.pop(slot, None)
         first = (self._m_done - dsp.HALF) * hop
         block = self._out[:, :n_final]
         self._out = self._out[:, n_final:]

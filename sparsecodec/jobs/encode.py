@@ -164,7 +164,9 @@ def encode_segmented(
             report(seg)
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_worker_init) as pool:
+    with procs.signals_deferred():
+        pool = ctx.Pool(workers, initializer=_worker_init)
+    with pool:
         pending: collections.deque[tuple[Segment, Any]] = collections.deque()
         for seg in jobs:
             pending.append((seg, pool.apply_async(encode_segment, (seg, sample_rate, channels, settings))))

@@ -113,7 +113,25 @@ def worker_init() -> None:
     _worker_temps.clear()  # a forked worker inherits its parent's set: those files are not the worker's
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # forked inside :func:`signals_deferred`
     die_with_parent()
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while forking a pool (they are delivered when the block ends).
+
+    A signal that lands while ``fork`` runs its at-fork callbacks (the logging module's lock release, say)
+    raises inside the callback, where Python prints and drops the exception: the interrupt would be lost
+    and the command would run on.  Workers unblock the signals in :func:`worker_init`."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def stop_workers(pids: Iterable[int]) -> None:

@@ -209,7 +209,9 @@ def decode_parallel(
     n_events = n_chunks = 0
     render_np.warm_tables(out_rate)  # built once here, shared copy-on-write by the forked workers
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_worker_init) as pool:
+    with procs.signals_deferred():
+        pool = ctx.Pool(workers, initializer=_worker_init)
+    with pool:
 
         def submit(i: int) -> Any:
             a, b = _segment_bounds(first, last, per, i)

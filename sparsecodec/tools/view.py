@@ -307,7 +307,9 @@ def render_clips(job: _ClipJob, progress: Callable[[float], None] | None = None)
             return out
         for rate in np.unique(job.rates):
             render_np.warm_tables(int(rate))  # built once, shared copy-on-write
-        with multiprocessing.get_context("fork").Pool(workers, initializer=procs.worker_init) as pool:
+        with procs.signals_deferred():
+            pool = multiprocessing.get_context("fork").Pool(workers, initializer=procs.worker_init)
+        with pool:
             for k, clips in enumerate(pool.imap(_clip_range, spans)):
                 out.extend(clips)
                 if progress is not None:

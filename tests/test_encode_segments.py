@@ -117,3 +117,14 @@ def test_workers_follow_the_input_and_the_settings(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("OMP_NUM_THREADS")
     s.device = "cuda"
     assert jobs_encode.encode_workers(40 * seg, SR, s) == 1
+
+
+def test_progress_in_one_process_moves_forward_hop_by_hop() -> None:
+    x = _tones(4.3 * HOP / SR)  # two segments: the second's pre-roll must not move the bar back
+    seen: list[float] = []
+    settings = stream.EncoderSettings(init="analysis", segment_hops=2)
+    chunks = jobs_encode.encode_segmented(
+        [x], SR, 2, settings, workers=1, total_samples=x.shape[1], progress=seen.append
+    )
+    assert len(list(chunks)) == 5
+    assert len(seen) >= 5 and seen == sorted(seen) and seen[-1] == 1.0

@@ -46,14 +46,22 @@ class Segment:
 
 
 def encode_segment(
-    seg: Segment, sample_rate: int, channels: int, settings: EncoderSettings
+    seg: Segment,
+    sample_rate: int,
+    channels: int,
+    settings: EncoderSettings,
+    progress: Callable[[float], None] | None = None,
+    total_samples: int | None = None,
 ) -> list[EncodedChunk]:
-    """The kept chunks of one segment (runs in a worker or in this process; same result)."""
+    """The kept chunks of one segment (runs in a worker or in this process; same result).  ``progress``
+    and ``total_samples`` as for :func:`stream.encode_stream` (absolute positions)."""
     from sparsecodec.encoder import stream
 
     hop = stream.hop_samples(sample_rate)
     out = []
-    chunks = stream.encode_stream([seg.audio], sample_rate, channels, settings, offset=seg.offset)
+    chunks = stream.encode_stream(
+        [seg.audio], sample_rate, channels, settings, progress, total_samples, offset=seg.offset
+    )
     for ch in chunks:
         if ch.start >= seg.keep_from and (seg.keep_to is None or ch.start < seg.keep_to):
             out.append(ch)
@@ -159,8 +167,16 @@ def encode_segmented(
         progress(min(1.0, done / total_samples) if total_samples else done / sample_rate)
 
     if workers <= 1:
+        furthest = 0.0
+
+        def forward(value: float) -> None:  # never backwards over a pre-roll
+            nonlocal furthest
+            furthest = max(furthest, value)
+            if progress is not None:
+                progress(furthest)
+
         for seg in jobs:
-            yield from encode_segment(seg, sample_rate, channels, settings)
+            yield from encode_segment(seg, sample_rate, channels, settings, forward, total_samples)
             report(seg)
         return
     ctx = multiprocessing.get_context("fork")

@@ -189,6 +189,55 @@ def test_signal_mid_encode_leaves_nothing(tmp_path: Path, sig: int, code: int, w
     assert not out.exists() and not leftovers(tmp_path)
 
 
+def _blocked_in_worker() -> list[int]:
+    return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_a_signal_during_a_pool_fork_is_held_not_lost() -> None:
+    """A SIGTERM that arrives while a fork pool starts is delivered after the start (not dropped in an at-fork
+    callback), and the workers do not inherit the blocked signals."""
+    import multiprocessing
+
+    from sparsecodec.jobs import procs
+
+    got: list[int] = []
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        with procs.signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            pool = multiprocessing.get_context("fork").Pool(1, initializer=procs.worker_init)
+            assert got == []
+        assert got == [signal.SIGTERM]
+        with pool:
+            blocked = pool.apply(_blocked_in_worker)
+        assert int(signal.SIGTERM) not in blocked and int(signal.SIGINT) not in blocked
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_a_pool_can_start_outside_the_main_thread() -> None:
+    """signals_deferred leaves signals alone off the main thread (signal.signal would raise there)."""
+    import multiprocessing
+
+    from sparsecodec.jobs import procs
+
+    out: list[object] = []
+
+    def start() -> None:
+        try:
+            with procs.signals_deferred():
+                pool = multiprocessing.get_context("fork").Pool(1, initializer=procs.worker_init)
+            with pool:
+                out.append(pool.apply(_blocked_in_worker))
+        except Exception as e:  # reported below
+            out.append(e)
+
+    t = threading.Thread(target=start)
+    t.start()
+    t.join(60)
+    assert out and isinstance(out[0], list), out
+
+
 def test_sigterm_mid_decode_leaves_nothing(tmp_path: Path) -> None:
     from conftest import make_spev
 

@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -122,16 +123,33 @@ _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while forking a pool (they are delivered when the block ends).
+    """Hold SIGINT and SIGTERM back while forking a pool: they are delivered, to the handlers in force
+    before, when the block ends.
 
     A signal that lands while ``fork`` runs its at-fork callbacks (the logging module's lock release, say)
-    raises inside the callback, where Python prints and drops the exception: the interrupt would be lost
-    and the command would run on.  Workers unblock the signals in :func:`worker_init`."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    would raise inside the callback, where Python prints and drops the exception: the interrupt would be
+    lost and the command would run on.  So, within the block, the signals only are recorded (another thread
+    may take the process's signal, so blocking this thread alone is not enough), and they are blocked in
+    this thread, so that forked workers start with them held until :func:`worker_init` unblocks them.
+    Outside the main thread it does nothing: Python runs signal handlers in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    handlers = {s: signal.signal(s, hold) for s in _STOP_SIGNALS}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a blocked, pending one is recorded here
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 def stop_workers(pids: Iterable[int]) -> None:

@@ -399,12 +399,12 @@ def test_parallel_decode_only_from_a_single_threaded_process(monkeypatch: pytest
     from sparsecodec.cli import console
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    monkeypatch.setattr(decoding.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(decoding.procs.threading, "active_count", lambda: 1)
     assert decoding.decode_workers("x.spev", "cpu", False, 60.0) == 2
     assert decoding.decode_workers("x.spev", "cpu", False, 30.0) == 1  # under 20 s per worker
     assert decoding.decode_workers("x.spev", "cuda", False, 60.0) == 1
     assert decoding.decode_workers("x.spev", "cpu", True, 60.0) == 1  # --ignore-errors
-    monkeypatch.setattr(decoding.threading, "active_count", lambda: 2)
+    monkeypatch.setattr(decoding.procs.threading, "active_count", lambda: 2)
     assert decoding.decode_workers("x.spev", "cpu", False, 60.0) == 1
     monkeypatch.undo()
 

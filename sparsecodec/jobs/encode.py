@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
-import os
-import threading
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -123,11 +122,11 @@ def encode_workers(total_samples: int | None, sample_rate: int, settings: Encode
 
     if settings.device != "cpu" or settings.segment_hops <= 0 or not total_samples:
         return 1
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if not procs.can_fork_workers():
         return 1
     n_segments = segment_count(total_samples, stream.hop_samples(sample_rate), settings.segment_hops)
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()  # spev batch sets it per worker
-    cpus = int(env) if env.isdigit() else procs.usable_cpus()
+    env = procs.env_threads()
+    cpus = procs.usable_cpus() if env is None else env
     return max(1, min(cpus, MAX_WORKERS, n_segments))
 
 
@@ -135,8 +134,6 @@ def _worker_init() -> None:
     """Die with the parent and exit on SIGTERM (:func:`procs.worker_init`); one torch thread (the parent's
     thread pool does not survive the fork, and the workers share the CPUs already)."""
     procs.worker_init()
-    import sys
-
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
@@ -159,22 +156,19 @@ def encode_segmented(
 
     hop = stream.hop_samples(sample_rate)
     jobs = segments(blocks, channels, hop, settings.segment_hops, settings.preroll_hops)
+    furthest = 0.0
 
-    def report(seg: Segment) -> None:
-        if progress is None:
-            return
+    def forward(fraction: float) -> None:  # never backwards over a pre-roll
+        nonlocal furthest
+        furthest = max(furthest, fraction)
+        if progress is not None:
+            progress(furthest)
+
+    def report(seg: Segment) -> None:  # a segment done: the stream up to its end
         done = seg.offset + seg.audio.shape[1] if seg.keep_to is None else seg.keep_to
-        progress(min(1.0, done / total_samples) if total_samples else done / sample_rate)
+        forward(min(1.0, done / total_samples) if total_samples else done / sample_rate)
 
-    if workers <= 1:
-        furthest = 0.0
-
-        def forward(value: float) -> None:  # never backwards over a pre-roll
-            nonlocal furthest
-            furthest = max(furthest, value)
-            if progress is not None:
-                progress(furthest)
-
+    if workers <= 1:  # hop by hop, as encode_stream reports
         for seg in jobs:
             yield from encode_segment(seg, sample_rate, channels, settings, forward, total_samples)
             report(seg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -116,6 +117,18 @@ def worker_init() -> None:
     signal.signal(signal.SIGTERM, _worker_stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # forked inside :func:`signals_deferred`
     die_with_parent()
+
+
+def can_fork_workers() -> bool:
+    """True when this process may fork a worker pool: the platform can fork and no other thread runs
+    (forking a threaded process, a Ray worker say, can deadlock the child)."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def env_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as a count when it is set to one (``spev batch`` sets it per worker), else None."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() else None
 
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}

@@ -12,7 +12,6 @@ import collections
 import math
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -123,7 +122,7 @@ def decode_workers(src: Source, device: str, ignore_errors: bool, seconds: float
     threads (forking a threaded process, a Ray worker say, can deadlock the child)."""
     if device != "cpu" or ignore_errors or not isinstance(src, (str, Path)):
         return 1
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if not procs.can_fork_workers():
         return 1
     return max(1, min(decode_threads(), int(seconds // PARALLEL_MIN_SEGMENT_S)))
 
@@ -254,9 +253,9 @@ def decode_threads() -> int:
 
     On a busy machine a second thread only adds contention (measured: slower on the wall clock), so the
     count follows the load; the audio is the same for any count (up to float32 rounding)."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.strip().isdigit():
-        return max(1, min(int(env), 4))
+    env = procs.env_threads()
+    if env is not None:
+        return max(1, min(env, 4))
     cpus = procs.usable_cpus()
     try:
         idle = round(cpus - os.getloadavg()[0])

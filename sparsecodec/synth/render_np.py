@@ -529,27 +529,28 @@ class StreamRenderer:
         spec[:, PAD] = 2.0 * spec[:, PAD].real
         return dsp.overlap_add(np.fft.irfft(spec[:, PAD:], self._n, axis=-1), np)
 
+    def _noise_slots(self, name: str) -> list[str]:
+        """The noise slots output slot ``name`` reads: mid and side for left/right in stereo, else its own."""
+        if name in ("0", "1") and self.channels == 2:
+            return [noise_slot(MID), noise_slot(SIDE)]
+        return [noise_slot(name)]
+
     def _noise_span(self, name: str) -> tuple[int, int] | None:
         """Bins ``[lo, hi)`` that output slot ``name``'s noise may hold (None: all)."""
-        slots = (
-            [noise_slot(MID), noise_slot(SIDE)]
-            if name in ("0", "1") and self.channels == 2
-            else [noise_slot(name)]
-        )
-        spans = [self._noise_bins[s] for s in slots if s in self._noise_bins]
+        spans = [self._noise_bins[s] for s in self._noise_slots(name) if s in self._noise_bins]
         if not spans:
             return None
         return min(lo for lo, _ in spans), max(hi for _, hi in spans)
 
     def _noise_rows(self, name: str, a: int, b: int) -> np.ndarray | None:
         """Unsmoothed noise of output slot ``name`` in accumulator rows ``[a, b)`` (None: no noise slot)."""
-        if name in ("0", "1") and self.channels == 2:
-            mid = self._acc.get(noise_slot(MID))
-            side = self._acc.get(noise_slot(SIDE))
+        slots = [self._acc.get(s) for s in self._noise_slots(name)]
+        if len(slots) == 2:
+            mid, side = slots
             if mid is None or side is None:
                 return None
             return mid[a:b] + side[a:b] if name == "0" else mid[a:b] - side[a:b]
-        noise = self._acc.get(noise_slot(name))
+        noise = slots[0]
         return None if noise is None else noise[a:b]
 
     def _finalise(self, m_safe: int) -> np.ndarray:

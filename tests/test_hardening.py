@@ -215,6 +215,49 @@ def test_a_signal_during_a_pool_fork_is_held_not_lost() -> None:
         signal.signal(signal.SIGTERM, old)
 
 
+def _sigterm_dispositions(path: str) -> tuple[bool, bool, bool]:
+    """In a pool worker: is SIGTERM's action the default (die) when idle, ours inside worker_temp, and the
+    default again after?"""
+    from sparsecodec.jobs import procs
+
+    idle = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    with procs.worker_temp(path):
+        armed = signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+    return idle, armed, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_an_idle_worker_dies_of_sigterm_at_once(tmp_path: Path) -> None:
+    """A pool worker waiting for a task keeps SIGTERM's default action: a Python-level handler would let a
+    SIGTERM that lands just before the worker blocks on the task queue wait there for ever, and
+    ``Pool.terminate`` (which holds that queue's lock, then joins) hang.  Only while it writes a temporary
+    output does the worker catch SIGTERM, to remove the file first."""
+    import multiprocessing
+
+    from sparsecodec.jobs import procs
+
+    with multiprocessing.get_context("fork").Pool(1, initializer=procs.worker_init) as pool:
+        assert pool.apply(_sigterm_dispositions, (str(tmp_path / "t"),)) == (True, True, True)
+
+
+def test_an_interrupt_seen_by_a_string_exec_keeps_the_exit_status(tmp_path: Path) -> None:
+    """CPython flags a KeyboardInterrupt that left an ``exec(<string>)`` (scipy runs one during import) as
+    unhandled even when it is caught later, and ``python -m`` then dies by SIGINT (-2) instead of exiting
+    130/143; interrupt_exit clears the flag."""
+    (tmp_path / "interrupted_in_exec.py").write_text(
+        "import sys\n"
+        "from sparsecodec.jobs import procs\n"
+        "try:\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    sys.exit(procs.interrupt_exit(exc)[0])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_exec"], env=env, capture_output=True, timeout=120
+    )
+    assert proc.returncode == 130, proc.stderr
+
+
 def test_a_pool_can_start_outside_the_main_thread() -> None:
     """signals_deferred leaves signals alone off the main thread (signal.signal would raise there)."""
     import multiprocessing

@@ -47,9 +47,19 @@ def terminate_like_interrupt() -> None:
 
 def interrupt_exit(exc: KeyboardInterrupt) -> tuple[int, str]:
     """``(exit status, one-line message)`` for an interrupt: 143 "terminated" or 130 "interrupted"."""
+    _forget_unhandled_interrupt()
     if isinstance(exc, Terminated) or _terminated:
         return EXIT_SIGTERM, "spev: terminated"
     return EXIT_SIGINT, "spev: interrupted"
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Clear CPython's "unhandled KeyboardInterrupt" flag, as the interrupt is handled now.
+
+    An interrupt that passed through ``exec(<string>)`` (scipy runs one while it imports) sets that flag
+    even when caught later, and ``python -m`` then ends the process by SIGINT instead of our exit status,
+    even after SIGTERM.  Each evaluation of a string first resets the flag (CPython's run_eval_code_obj)."""
+    exec("None", {})  # a constant: resets the flag, runs nothing
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -90,15 +100,27 @@ def usable_cpus() -> int:
 _worker_temps: set[str] = set()
 """Temporary outputs a worker is writing now, removed if it is told to stop."""
 
+_in_worker = False
+"""Set by :func:`worker_init` in a pool worker."""
+
 
 @contextlib.contextmanager
 def worker_temp(path: str) -> Iterator[None]:
-    """While inside, a SIGTERM to this worker removes ``path`` before the worker exits."""
+    """While inside, a SIGTERM to this worker removes ``path`` before the worker exits.
+
+    Only while inside: an idle worker keeps SIGTERM's default action (die at once).  A Python-level handler
+    runs only between bytecodes, so a SIGTERM that lands just before the worker blocks on the pool's task
+    queue would wait there for ever (``Pool.terminate`` holds that queue's lock and then joins the worker)."""
+    armed = _in_worker and not _worker_temps and threading.current_thread() is threading.main_thread()
     _worker_temps.add(path)
+    if armed:
+        signal.signal(signal.SIGTERM, _worker_stop)
     try:
         yield
     finally:
         _worker_temps.discard(path)
+        if armed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # runs a stop that arrived meanwhile first
 
 
 def _worker_stop(signum: int, frame: FrameType | None) -> None:
@@ -110,11 +132,14 @@ def _worker_stop(signum: int, frame: FrameType | None) -> None:
 
 def worker_init() -> None:
     """Initializer for worker processes.  Ctrl-C is the parent's business (it stops the pool); SIGTERM (from
-    the parent stopping the pool, or from the kernel when the parent dies) removes the worker's temporary
-    outputs and exits at once, so no worker outlives its parent or writes after it."""
+    the parent stopping the pool, or from the kernel when the parent dies) ends the worker at once, after it
+    removes the temporary output it is writing (:func:`worker_temp`), so no worker outlives its parent or
+    writes after it."""
+    global _in_worker
+    _in_worker = True
     _worker_temps.clear()  # a forked worker inherits its parent's set: those files are not the worker's
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _worker_stop)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # forked inside :func:`signals_deferred`
     die_with_parent()
 

@@ -9,6 +9,8 @@ One synthesis contract, three modules:
 - :mod:`~sparsecodec.synth.render_np`: the fast numpy decoder (no torch), bit-exact (tests/test_exact.py).
 - :mod:`~sparsecodec.synth.render_torch`: the differentiable torch twin (encoder, ``--refine``, CUDA decode).
 
+:mod:`~sparsecodec.synth.voice` renders voice tracks (#18; not in the container yet).
+
 The renderers differ only where speed (numpy: kernel table, float32 blocks, the folded noise smoothing) or
 differentiability (torch: closed-form kernel, scatter with ``index_add``) demands; tests/test_kernels.py
 checks each kernel's numpy and torch values against each other and against closed forms.

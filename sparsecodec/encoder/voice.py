@@ -1,0 +1,178 @@
+"""Voice analysis (#18, in progress): speech → a track of voice knots (:class:`synth.voice.VoiceFrames`).
+
+Per 5 ms frame at 16 kHz: f0 by YIN's cumulative mean normalised difference (CMNDF), tracked by a Viterbi
+path over its minima and an unvoiced state (pYIN's idea: a fixed threshold called 44 % of training-speech
+frames voiced where WORLD's harvest calls 74 %); the spectral envelope by LPC (order 18, pre-emphasised),
+sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing strength per band, the
+normalised autocorrelation at the pitch period with the window's own taper divided out.  :func:`analyse`
+returns every frame; :func:`knots` keeps every n-th (30 ms knots: ≈ 1.9 kbps in ``runs/voice_proto.py``).
+
+Not wired into the encoder yet: see :mod:`sparsecodec.synth.voice`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.fft import irfft, rfft
+from scipy.linalg import solve_toeplitz
+
+from sparsecodec.synth import voice as sv
+
+F0_MAX = 800.0
+"""Highest f0 tracked (Hz): children's and cartoon voices included."""
+YIN_N = 640
+"""YIN frame (samples): 40 ms, two periods of :data:`synth.voice.F0_MIN`."""
+LPC_N = 400
+"""LPC frame (samples, Hann): 25 ms."""
+LPC_ORDER = 18
+PRE_EMPHASIS = 0.9
+VOICING_N = 480
+"""Band-voicing frame (samples, Hann): 30 ms."""
+CANDIDATES = 5
+"""f0 candidates per frame: the deepest CMNDF minima below :data:`CANDIDATE_MAX`."""
+CANDIDATE_MAX = 0.7
+UNVOICED_COST = 0.6
+"""Viterbi cost of the unvoiced state (a candidate costs its CMNDF value)."""
+JUMP_COST = 0.05
+"""Viterbi cost per semitone of f0 change between frames (capped at two octaves)."""
+SWITCH_COST = 0.3
+"""Viterbi cost of a voiced ↔ unvoiced change."""
+SILENCE_POWER = 1e-7
+"""Frame power (full scale = 1) below which a frame is unvoiced whatever its periodicity."""
+
+
+def frames(x: np.ndarray, n: int) -> np.ndarray:
+    """``float64[M, n]``: frames of ``x`` centred on ``m * HOP``, zero-padded, ``M = len(x) // HOP + 1``."""
+    pad = np.pad(np.asarray(x, np.float64), (n // 2, n))
+    m = len(x) // sv.HOP + 1
+    return pad[np.arange(m)[:, None] * sv.HOP + np.arange(n)[None, :]]
+
+
+def cmndf(x: np.ndarray) -> np.ndarray:
+    """YIN's cumulative mean normalised difference ``float64[M, tau_max + 1]`` per frame (lag in samples)."""
+    n = YIN_N
+    fr = frames(x, n)
+    tau_max = int(sv.SR / sv.F0_MIN)
+    w = n - tau_max
+    spec = rfft(fr, 2 * n, axis=1)
+    acf = irfft(spec * np.conj(rfft(fr[:, :w], 2 * n, axis=1)), 2 * n, axis=1)[:, : tau_max + 1]
+    sq = np.cumsum(np.pad(fr**2, ((0, 0), (1, 0))), axis=1)
+    d = (sq[:, w] - sq[:, 0])[:, None] + (sq[:, w : w + tau_max + 1] - sq[:, : tau_max + 1]) - 2.0 * acf
+    d[:, 0] = 0.0
+    cm = np.ones_like(d)
+    cm[:, 1:] = d[:, 1:] * np.arange(1, tau_max + 1) / np.maximum(np.cumsum(d[:, 1:], axis=1), 1e-12)
+    return cm
+
+
+def _candidates(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(semitones re A440 [M, C] or NaN, cost [M, C] or inf)``: the deepest local minima of each CMNDF
+    row below :data:`CANDIDATE_MAX`, refined by a parabola."""
+    lo = int(sv.SR / F0_MAX)
+    m = len(cm)
+    semis = np.full((m, CANDIDATES), np.nan)
+    cost = np.full((m, CANDIDATES), np.inf)
+    mid = cm[:, lo:-1]
+    is_min = (mid < cm[:, lo - 1 : -2]) & (mid <= cm[:, lo + 1 :]) & (mid < CANDIDATE_MAX)
+    for i in np.flatnonzero(is_min.any(axis=1)):
+        row = cm[i]
+        taus = np.flatnonzero(is_min[i]) + lo
+        taus = taus[np.argsort(row[taus], kind="stable")[:CANDIDATES]]
+        a, b, c = row[taus - 1], row[taus], row[taus + 1]
+        den = a - 2.0 * b + c
+        off = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0.0, 1.0, den), 0.0)
+        tau = taus + np.clip(off, -1.0, 1.0)
+        semis[i, : len(taus)] = 12.0 * np.log2(sv.SR / tau / 440.0)
+        cost[i, : len(taus)] = b + 2e-4 * taus  # a slight preference for the shorter period (octave-down)
+    return semis, cost
+
+
+def track_f0(cm: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(f0 Hz [M] (0 where unvoiced), voiced bool [M])``: the cheapest path through each frame's
+    candidates and an unvoiced state (:data:`JUMP_COST`, :data:`SWITCH_COST`, :data:`UNVOICED_COST`)."""
+    semis, cost = _candidates(cm)
+    m, c = semis.shape
+    uv_cost = np.where(power < SILENCE_POWER, -1.0, UNVOICED_COST)
+    cost = np.concatenate([cost, uv_cost[:, None]], axis=1)  # state c: unvoiced
+    acc = cost[0].copy()
+    back = np.zeros((m, c + 1), np.int64)
+    for i in range(1, m):
+        trans = np.empty((c + 1, c + 1))
+        jump = np.abs(semis[i - 1][:, None] - semis[i][None, :])
+        trans[:c, :c] = np.where(np.isnan(jump), np.inf, JUMP_COST * np.minimum(jump, 24.0))
+        trans[:c, c] = trans[c, :c] = SWITCH_COST
+        trans[c, c] = 0.0
+        tot = acc[:, None] + trans
+        back[i] = np.argmin(tot, axis=0)
+        acc = tot[back[i], np.arange(c + 1)] + cost[i]
+    path = np.empty(m, np.int64)
+    path[-1] = int(np.argmin(acc))
+    for i in range(m - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    voiced = path < c
+    chosen = semis[np.arange(m), np.minimum(path, c - 1)]
+    f0 = np.where(voiced, 440.0 * 2.0 ** (np.nan_to_num(chosen) / 12.0), 0.0)
+    return f0, voiced
+
+
+def lpc_envelope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log10 power envelope on the mel grid [M, N_MEL], frame power [M])`` by LPC."""
+    n = LPC_N
+    hann = np.hanning(n)
+    pre = np.append(x[:1], x[1:] - PRE_EMPHASIS * x[:-1])
+    power = ((frames(x, n) * hann) ** 2).mean(axis=1) / np.mean(hann**2)
+    nfft = 2048
+    ac = irfft(np.abs(rfft(frames(pre, n) * hann, nfft, axis=1)) ** 2, nfft, axis=1)[:, : LPC_ORDER + 1]
+    ac[:, 0] = ac[:, 0] * (1.0 + 1e-4) + 1e-10  # a little white noise: a stable, solvable system
+    om = 2.0 * np.pi * sv.mel_grid() / sv.SR
+    zk = np.exp(-1j * np.outer(np.arange(LPC_ORDER + 1), om))
+    deemph = np.abs(1.0 - PRE_EMPHASIS * np.exp(-1j * om)) ** 2
+    env = np.empty((len(ac), len(om)))
+    for i, r in enumerate(ac):
+        a = solve_toeplitz(r[:-1], r[1:])
+        err = max(r[0] - float(np.dot(a, r[1:])), 1e-12)
+        env[i] = err / np.maximum(np.abs(np.concatenate([[1.0], -a]) @ zk) ** 2, 1e-12) / deemph
+    return np.log10(np.maximum(env, 1e-20)), power
+
+
+def band_voicing(x: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """``float64[M, 4]``: per band, the normalised autocorrelation at the pitch period (0..1)."""
+    n = VOICING_N
+    hann = np.hanning(n)
+    spec = rfft(frames(x, n) * hann, 2 * n, axis=1)
+    freqs = np.fft.rfftfreq(2 * n, 1.0 / sv.SR)
+    lag = np.clip(np.rint(sv.SR / np.maximum(f0, 1.0)).astype(np.int64), 1, n - 1)
+    taper = np.correlate(hann, hann, "full")[n - 1 :]
+    out = np.zeros((len(f0), len(sv.BANDS) - 1))
+    for b in range(len(sv.BANDS) - 1):
+        mask = (freqs >= sv.BANDS[b]) & (freqs < sv.BANDS[b + 1])
+        ac = irfft(np.abs(spec * mask) ** 2, 2 * n, axis=1)
+        r = ac[np.arange(len(f0)), lag] / np.maximum(ac[:, 0], 1e-12)
+        out[:, b] = np.clip(r * taper[0] / taper[lag], 0.0, 1.0)
+    return out
+
+
+def analyse(x: np.ndarray) -> sv.VoiceFrames:
+    """Mono speech ``float[n]`` at :data:`synth.voice.SR` → one knot per 5 ms frame (f0 filled through
+    unvoiced frames, where the voicing is 0, so that it glides)."""
+    x = np.asarray(x, np.float64)
+    cm = cmndf(x)
+    log_env, power = lpc_envelope(x)
+    m = min(len(cm), len(power))
+    f0, voiced = track_f0(cm[:m], power[:m])
+    voicing = band_voicing(x, np.where(voiced, f0, 100.0))[:m]
+    voicing[~voiced] = 0.0
+    idx = np.flatnonzero(voiced)
+    f0 = np.interp(np.arange(m), idx, f0[idx]) if len(idx) else np.full(m, 120.0)
+    return sv.VoiceFrames(
+        t=np.arange(m) * sv.HOP,
+        f0=f0,
+        level_db=10.0 * np.log10(np.maximum(power[:m], 1e-10)),
+        ceps=sv.ceps_from_envelope(log_env[:m] - log_env[:m].mean(axis=1, keepdims=True)),
+        voicing=voicing,
+    )
+
+
+def knots(frames_: sv.VoiceFrames, every: int) -> sv.VoiceFrames:
+    """Every ``every``-th frame (and the last), as the track's knots."""
+    idx = np.unique(np.append(np.arange(0, len(frames_), every), len(frames_) - 1))
+    return frames_.take(idx)

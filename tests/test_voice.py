@@ -1,0 +1,139 @@
+"""Voice analysis and synthesis (#18, not yet in the container), measured on the decoded audio: f0 by
+autocorrelation, formants by LPC, on synthetic vowels (a glottal pulse train through formant resonators)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import solve_toeplitz
+from scipy.signal import lfilter
+
+from sparsecodec.encoder import voice as va
+from sparsecodec.synth import voice as sv
+
+SR = sv.SR
+MALE = (120.0, (700.0, 1220.0, 2600.0))
+FEMALE = (220.0, (850.0, 1700.0, 2900.0))
+
+
+def vowel(f0: float | tuple[float, float], formants: tuple[float, ...], seconds: float = 0.8) -> np.ndarray:
+    """A pulse train at ``f0`` (Hz, or a linear glide), -6 dB/octave tilt, through 2-pole resonators."""
+    n = int(seconds * SR)
+    f_lo, f_hi = (f0, f0) if isinstance(f0, float) else f0
+    inst = np.linspace(f_lo, f_hi, n)
+    phase = np.cumsum(inst) / SR
+    x = np.zeros(n)
+    x[np.flatnonzero(np.diff(np.floor(phase), prepend=0.0) > 0)] = 1.0
+    x = lfilter([1.0], [1.0, -0.95], x)
+    for f, bw in zip(formants, (80.0, 100.0, 140.0), strict=False):
+        r = np.exp(-np.pi * bw / SR)
+        x = lfilter([1.0 - r], [1.0, -2.0 * r * np.cos(2.0 * np.pi * f / SR), r * r], x)
+    return 0.3 * x / np.abs(x).max()
+
+
+def measure_f0(y: np.ndarray) -> float:
+    """Median f0 (Hz) over 40 ms frames of the middle half, from the autocorrelation's highest peak."""
+    n = 640
+    mid = y[len(y) // 4 : 3 * len(y) // 4]
+    out = []
+    for s in range(0, len(mid) - n, 160):
+        fr = mid[s : s + n] * np.hanning(n)
+        ac = np.correlate(fr, fr, "full")[n - 1 :]
+        lo, hi = int(SR / 500), int(SR / 60)
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]
+        out.append(SR / (lag + 0.5 * (a - c) / (a - 2.0 * b + c)))  # parabolic peak
+    return float(np.median(out))
+
+
+def measure_formants(y: np.ndarray, order: int = 16) -> tuple[float, float]:
+    """Median (F1, F2) in Hz over 30 ms frames of the middle half: the LPC poles' angles (bandwidth < 500 Hz,
+    above 150 Hz)."""
+    n = 480
+    mid = y[len(y) // 4 : 3 * len(y) // 4]
+    mid = np.append(mid[:1], mid[1:] - 0.7 * mid[:-1])
+    f1s, f2s = [], []
+    for s in range(0, len(mid) - n, 240):
+        fr = mid[s : s + n] * np.hamming(n)
+        ac = np.correlate(fr, fr, "full")[n - 1 : n + order]
+        a = solve_toeplitz(ac[:-1] + np.eye(1, order, 0)[0] * 1e-9, ac[1:])
+        roots = np.roots(np.concatenate([[1.0], -a]))
+        roots = roots[np.imag(roots) > 0]
+        freqs = np.angle(roots) * SR / (2 * np.pi)
+        bws = -np.log(np.abs(roots)) * SR / np.pi
+        f = np.sort(freqs[(bws < 500.0) & (freqs > 150.0)])
+        if len(f) >= 2:
+            f1s.append(f[0])
+            f2s.append(f[1])
+    return float(np.median(f1s)), float(np.median(f2s))
+
+
+def semitones(a: float, b: float) -> float:
+    return float(12.0 * np.log2(a / b))
+
+
+def code(x: np.ndarray) -> sv.VoiceFrames:
+    """30 ms knots, as the codec would keep them."""
+    return va.knots(va.analyse(x), 6)
+
+
+def test_the_tracker_follows_a_glide_and_calls_silence_and_noise_unvoiced() -> None:
+    glide = vowel((110.0, 170.0), MALE[1], 0.6)
+    noise = 0.01 * np.random.default_rng(0).standard_normal(int(0.3 * SR))
+    x = np.concatenate([glide, np.zeros(int(0.3 * SR)), noise])
+    cm = va.cmndf(x)
+    _, power = va.lpc_envelope(x)
+    m = min(len(cm), len(power))
+    f0, voiced = va.track_f0(cm[:m], power[:m])
+    t = np.arange(m) * sv.HOP
+    inner = (t > 0.05 * SR) & (t < 0.55 * SR)
+    truth = 110.0 + 60.0 * t[inner] / len(glide)
+    err = np.abs(12.0 * np.log2(np.maximum(f0[inner], 1.0) / truth))
+    assert np.mean(voiced[inner] & (err < 0.5)) > 0.9
+    assert np.mean(~voiced[t > 0.65 * SR]) > 0.9
+
+
+@pytest.mark.parametrize("who", [MALE, FEMALE], ids=["male", "female"])
+def test_a_round_trip_keeps_f0_and_formants(who: tuple[float, tuple[float, ...]]) -> None:
+    f0, formants = who
+    x = vowel(f0, formants)
+    y = sv.render(code(x), len(x))
+    assert abs(semitones(measure_f0(y), measure_f0(x))) < 0.2
+    (f1x, f2x), (f1y, f2y) = measure_formants(x), measure_formants(y)
+    assert abs(f1y - f1x) < 60.0 and abs(f2y - f2x) < 120.0, ((f1x, f2x), (f1y, f2y))
+    assert abs(10.0 * np.log10(np.mean(y**2) / np.mean(x**2))) < 1.5  # the level
+
+
+@pytest.mark.parametrize("shift", [-5.0, 5.0])
+@pytest.mark.parametrize("who", [MALE, FEMALE], ids=["male", "female"])
+def test_transpose_moves_f0_and_keeps_the_formants(
+    who: tuple[float, tuple[float, ...]], shift: float
+) -> None:
+    """#18's bar, on the synthesis: f0 moves within ±0.2 semitone, F1/F2 within 60/120 Hz of the
+    untransposed decode."""
+    x = vowel(*who)
+    k = code(x)
+    ref, moved = sv.render(k, len(x)), sv.render(sv.transpose(k, shift), len(x))
+    assert abs(semitones(measure_f0(moved), measure_f0(ref)) - shift) < 0.2
+    (f1r, f2r), (f1m, f2m) = measure_formants(ref), measure_formants(moved)
+    assert abs(f1m - f1r) < 60.0 and abs(f2m - f2r) < 120.0, ((f1r, f2r), (f1m, f2m))
+
+
+def test_formant_shift_moves_the_formants_and_keeps_f0() -> None:
+    x = vowel(*MALE)
+    k = code(x)
+    ref, up = sv.render(k, len(x)), sv.render(sv.formant_shift(k, 1.15), len(x))
+    assert abs(semitones(measure_f0(up), measure_f0(ref))) < 0.2
+    (f1r, f2r), (f1u, f2u) = measure_formants(ref), measure_formants(up)
+    assert 1.08 < f1u / f1r < 1.22 and 1.08 < f2u / f2r < 1.22, ((f1r, f2r), (f1u, f2u))
+
+
+def test_render_is_deterministic_and_silent_where_the_track_is() -> None:
+    x = np.concatenate([np.zeros(int(0.2 * SR)), vowel(*MALE, 0.5), np.zeros(int(0.2 * SR))])
+    k = code(x)
+    a, b = sv.render(k, len(x)), sv.render(k, len(x))
+    assert a.dtype == np.float32 and a.shape == x.shape
+    assert np.array_equal(a, b)
+    quiet = np.sqrt(np.mean(a[: int(0.1 * SR)] ** 2))
+    loud = np.sqrt(np.mean(a[int(0.3 * SR) : int(0.6 * SR)] ** 2))
+    assert quiet < 1e-3 * loud

@@ -21,23 +21,28 @@ the bench's recipe: 8 kHz s16, c2enc/c2dec, aligned), ViSQOL / PESQ-WB at 30 ms 
 | first prototype: YIN with a fixed threshold (commit 6c603e5) | 2.22 / 1.33 at 1.87 kbps | 1.61 / 1.25 |
 | tracked f0, taper-corrected voicing, LPC (commit eabe704) | 2.29 / 1.63 at 1.93 kbps | 1.72 / 1.44 |
 | the same with a CheapTrick envelope (commit eabe704) | 2.03 / 1.71 at 2.23 kbps | 1.55 / 1.48 |
-| the package modules (DCT terms 1-16) | **2.21 / 1.73 at 2.04 kbps** | **1.79 / 1.51 at 2.03 kbps** |
+| the package modules (DCT terms 1-16; commit de2079c) | 2.21 / 1.73 at 2.04 kbps | 1.79 / 1.51 at 2.03 kbps |
+| the same, voicing from harmonic valleys | **2.38 / 1.74 at 2.03 kbps** | **1.85 / 1.52 at 2.01 kbps** |
 
-Unquantised, one knot per 5 ms (the model's ceiling on nl): 2.62 / 1.84; 20 ms knots cost ≈ 0.1 PESQ-WB
+Speed, one core: analysis 21x, render 32x real time (16 kHz speech).  Unquantised, one knot per 5 ms
+(the model's ceiling on nl, before the valley voicing): 2.62 / 1.84; 20 ms knots cost ≈ 0.1 PESQ-WB
 and 30 ms ≈ 0.2 against that, and holding the envelope between knots instead of gliding it costs 0.3
 ViSQOL, so voice events are knots of a track, not independent events.
 
 What moved PESQ-WB (nl, 5 ms knots, unquantised), found by swapping in WORLD's parts (pyworld 0.3.5 in a
-side venv: harvest f0, CheapTrick envelope coded to 16 dims, D4C aperiodicity): WORLD itself reaches
-3.98 / 2.46 (uncoded) and 2.70 / 2.16 (envelope coded to 16 dims), so a parametric voice *can* pass Opus
-6's PESQ-WB (2.14 on the dev set).  The first prototype's synthesis with WORLD's three analyses: 2.60 /
-2.18; with WORLD's aperiodicity alone: 1.44 -> 1.85; its envelope alone: -> 1.47; its f0 alone: 1.39 ->
-1.44.  YIN with a fixed threshold called 44 % of frames voiced against harvest's 74 %, and 10 % of the
-frames both call voiced differ by more than a semitone.  Hence the tracked f0 (voicing agrees with
-harvest on 79 % of frames) and the taper-corrected band voicing (1.39 -> 1.56).  Left for the ≤ 4 kbps
-bar: aperiodicity as good as D4C's, and f0 as good as harvest's.  Minimum-phase harmonic phases changed
-nothing (1.393 -> 1.388).  pyworld itself is no dependency to take: an sdist only (a C++ build on
-install) that imports the deprecated ``pkg_resources``.
+side venv: harvest f0, CheapTrick envelope coded to 16 dims, D4C aperiodicity): WORLD itself reaches 3.98 /
+2.46 (uncoded) and 2.70 / 2.16 (envelope coded to 16 dims), so a parametric voice *can* pass Opus 6's PESQ-
+WB (2.14 on the dev set). The first prototype's synthesis with WORLD's three analyses: 2.60 / 2.18; with
+WORLD's aperiodicity alone: 1.44 -> 1.85; its envelope alone: -> 1.47; its f0 alone: 1.39 -> 1.44. YIN with
+a fixed threshold called 44 % of frames voiced against harvest's 74 %, and 10 % of the frames both call
+voiced differ by more than a semitone. Hence the tracked f0 (voicing agrees with harvest on 79 % of frames)
+and the taper-corrected band voicing (1.39 -> 1.56). With the package modules (5 ms knots, unquantised),
+swapping in harvest's f0 changes nothing (1.84), WORLD's aperiodicity alone gives +0.22 ViSQOL and no PESQ-
+WB, its envelope alone +0.12 PESQ-WB and -0.33 ViSQOL, and both 2.49 / 2.14: what is left for the ≤ 4 kbps
+bar is an envelope like CheapTrick's *with* a matching aperiodicity (a CheapTrick-like envelope of our own,
+in commit eabe704's script, gave +0.05 only). Minimum-phase harmonic phases changed nothing (1.393 ->
+1.388). pyworld itself is no dependency to take: an sdist only (a C++ build on install) that imports the
+deprecated ``pkg_resources``.
 """
 
 from __future__ import annotations

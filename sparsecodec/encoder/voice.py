@@ -3,8 +3,8 @@
 Per 5 ms frame at 16 kHz: f0 by YIN's cumulative mean normalised difference (CMNDF), tracked by a Viterbi
 path over its minima and an unvoiced state (pYIN's idea: a fixed threshold called 44 % of training-speech
 frames voiced where WORLD's harvest calls 74 %); the spectral envelope by LPC (order 18, pre-emphasised),
-sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing strength per band, the
-normalised autocorrelation at the pitch period with the window's own taper divided out.  :func:`analyse`
+sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing strength per band from the
+valleys between the harmonics of a pitch-adaptive spectrum.  :func:`analyse`
 returns every frame; :func:`knots` keeps every n-th (30 ms knots: ≈ 1.9 kbps in ``runs/voice_proto.py``).
 
 Not wired into the encoder yet: see :mod:`sparsecodec.synth.voice`.
@@ -26,8 +26,11 @@ LPC_N = 400
 """LPC frame (samples, Hann): 25 ms."""
 LPC_ORDER = 18
 PRE_EMPHASIS = 0.9
-VOICING_N = 480
-"""Band-voicing frame (samples, Hann): 30 ms."""
+VOICING_PERIODS = 4.0
+"""Band-voicing window: this many pitch periods (Blackman), so that the harmonics are resolved."""
+VOICING_FLOOR = 0.01
+"""Valley/peak power ratio of a clean harmonic series under that window (its leakage)."""
+VOICING_SCALE = 0.7
 CANDIDATES = 5
 """f0 candidates per frame: the deepest CMNDF minima below :data:`CANDIDATE_MAX`."""
 CANDIDATE_MAX = 0.7
@@ -135,20 +138,45 @@ def lpc_envelope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def band_voicing(x: np.ndarray, f0: np.ndarray) -> np.ndarray:
-    """``float64[M, 4]``: per band, the normalised autocorrelation at the pitch period (0..1)."""
-    n = VOICING_N
-    hann = np.hanning(n)
-    spec = rfft(frames(x, n) * hann, 2 * n, axis=1)
-    freqs = np.fft.rfftfreq(2 * n, 1.0 / sv.SR)
-    lag = np.clip(np.rint(sv.SR / np.maximum(f0, 1.0)).astype(np.int64), 1, n - 1)
-    taper = np.correlate(hann, hann, "full")[n - 1 :]
+    """``float64[M, 4]``: the harmonic share of each band, from the valleys between harmonics.
+
+    Per frame, a :data:`VOICING_PERIODS`-period Blackman spectrum resolves the harmonics of ``f0``; in each
+    band the summed power at the valleys (half-way between harmonics) over that at the peaks is the
+    aperiodic share ``a`` (above the window's own leakage, :data:`VOICING_FLOOR`), and the voicing is
+    ``1 - VOICING_SCALE * sqrt(a)``.  On training speech this gave +0.17 ViSQOL over the normalised
+    autocorrelation at the pitch period (``runs/voice_proto.py``)."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    nfft = 4096
+    bin_hz = sv.SR / nfft
+    xp = np.pad(np.asarray(x, np.float64), (nfft, nfft))
     out = np.zeros((len(f0), len(sv.BANDS) - 1))
-    for b in range(len(sv.BANDS) - 1):
-        mask = (freqs >= sv.BANDS[b]) & (freqs < sv.BANDS[b + 1])
-        ac = irfft(np.abs(spec * mask) ** 2, 2 * n, axis=1)
-        r = ac[np.arange(len(f0)), lag] / np.maximum(ac[:, 0], 1e-12)
-        out[:, b] = np.clip(r * taper[0] / taper[lag], 0.0, 1.0)
-    return out
+    windows: dict[int, np.ndarray] = {}
+    for i, f in enumerate(np.asarray(f0, np.float64)):
+        if not f > 0:
+            continue
+        half = round(VOICING_PERIODS / 2.0 * sv.SR / f)
+        w = windows.get(half)
+        if w is None:
+            w = windows[half] = np.blackman(2 * half + 1)
+        c = i * sv.HOP + nfft
+        p = np.abs(rfft(xp[c - half : c + half + 1] * w, nfft)) ** 2
+        k = np.arange(1, int(sv.F_HI / f) + 1)
+        if not len(k):
+            continue
+        reach = max(1, int(f / bin_hz / 4.0))
+        top = len(p) - 1
+        peaks = maximum_filter1d(p, 2 * reach + 1)[np.minimum(np.rint(k * f / bin_hz).astype(np.int64), top)]
+        valleys = minimum_filter1d(p, 2 * reach + 1)[
+            np.minimum(np.rint((k + 0.5) * f / bin_hz).astype(np.int64), top)
+        ]
+        band = sv.band_of(k * f)
+        peak_sum = np.bincount(band, peaks, minlength=len(sv.BANDS) - 1)
+        valley_sum = np.bincount(band, valleys, minlength=len(sv.BANDS) - 1)
+        ratio = valley_sum / np.maximum(peak_sum, 1e-30)
+        aperiodic = np.clip((ratio - VOICING_FLOOR) / (1.0 - VOICING_FLOOR), 0.0, 1.0)
+        out[i] = np.where(peak_sum > 0, 1.0 - VOICING_SCALE * np.sqrt(aperiodic), 0.0)
+    return np.clip(out, 0.0, 1.0)
 
 
 def analyse(x: np.ndarray) -> sv.VoiceFrames:

@@ -33,7 +33,7 @@ F0_MIN = 60.0
 """Lowest f0 (Hz): bounds the harmonic count."""
 BANDS = (0.0, 1000.0, 2000.0, 4000.0, 8000.0)
 """Voicing bands (Hz edges)."""
-NOISE_N = 320
+NOISE_N = 4 * HOP
 """Noise synthesis frame (samples, Hann, hop :data:`HOP`)."""
 
 
@@ -130,11 +130,16 @@ def render(knots: VoiceFrames, n_samples: int, seed: int = 0) -> np.ndarray:
     return out.astype(np.float32)
 
 
+CHUNK = 50
+"""Harmonics are summed over chunks of this many frames (250 ms), each up to its own highest harmonic."""
+
+
 def _harmonics(
     fr: VoiceFrames, shape: np.ndarray, scale: np.ndarray, mel_hz: np.ndarray, n_samples: int
 ) -> np.ndarray:
     """Harmonic part: amplitudes per frame (power per harmonic = envelope density x f0 x voicing), linearly
-    interpolated per sample; phase = k x the running integral of f0."""
+    interpolated per sample; phase = k x the running integral of f0.  The sum over harmonics is Clenshaw's
+    recurrence on ``cos(k phase)`` (two multiply-adds per harmonic and sample, no cosine per harmonic)."""
     t = np.arange(n_samples)
     f0_s = np.interp(t, fr.t, fr.f0)
     phase = 2.0 * np.pi * np.cumsum(f0_s) / SR
@@ -143,16 +148,32 @@ def _harmonics(
     fk = fr.f0[:, None] * k[None, :]  # [M, K]
     env = 10.0 ** np.stack([np.interp(fk[i], mel_hz, shape[i]) for i in range(len(fk))])
     voiced = np.take_along_axis(fr.voicing, band_of(fk), axis=1)
-    a2 = env * voiced * (fk < F_HI) * fr.f0[:, None] * scale[:, None]
-    amps = np.sqrt(2.0 * a2)  # [M, K]
+    amps = np.sqrt(2.0 * env * voiced * (fk < F_HI) * fr.f0[:, None] * scale[:, None])  # [M, K]
     out = np.zeros(n_samples)
-    for k0 in range(0, kmax, 16):
-        ks = np.arange(k0, min(kmax, k0 + 16))
-        live = ks[amps[:, ks].max(axis=0) > 0]
+    for m0 in range(0, len(fr.t) - 1, CHUNK):
+        m1 = min(m0 + CHUNK, len(fr.t) - 1)  # frames m0..m1 bound samples [m0 * HOP, m1 * HOP)
+        s0, s1 = int(fr.t[m0]), min(int(fr.t[m1]), n_samples)
+        if s1 <= s0:
+            continue
+        a = amps[m0 : m1 + 1]
+        live = np.flatnonzero(a.max(axis=0) > 0)
         if not len(live):
             continue
-        a = np.stack([np.interp(t, fr.t, amps[:, j]) for j in live])
-        out += (a * np.cos(np.outer(live + 1, phase))).sum(axis=0)
+        # per-sample position between frames: a_k(t) = a[j] + frac * (a[j + 1] - a[j])
+        pos = (np.arange(s0, s1) - s0) / HOP
+        j = np.minimum(pos.astype(np.int64), len(a) - 2)
+        frac = pos - j
+        x = np.cos(phase[s0:s1])
+        two_x = 2.0 * x
+        b1 = np.zeros(s1 - s0)
+        b2 = np.zeros(s1 - s0)
+        for kk in range(int(live[-1]), -1, -1):  # harmonic kk + 1, from the top down
+            col = a[:, kk]
+            b0 = two_x * b1 - b2
+            if col.any():
+                b0 += col[j] + frac * (col[j + 1] - col[j])
+            b2, b1 = b1, b0
+        out[s0:s1] = x * b1 - b2
     return out
 
 
@@ -169,11 +190,13 @@ def _noise(
     unvoiced = 1.0 - fr.voicing[:, band_of(freqs)]
     gain = np.sqrt(env * unvoiced * (freqs < F_HI) * scale[:, None] * F_HI)  # mean over bins: the power
     frames = irfft(rfft(noise, axis=1) * gain, n, axis=1) * win
-    total = np.zeros((m + 1) * HOP + n)
+    over = n // HOP  # frames overlapping any sample (NOISE_N is a multiple of HOP)
+    total = np.zeros((m + over - 1, HOP))
     norm = np.zeros_like(total)
-    for i in range(m):
-        total[i * HOP : i * HOP + n] += frames[i]
-        norm[i * HOP : i * HOP + n] += win**2
-    y = total / np.maximum(norm, 1e-3)
-    # frame i is centred on sample i * HOP
+    parts, w2 = frames.reshape(m, over, HOP), (win**2).reshape(over, HOP)
+    for q in range(over):
+        total[q : q + m] += parts[:, q]
+        norm[q : q + m] += w2[q]
+    y = (total / np.maximum(norm, 1e-3)).reshape(-1)
+    # frame i starts at sample i * HOP and is centred on i * HOP + n / 2
     return y[n // 2 : n // 2 + n_samples]

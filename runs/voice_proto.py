@@ -12,7 +12,7 @@ between knots (a stand-in for the container's entropy coder; silence is not skip
 
 Tuned on training speech only: 8 clips of 9-10 s cut from Debian fillets-ng-data-nl (GPL-2), 16 kHz; the
 voice dev set (fillets-ng-data-cs, 20 clips) measured once per version.  Measured 2026-12-07 (Codec2 by
-the bench's recipe: 8 kHz s16, c2enc/c2dec, aligned), ViSQOL / PESQ-WB at 30 ms knots:
+the bench's recipe: 8 kHz s16, c2enc/c2dec, aligned), ViSQOL / PESQ-WB at 30 ms knots unless said:
 
 | version | nl (tuning) | cs (voice dev set) |
 |---|---|---|
@@ -22,12 +22,17 @@ the bench's recipe: 8 kHz s16, c2enc/c2dec, aligned), ViSQOL / PESQ-WB at 30 ms 
 | tracked f0, taper-corrected voicing, LPC (commit eabe704) | 2.29 / 1.63 at 1.93 kbps | 1.72 / 1.44 |
 | the same with a CheapTrick envelope (commit eabe704) | 2.03 / 1.71 at 2.23 kbps | 1.55 / 1.48 |
 | the package modules (DCT terms 1-16; commit de2079c) | 2.21 / 1.73 at 2.04 kbps | 1.79 / 1.51 at 2.03 kbps |
-| the same, voicing from harmonic valleys | **2.38 / 1.74 at 2.03 kbps** | **1.85 / 1.52 at 2.01 kbps** |
+| the same, voicing from harmonic valleys | 2.38 / 1.74 at 2.03 kbps | 1.85 / 1.52 at 2.01 kbps |
+| the same, no knots inside pauses (< -50 dB) | 2.35 / 1.73 at 1.66 kbps | 1.87 / 1.52 at 1.91 kbps |
+| the same, 25 ms knots | 2.59 / 1.76 at 1.93 kbps | 2.01 / 1.56 at 2.23 kbps |
+| ``--kbps 2``: per file the densest knots that fit | **2.55 / 1.75 at 1.89 kbps** | **1.81 / 1.50 at 1.86** |
 
 Speed, one core: analysis 21x, render 100x real time (16 kHz speech; 32x before Clenshaw's sum).
 Unquantised, one knot per 5 ms (the model's ceiling on nl, before the valley voicing): 2.62 / 1.84; 20 ms
 knots cost ≈ 0.1 PESQ-WB and 30 ms ≈ 0.2 against that, and holding the envelope between knots instead of
-gliding it costs 0.3 ViSQOL, so voice events are knots of a track, not independent events.
+gliding it costs 0.3 ViSQOL, so voice events are knots of a track, not independent events. Knots placed
+where the parameters bend (greedy piecewise-linear fit) instead of evenly: no better at equal rate (the
+spacings cost bits, the deltas grow).
 
 What moved PESQ-WB (nl, 5 ms knots, unquantised), found by swapping in WORLD's parts (pyworld 0.3.5 in a
 side venv: harvest f0, CheapTrick envelope coded to 16 dims, D4C aperiodicity): WORLD itself reaches 3.98 /
@@ -95,11 +100,29 @@ def quantise(
     return q, bits
 
 
+def _code(frames: sv.VoiceFrames, every: int, args: argparse.Namespace) -> tuple[sv.VoiceFrames, float]:
+    """Knots every ``every`` frames (pauses dropped), quantised if ``--quant``: ``(knots, bits per knot)``."""
+    k = va.knots(frames, every)
+    if not args.quant:
+        return k, 0.0
+    return quantise(k, args.level_step, args.ceps_step)
+
+
+def _rate(k: sv.VoiceFrames, bits: float, n_samples: int) -> float:
+    """Estimated kbps: ``bits`` per knot, plus the entropy of the knot spacings (pauses make them uneven)."""
+    gaps = np.diff(k.t, prepend=0) // sv.HOP
+    _, counts = np.unique(gaps, return_counts=True)
+    pr = counts / counts.sum()
+    bits += float(-(pr * np.log2(pr)).sum())
+    return bits * len(k) / (n_samples / sv.SR) / 1000.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("wavs", nargs="+", type=Path)
-    ap.add_argument("--knot-ms", type=float, default=30.0)
+    ap.add_argument("--knot-ms", type=float, default=25.0)
     ap.add_argument("--quant", type=int, default=1)
+    ap.add_argument("--kbps", type=float, default=None, help="pick the knot spacing per file to fit this")
     ap.add_argument("--level-step", type=float, default=2.0)
     ap.add_argument("--ceps-step", type=float, default=0.12)
     ap.add_argument("--transpose", type=float, default=0.0, help="semitones (listening only)")
@@ -113,13 +136,16 @@ def main() -> None:
         x = x.mean(axis=1)
         if sr != sv.SR:
             x = soxr.resample(x, sr, sv.SR)
-        k = va.knots(va.analyse(x), every)
-        bits = 0.0
-        if args.quant:
-            k, bits = quantise(k, args.level_step, args.ceps_step)
+        frames = va.analyse(x)
+        k, bits = _code(frames, every, args)
+        if args.kbps:  # the densest knots whose estimated rate fits (5 ms steps from 15 ms to 60 ms)
+            for ev in range(3, 13):
+                k, bits = _code(frames, ev, args)
+                if _rate(k, bits, len(x)) <= args.kbps:
+                    break
         k = sv.formant_shift(sv.transpose(k, args.transpose), args.formant_shift)
         y = sv.render(k, len(x)).astype(np.float64)
-        rate = bits * sv.SR / (sv.HOP * every) / 1000.0
+        rate = _rate(k, bits, len(x))
         v = metrics.visqol(x[None], y[None], sv.SR, mode="speech")
         s = metrics.pesq_wb(x[None], y[None], sv.SR)
         vq.append(v)

@@ -5,7 +5,8 @@ path over its minima and an unvoiced state (pYIN's idea: a fixed threshold calle
 frames voiced where WORLD's harvest calls 74 %); the spectral envelope by LPC (order 18, pre-emphasised),
 sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing strength per band from the
 valleys between the harmonics of a pitch-adaptive spectrum.  :func:`analyse`
-returns every frame; :func:`knots` keeps every n-th (30 ms knots: ≈ 1.9 kbps in ``runs/voice_proto.py``).
+returns every frame; :func:`knots` keeps every n-th but those inside pauses (25 ms knots: ≈ 1.9 kbps in
+``runs/voice_proto.py``).
 
 Not wired into the encoder yet: see :mod:`sparsecodec.synth.voice`.
 """
@@ -40,6 +41,8 @@ JUMP_COST = 0.05
 """Viterbi cost per semitone of f0 change between frames (capped at two octaves)."""
 SWITCH_COST = 0.3
 """Viterbi cost of a voiced ↔ unvoiced change."""
+SILENCE_DB = -50.0
+"""Knots this far below the loudest frame, between two as quiet, are not kept (:func:`knots`)."""
 SILENCE_POWER = 1e-7
 """Frame power (full scale = 1) below which a frame is unvoiced whatever its periodicity."""
 
@@ -200,7 +203,14 @@ def analyse(x: np.ndarray) -> sv.VoiceFrames:
     )
 
 
-def knots(frames_: sv.VoiceFrames, every: int) -> sv.VoiceFrames:
-    """Every ``every``-th frame (and the last), as the track's knots."""
+def knots(frames_: sv.VoiceFrames, every: int, silence_db: float = SILENCE_DB) -> sv.VoiceFrames:
+    """Every ``every``-th frame (and the last) as the track's knots, less those inside silence: a knot
+    more than ``-silence_db`` dB below the loudest frame whose neighbours are as quiet is dropped, so a
+    pause costs its two edge knots (the glide between them stays as quiet)."""
     idx = np.unique(np.append(np.arange(0, len(frames_), every), len(frames_) - 1))
-    return frames_.take(idx)
+    quiet = frames_.level_db[idx] < frames_.level_db.max() + silence_db
+    inner = quiet.copy()
+    inner[1:] &= quiet[:-1]
+    inner[:-1] &= quiet[1:]
+    inner[[0, -1]] = False
+    return frames_.take(idx[~inner])

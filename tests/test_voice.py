@@ -137,3 +137,17 @@ def test_render_is_deterministic_and_silent_where_the_track_is() -> None:
     quiet = np.sqrt(np.mean(a[: int(0.1 * SR)] ** 2))
     loud = np.sqrt(np.mean(a[int(0.3 * SR) : int(0.6 * SR)] ** 2))
     assert quiet < 1e-3 * loud
+
+
+def test_a_pause_costs_two_knots_and_stays_silent() -> None:
+    gap = int(0.5 * SR)
+    x = np.concatenate([vowel(*MALE, 0.4), np.zeros(gap), vowel(*MALE, 0.4)])
+    frames = va.analyse(x)
+    k = va.knots(frames, 6)
+    every = va.knots(frames, 6, silence_db=-np.inf)
+    in_gap = (k.t > 0.45 * SR) & (k.t < 0.85 * SR)
+    assert not in_gap.any()  # the pause's inner knots are gone
+    assert len(every) - len(k) >= int(0.4 * SR / (6 * sv.HOP)) - 1
+    y = sv.render(k, len(x))
+    loud = np.sqrt(np.mean(y[: int(0.4 * SR)] ** 2))
+    assert np.sqrt(np.mean(y[int(0.5 * SR) : int(0.8 * SR)] ** 2)) < 1e-3 * loud

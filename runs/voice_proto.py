@@ -3,12 +3,12 @@
 ``python runs/voice_proto.py WAV... [--knot-ms 30] [--quant 1] [--level-step 2] [--ceps-step 0.12]``
 
 Each file (mono, resampled to 16 kHz) goes through :func:`sparsecodec.encoder.voice.analyse` (tracked f0,
-LPC envelope as 16 mel-cepstra in absolute frequency, frame level, 4-band voicing, every 5 ms), keeps a
-knot every ``--knot-ms``, and is rendered by :func:`sparsecodec.synth.voice.render`.  With ``--quant 1``
-every parameter is uniformly quantised first and the rate is the empirical entropy of the code deltas
-between knots (a stand-in for the container's entropy coder; silence is not skipped).  ``--transpose`` and
-``--formant-shift`` apply the edits (for listening).  Prints ViSQOL (speech, lattice) and PESQ-WB per file
-(bench.metrics) and the means.
+LPC envelope as 16 mel-cepstra in absolute frequency, frame level, 4-band voicing, every 5 ms), keeps a knot
+every ``--knot-ms``, and is rendered by :func:`sparsecodec.synth.voice.render`. With ``--quant 1`` every
+parameter is uniformly quantised first and the rate is the empirical entropy of the code deltas between
+knots (a stand-in for the container's entropy coder), plus the entropy of the knot spacings. ``--transpose``
+and ``--formant-shift`` apply the edits (for listening). Prints ViSQOL (speech, lattice) and PESQ-WB per
+file (bench.metrics) and the means.
 
 Tuned on training speech only: 8 clips of 9-10 s cut from Debian fillets-ng-data-nl (GPL-2), 16 kHz; the
 voice dev set (fillets-ng-data-cs, 20 clips) measured once per version.  Measured 2026-12-07 (Codec2 by
@@ -25,14 +25,18 @@ the bench's recipe: 8 kHz s16, c2enc/c2dec, aligned), ViSQOL / PESQ-WB at 30 ms 
 | the same, voicing from harmonic valleys | 2.38 / 1.74 at 2.03 kbps | 1.85 / 1.52 at 2.01 kbps |
 | the same, no knots inside pauses (< -50 dB) | 2.35 / 1.73 at 1.66 kbps | 1.87 / 1.52 at 1.91 kbps |
 | the same, 25 ms knots | 2.59 / 1.76 at 1.93 kbps | 2.01 / 1.56 at 2.23 kbps |
-| ``--kbps 2``: per file the densest knots that fit | **2.55 / 1.75 at 1.89 kbps** | **1.81 / 1.50 at 1.86** |
+| ``--kbps 2``: per file the densest knots that fit | 2.55 / 1.75 at 1.89 kbps | 1.81 / 1.50 at 1.86 |
+| the same, noise at its true power, pYIN f0 candidates | **2.53 / 1.69 at 1.87** | **1.79 / 1.44 at 1.86** |
 
 Speed, one core: analysis 21x, render 100x real time (16 kHz speech; 32x before Clenshaw's sum).
 Unquantised, one knot per 5 ms (the model's ceiling on nl, before the valley voicing): 2.62 / 1.84; 20 ms
 knots cost ≈ 0.1 PESQ-WB and 30 ms ≈ 0.2 against that, and holding the envelope between knots instead of
 gliding it costs 0.3 ViSQOL, so voice events are knots of a track, not independent events. Knots placed
 where the parameters bend (greedy piecewise-linear fit) instead of evenly: no better at equal rate (the
-spacings cost bits, the deltas grow).
+spacings cost bits, the deltas grow). The last row fixes two faults a review found: the noise part came out
+3 dB low (independent noise frames overlap-added as if coherent; -0.04 PESQ-WB once fixed, the voicing scale
+re-tried without gain) and the f0 candidates (the deepest five CMNDF minima) lost voices above 330 Hz to
+sub-octaves (now every f0 from 60 to 800 Hz of a synthetic vowel is tracked).
 
 What moved PESQ-WB (nl, 5 ms knots, unquantised), found by swapping in WORLD's parts (pyworld 0.3.5 in a
 side venv: harvest f0, CheapTrick envelope coded to 16 dims, D4C aperiodicity): WORLD itself reaches 3.98 /

@@ -144,10 +144,49 @@ def test_a_pause_costs_two_knots_and_stays_silent() -> None:
     x = np.concatenate([vowel(*MALE, 0.4), np.zeros(gap), vowel(*MALE, 0.4)])
     frames = va.analyse(x)
     k = va.knots(frames, 6)
-    every = va.knots(frames, 6, silence_db=-np.inf)
+    every = va.knots(frames, 6, silence_db=None)
     in_gap = (k.t > 0.45 * SR) & (k.t < 0.85 * SR)
     assert not in_gap.any()  # the pause's inner knots are gone
     assert len(every) - len(k) >= int(0.4 * SR / (6 * sv.HOP)) - 1
     y = sv.render(k, len(x))
     loud = np.sqrt(np.mean(y[: int(0.4 * SR)] ** 2))
     assert np.sqrt(np.mean(y[int(0.5 * SR) : int(0.8 * SR)] ** 2)) < 1e-3 * loud
+
+
+def test_edge_inputs() -> None:
+    """Silence keeps only its two end knots; no knots render silence; a knot spacing below one frame is
+    refused."""
+    k = va.knots(va.analyse(np.zeros(SR)), 6)
+    assert len(k) == 2
+    assert not np.any(sv.render(k.take(np.zeros(0, np.int64)), 100))
+    with pytest.raises(ValueError):
+        va.knots(va.analyse(np.zeros(SR)), 0)
+
+
+@pytest.mark.parametrize("f0", [65.0, 150.0, 330.0, 440.0, 600.0, 780.0])
+def test_f0_is_tracked_across_the_range(f0: float) -> None:
+    """A high voice's period multiples dip as deep as its period (the deepest dips would be sub-octaves)."""
+    t = np.arange(int(0.5 * SR))
+    phase = 2.0 * np.pi * f0 * t / SR
+    x = sum(np.cos(k * phase) / k for k in range(1, int(7900 / f0) + 1))
+    for f, bw in zip((850.0, 1700.0, 2900.0), (80.0, 100.0, 140.0), strict=True):
+        r = np.exp(-np.pi * bw / SR)
+        x = lfilter([1.0 - r], [1.0, -2.0 * r * np.cos(2.0 * np.pi * f / SR), r * r], x)
+    frames = va.analyse(0.3 * x / np.abs(x).max())
+    assert abs(semitones(float(np.median(frames.f0[20:-20])), f0)) < 0.5
+
+
+@pytest.mark.parametrize("voicing", [0.0, 0.5, 1.0])
+def test_a_knot_renders_at_its_level(voicing: float) -> None:
+    """Harmonics and noise together carry the knot's power, whatever the voicing."""
+    n = 40
+    k = sv.VoiceFrames(
+        t=np.arange(n) * 8 * sv.HOP,
+        f0=np.full(n, 150.0),
+        level_db=np.full(n, -20.0),
+        ceps=np.zeros((n, sv.N_CEPS)),
+        voicing=np.full((n, 4), voicing),
+    )
+    y = sv.render(k, int(k.t[-1]))
+    mid = y[len(y) // 4 : 3 * len(y) // 4]
+    assert abs(10.0 * np.log10(np.mean(mid.astype(np.float64) ** 2)) + 20.0) < 0.5

@@ -1,10 +1,10 @@
 """Voice analysis (#18, in progress): speech → a track of voice knots (:class:`synth.voice.VoiceFrames`).
 
 Per 5 ms frame at 16 kHz: f0 by YIN's cumulative mean normalised difference (CMNDF), tracked by a Viterbi
-path over its minima and an unvoiced state (pYIN's idea: a fixed threshold called 44 % of training-speech
-frames voiced where WORLD's harvest calls 74 %); the spectral envelope by LPC (order 18, pre-emphasised),
-sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing strength per band from the
-valleys between the harmonics of a pitch-adaptive spectrum.  :func:`analyse`
+path over its first dips below several thresholds and an unvoiced state (pYIN's idea: a fixed threshold
+called 44 % of training-speech frames voiced where WORLD's harvest calls 74 %); the spectral envelope by LPC
+(order 18, pre-emphasised), sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing
+strength per band from the valleys between the harmonics of a pitch-adaptive spectrum. :func:`analyse`
 returns every frame; :func:`knots` keeps every n-th but those inside pauses (25 ms knots: ≈ 1.9 kbps in
 ``runs/voice_proto.py``).
 
@@ -32,9 +32,9 @@ VOICING_PERIODS = 4.0
 VOICING_FLOOR = 0.01
 """Valley/peak power ratio of a clean harmonic series under that window (its leakage)."""
 VOICING_SCALE = 0.7
-CANDIDATES = 5
-"""f0 candidates per frame: the deepest CMNDF minima below :data:`CANDIDATE_MAX`."""
-CANDIDATE_MAX = 0.7
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7)
+"""CMNDF thresholds whose first dips are a frame's f0 candidates (:func:`_candidates`)."""
+CANDIDATES = len(THRESHOLDS)
 UNVOICED_COST = 0.6
 """Viterbi cost of the unvoiced state (a candidate costs its CMNDF value)."""
 JUMP_COST = 0.05
@@ -43,6 +43,8 @@ SWITCH_COST = 0.3
 """Viterbi cost of a voiced ↔ unvoiced change."""
 SILENCE_DB = -50.0
 """Knots this far below the loudest frame, between two as quiet, are not kept (:func:`knots`)."""
+SILENCE_FLOOR_DB = -90.0
+"""Knots below this level (dB full scale) count as silent whatever the loudest frame (all-silent input)."""
 SILENCE_POWER = 1e-7
 """Frame power (full scale = 1) below which a frame is unvoiced whatever its periodicity."""
 
@@ -58,7 +60,7 @@ def cmndf(x: np.ndarray) -> np.ndarray:
     """YIN's cumulative mean normalised difference ``float64[M, tau_max + 1]`` per frame (lag in samples)."""
     n = YIN_N
     fr = frames(x, n)
-    tau_max = int(sv.SR / sv.F0_MIN)
+    tau_max = int(sv.SR / sv.F0_MIN) + 2  # a minimum at SR / F0_MIN needs a lag after it
     w = n - tau_max
     spec = rfft(fr, 2 * n, axis=1)
     acf = irfft(spec * np.conj(rfft(fr[:, :w], 2 * n, axis=1)), 2 * n, axis=1)[:, : tau_max + 1]
@@ -71,24 +73,28 @@ def cmndf(x: np.ndarray) -> np.ndarray:
 
 
 def _candidates(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(semitones re A440 [M, C] or NaN, cost [M, C] or inf)``: the deepest local minima of each CMNDF
-    row below :data:`CANDIDATE_MAX`, refined by a parabola."""
+    """``(semitones re A440 [M, C] or NaN, cost [M, C] or inf)``: per CMNDF row, for each of the
+    :data:`THRESHOLDS`, the first local minimum (the shortest period) below it (pYIN's candidates; a
+    high voice's multiples dip as deep as its period, a low voice's formant ringing makes early shallow
+    dips), refined by a parabola; a candidate costs its CMNDF value."""
     lo = int(sv.SR / F0_MAX)
     m = len(cm)
     semis = np.full((m, CANDIDATES), np.nan)
     cost = np.full((m, CANDIDATES), np.inf)
     mid = cm[:, lo:-1]
-    is_min = (mid < cm[:, lo - 1 : -2]) & (mid <= cm[:, lo + 1 :]) & (mid < CANDIDATE_MAX)
+    is_min = (mid < cm[:, lo - 1 : -2]) & (mid <= cm[:, lo + 1 :]) & (mid < THRESHOLDS[-1])
     for i in np.flatnonzero(is_min.any(axis=1)):
         row = cm[i]
-        taus = np.flatnonzero(is_min[i]) + lo
-        taus = taus[np.argsort(row[taus], kind="stable")[:CANDIDATES]]
+        mins = np.flatnonzero(is_min[i]) + lo
+        vals = row[mins]
+        firsts = [int(mins[np.argmax(vals < th)]) for th in THRESHOLDS if (vals < th).any()]
+        taus = np.unique(firsts)[:CANDIDATES]
         a, b, c = row[taus - 1], row[taus], row[taus + 1]
         den = a - 2.0 * b + c
         off = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0.0, 1.0, den), 0.0)
         tau = taus + np.clip(off, -1.0, 1.0)
         semis[i, : len(taus)] = 12.0 * np.log2(sv.SR / tau / 440.0)
-        cost[i, : len(taus)] = b + 2e-4 * taus  # a slight preference for the shorter period (octave-down)
+        cost[i, : len(taus)] = b
     return semis, cost
 
 
@@ -203,12 +209,18 @@ def analyse(x: np.ndarray) -> sv.VoiceFrames:
     )
 
 
-def knots(frames_: sv.VoiceFrames, every: int, silence_db: float = SILENCE_DB) -> sv.VoiceFrames:
+def knots(frames_: sv.VoiceFrames, every: int, silence_db: float | None = SILENCE_DB) -> sv.VoiceFrames:
     """Every ``every``-th frame (and the last) as the track's knots, less those inside silence: a knot
-    more than ``-silence_db`` dB below the loudest frame whose neighbours are as quiet is dropped, so a
-    pause costs its two edge knots (the glide between them stays as quiet)."""
+    more than ``-silence_db`` dB below the loudest frame (or below :data:`SILENCE_FLOOR_DB`) whose
+    neighbours are as quiet is dropped, so a pause costs its two edge knots (the glide between them stays
+    as quiet).  ``silence_db=None`` keeps every knot."""
+    if every < 1:
+        raise ValueError(f"knot spacing must be at least one frame, got {every}")
     idx = np.unique(np.append(np.arange(0, len(frames_), every), len(frames_) - 1))
-    quiet = frames_.level_db[idx] < frames_.level_db.max() + silence_db
+    if silence_db is None:
+        return frames_.take(idx)
+    level = frames_.level_db[idx]
+    quiet = (level < frames_.level_db.max() + silence_db) | (level < SILENCE_FLOOR_DB)
     inner = quiet.copy()
     inner[1:] &= quiet[:-1]
     inner[:-1] &= quiet[1:]

@@ -120,7 +120,14 @@ def worker_temp(path: str) -> Iterator[None]:
     finally:
         _worker_temps.discard(path)
         if armed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # runs a stop that arrived meanwhile first
+            # signal.signal first runs a stop that is already pending, then swaps the handler; one landing
+            # between the two would find the default handler at the Python level and be dropped, so it is
+            # held back by the mask meanwhile and then kills the worker
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _worker_stop(signum: int, frame: FrameType | None) -> None:

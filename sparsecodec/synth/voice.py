@@ -116,6 +116,8 @@ def to_frames(knots: VoiceFrames, n_frames: int) -> VoiceFrames:
 
 def render(knots: VoiceFrames, n_samples: int, seed: int = 0) -> np.ndarray:
     """A voice track → ``float32[n_samples]`` at :data:`SR`.  Deterministic for a given ``seed``."""
+    if not len(knots) or n_samples <= 0:
+        return np.zeros(max(n_samples, 0), np.float32)
     n_frames = n_samples // HOP + 2
     fr = to_frames(knots, n_frames)
     mel_hz = mel_grid()
@@ -143,7 +145,7 @@ def _harmonics(
     t = np.arange(n_samples)
     f0_s = np.interp(t, fr.t, fr.f0)
     phase = 2.0 * np.pi * np.cumsum(f0_s) / SR
-    kmax = int(F_HI / F0_MIN)
+    kmax = int(F_HI / max(float(fr.f0.min()), 1.0))  # a transposed track may go below F0_MIN
     k = np.arange(1, kmax + 1)
     fk = fr.f0[:, None] * k[None, :]  # [M, K]
     env = 10.0 ** np.stack([np.interp(fk[i], mel_hz, shape[i]) for i in range(len(fk))])
@@ -184,7 +186,10 @@ def _noise(
     n = NOISE_N
     win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
     m = len(fr.t)
-    noise = np.random.default_rng(seed).standard_normal((m, n)) * win
+    # one white noise signal, cut into overlapping frames: the overlap-add of its shaped frames divided by
+    # the summed squared window keeps its power (independent frames would come out 3 dB low)
+    white = np.random.default_rng(seed).standard_normal((m + n // HOP - 1) * HOP)
+    noise = np.lib.stride_tricks.sliding_window_view(white, n)[::HOP][:m] * win
     freqs = np.fft.rfftfreq(n, 1.0 / SR)
     env = 10.0 ** np.stack([np.interp(freqs, mel_hz, row) for row in shape])  # [M, n/2+1]
     unvoiced = 1.0 - fr.voicing[:, band_of(freqs)]

@@ -239,6 +239,27 @@ def test_an_idle_worker_dies_of_sigterm_at_once(tmp_path: Path) -> None:
         assert pool.apply(_sigterm_dispositions, (str(tmp_path / "t"),)) == (True, True, True)
 
 
+def _held_in_worker() -> tuple[bool, bool]:
+    from sparsecodec.jobs import procs
+
+    with procs.stop_held():
+        inside = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    return inside, signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_worker_holds_sigterm_while_it_creates_a_temporary() -> None:
+    """atomic_output creates its temporary and registers it inside procs.stop_held: a stop in between
+    waits, so it cannot kill the worker before the file is known (and leave it behind)."""
+    import multiprocessing
+
+    from sparsecodec.jobs import procs
+
+    with multiprocessing.get_context("fork").Pool(1, initializer=procs.worker_init) as pool:
+        assert pool.apply(_held_in_worker) == (True, False)
+    with procs.stop_held():  # not a worker: nothing held
+        assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
 def test_an_interrupt_seen_by_a_string_exec_keeps_the_exit_status(tmp_path: Path) -> None:
     """CPython flags a KeyboardInterrupt that left an ``exec(<string>)`` (scipy runs one during import) as
     unhandled even when it is caught later, and ``python -m`` then dies by SIGINT (-2) instead of exiting

@@ -550,22 +550,27 @@ def atomic_output(path: str | Path, *, overwrite: bool = True) -> Iterator[Binar
         return
     ensure_writable(path, force=overwrite)
     folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OutputExistsError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        with procs.stop_held():  # in a worker: a stop waits until the temporary is registered
+            try:
+                fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+            except OSError as exc:
+                raise OutputExistsError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            stack.callback(_unlink_quietly, tmp_name)
+            stack.enter_context(procs.worker_temp(tmp_name))  # removed if a worker is stopped
         # mkstemp creates 0600; give the output the mode a plain open() would (0666 less the umask).
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
-        with procs.worker_temp(tmp_name), os.fdopen(fd, "wb") as f:  # removed if a worker is stopped
+        with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             _move_into_place(tmp_name, path, overwrite)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+
+
+def _unlink_quietly(name: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(name)
 
 
 def _move_into_place(tmp_name: str, path: Path, overwrite: bool) -> None:

@@ -130,6 +130,21 @@ def worker_temp(path: str) -> Iterator[None]:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
+@contextlib.contextmanager
+def stop_held() -> Iterator[None]:
+    """In a pool worker's main thread, hold SIGTERM back while inside (elsewhere nothing): a temporary
+    output created here and registered with :func:`worker_temp` before the block ends is never left
+    behind by a stop that lands in between."""
+    if not _in_worker or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_stop(signum: int, frame: FrameType | None) -> None:
     for path in list(_worker_temps):
         with contextlib.suppress(OSError):

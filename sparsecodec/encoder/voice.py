@@ -5,8 +5,8 @@ path over its first dips below several thresholds and an unvoiced state (pYIN's 
 called 44 % of training-speech frames voiced where WORLD's harvest calls 74 %); the spectral envelope by LPC
 (order 18, pre-emphasised), sampled on the mel grid and kept as mel-cepstra; the frame power; and a voicing
 strength per band from the valleys between the harmonics of a pitch-adaptive spectrum. :func:`analyse`
-returns every frame; :func:`knots` keeps every n-th but those inside pauses (25 ms knots: ≈ 1.9 kbps in
-``runs/voice_proto.py``).
+returns every frame; :func:`knots` keeps every n-th but those inside pauses (``runs/voice_proto.py``: knots
+every 25-60 ms fit 2 kbps through the container's coder).
 
 Not wired into the encoder yet: see :mod:`sparsecodec.synth.voice`.
 """
@@ -22,7 +22,8 @@ from sparsecodec.synth import voice as sv
 F0_MAX = 800.0
 """Highest f0 tracked (Hz): children's and cartoon voices included."""
 YIN_N = 640
-"""YIN frame (samples): 40 ms, two periods of :data:`synth.voice.F0_MIN`."""
+"""YIN frame (samples, 40 ms): the lags up to one period of :data:`synth.voice.F0_MIN` plus the window
+the differences are summed over."""
 LPC_N = 400
 """LPC frame (samples, Hann): 25 ms."""
 LPC_ORDER = 18
@@ -32,6 +33,7 @@ VOICING_PERIODS = 4.0
 VOICING_FLOOR = 0.01
 """Valley/peak power ratio of a clean harmonic series under that window (its leakage)."""
 VOICING_SCALE = 0.7
+"""Voicing = 1 - this x sqrt(aperiodic share) (fitted on training speech; 0.5-0.8 score alike)."""
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7)
 """CMNDF thresholds whose first dips are a frame's f0 candidates (:func:`_candidates`)."""
 CANDIDATES = len(THRESHOLDS)

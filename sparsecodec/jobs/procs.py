@@ -123,11 +123,11 @@ def worker_temp(path: str) -> Iterator[None]:
             # signal.signal first runs a stop that is already pending, then swaps the handler; one landing
             # between the two would find the default handler at the Python level and be dropped, so it is
             # held back by the mask meanwhile and then kills the worker
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
             finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # held still inside stop_held
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ input's length; chunks are yielded in order.  No torch import here.
 from __future__ import annotations
 
 import collections
-import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -173,18 +172,17 @@ def encode_segmented(
             yield from encode_segment(seg, sample_rate, channels, settings, forward, total_samples)
             report(seg)
         return
-    ctx = multiprocessing.get_context("fork")
-    with procs.signals_deferred():
-        pool = ctx.Pool(workers, initializer=_worker_init)
-    with pool:
-        pending: collections.deque[tuple[Segment, Any]] = collections.deque()
+    pending: collections.deque[tuple[Segment, Any]] = collections.deque()
+
+    def oldest() -> Iterator[EncodedChunk]:  # the oldest segment's chunks, waited for
+        done, result = pending.popleft()
+        yield from result.get()
+        report(done)
+
+    with procs.fork_pool(workers, _worker_init) as pool:
         for seg in jobs:
             pending.append((seg, pool.apply_async(encode_segment, (seg, sample_rate, channels, settings))))
-            while len(pending) > workers:
-                done, result = pending.popleft()
-                yield from result.get()
-                report(done)
+            if len(pending) > workers:
+                yield from oldest()
         while pending:
-            done, result = pending.popleft()
-            yield from result.get()
-            report(done)
+            yield from oldest()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -210,6 +211,14 @@ def signals_deferred() -> Iterator[None]:
             signal.signal(s, h)
         for signum in dict.fromkeys(pending):
             signal.raise_signal(signum)
+
+
+def fork_pool(workers: int, initializer: Callable[[], None] = worker_init) -> multiprocessing.pool.Pool:
+    """A pool of ``workers`` forked processes, each started by ``initializer`` (which must call
+    :func:`worker_init`), with SIGINT and SIGTERM held while it forks (:func:`signals_deferred`)."""
+    ctx = multiprocessing.get_context("fork")
+    with signals_deferred():
+        return ctx.Pool(workers, initializer=initializer)
 
 
 def stop_workers(pids: Iterable[int]) -> None:

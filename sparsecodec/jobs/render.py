@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import math
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,10 +206,7 @@ def decode_parallel(
     bits = wav.bits if wav is not None else None
     n_events = n_chunks = 0
     render_np.warm_tables(out_rate)  # built once here, shared copy-on-write by the forked workers
-    ctx = multiprocessing.get_context("fork")
-    with procs.signals_deferred():
-        pool = ctx.Pool(workers, initializer=_worker_init)
-    with pool:
+    with procs.fork_pool(workers, _worker_init) as pool:
 
         def submit(i: int) -> Any:
             a, b = _segment_bounds(first, last, per, i)

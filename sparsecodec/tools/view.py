@@ -30,9 +30,7 @@ import html
 import io
 import json
 import math
-import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -279,9 +277,10 @@ def _clip_range(span: tuple[int, int]) -> list[bytes]:
 def clip_workers(n_events: int) -> int:
     """Processes for the clips: the decoder's thread count (``OMP_NUM_THREADS`` or the idle CPUs), when this
     process can fork safely (no other threads) and there is enough work."""
+    from sparsecodec.jobs import procs
     from sparsecodec.jobs.render import decode_threads
 
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if not procs.can_fork_workers():
         return 1
     return max(1, min(decode_threads(), n_events // (2 * CLIP_BATCH)))
 
@@ -307,9 +306,7 @@ def render_clips(job: _ClipJob, progress: Callable[[float], None] | None = None)
             return out
         for rate in np.unique(job.rates):
             render_np.warm_tables(int(rate))  # built once, shared copy-on-write
-        with procs.signals_deferred():
-            pool = multiprocessing.get_context("fork").Pool(workers, initializer=procs.worker_init)
-        with pool:
+        with procs.fork_pool(workers) as pool:
             for k, clips in enumerate(pool.imap(_clip_range, spans)):
                 out.extend(clips)
                 if progress is not None:

@@ -76,12 +76,16 @@ from bench import metrics
 from sparsecodec.encoder import voice as va
 from sparsecodec.synth import voice as sv
 
+WIDTHS = {"f0": 8, "level_db": 6, "ceps": 7, "voicing": 2}
+"""Bits per code of each parameter (for the container's coder)."""
+
 
 def quantise(
     k: sv.VoiceFrames, level_step: float = 2.0, ceps_step: float = 0.3
-) -> tuple[sv.VoiceFrames, float]:
+) -> tuple[sv.VoiceFrames, float, np.ndarray]:
     """Uniform quantisers (f0 0.5 semitone, level ``level_step`` dB, cepstra ``ceps_step`` log10 units
-    rising 15 % per coefficient, band voicing 1/3); bits per knot as the entropy of the code deltas."""
+    rising 15 % per coefficient, band voicing 0.34) → ``(dequantised knots, bits per knot as the entropy
+    of the code deltas, codes int64[K, 22] >= 0 within :data:`WIDTHS`)``."""
     cols = {
         "f0": (12.0 * np.log2(np.maximum(k.f0, 1.0) / 440.0))[:, None],
         "level_db": k.level_db[:, None],
@@ -89,17 +93,21 @@ def quantise(
         "voicing": k.voicing,
     }
     steps = {"f0": 0.5, "level_db": level_step, "ceps": ceps_step, "voicing": 0.34}
-    out, bits = {}, 0.0
+    # code 0 at MIDI 24 (f0), -126 dB (level), the most negative cepstrum; voicing from 0
+    offsets = {"f0": 90, "level_db": round(126.0 / level_step), "ceps": 63, "voicing": 0}
+    out, codes, bits = {}, [], 0.0
     for name, v in cols.items():
         step = np.full(v.shape[1], steps[name])
         if name == "ceps":
             step *= 1.0 + 0.15 * np.arange(v.shape[1])
-        code = np.rint(v / step).astype(np.int64)
+        top = (1 << WIDTHS[name]) - 1 - offsets[name]
+        code = np.clip(np.rint(v / step), -offsets[name], top).astype(np.int64)
         for j in range(code.shape[1]):
             _, counts = np.unique(np.diff(code[:, j], prepend=0), return_counts=True)
             pr = counts / counts.sum()
             bits += float(-(pr * np.log2(pr)).sum())
         out[name] = code * step
+        codes.append(code + offsets[name])
     q = sv.VoiceFrames(
         t=k.t,
         f0=440.0 * 2.0 ** (out["f0"][:, 0] / 12.0),
@@ -107,14 +115,17 @@ def quantise(
         ceps=out["ceps"],
         voicing=np.clip(out["voicing"], 0.0, 1.0),
     )
-    return q, bits
+    return q, bits, np.concatenate(codes, axis=1)
 
 
-def _code(frames: sv.VoiceFrames, every: int, args: argparse.Namespace) -> tuple[sv.VoiceFrames, float]:
-    """Knots every ``every`` frames (pauses dropped), quantised if ``--quant``: ``(knots, bits per knot)``."""
+def _code(
+    frames: sv.VoiceFrames, every: int, args: argparse.Namespace
+) -> tuple[sv.VoiceFrames, float, np.ndarray | None]:
+    """Knots every ``every`` frames (pauses dropped), quantised if ``--quant``: ``(knots, bits per knot,
+    codes or None)``."""
     k = va.knots(frames, every)
     if not args.quant:
-        return k, 0.0
+        return k, 0.0, None
     return quantise(k, args.level_step, args.ceps_step)
 
 
@@ -127,43 +138,35 @@ def _rate(k: sv.VoiceFrames, bits: float, n_samples: int) -> float:
     return bits * len(k) / (n_samples / sv.SR) / 1000.0
 
 
-def container_kbps(k: sv.VoiceFrames, n_samples: int, level_step: float, ceps_step: float) -> float:
-    """The knots' cost through the container's own format-2 chunk coder (``format.coding``: reference
-    prediction, zig-zag residual columns, bit/byte planes, zstd 19) in 3 s chunks, with each chunk
-    frame's 37 bytes of fixed fields, sync and CRC; no header or index."""
+def container_kbps(t: np.ndarray, codes: np.ndarray, n_samples: int) -> float:
+    """The knots' codes (:func:`quantise`) at times ``t`` through the container's own format-2 chunk coder
+    (``format.coding``: reference prediction, zig-zag residual columns, bit/byte planes, zstd 19) in 3 s
+    chunks, with each chunk frame's 37 bytes of fixed fields, sync and CRC; no header or index."""
     import zstandard
 
     from sparsecodec.format import coding
 
-    steps = ceps_step * (1.0 + 0.15 * np.arange(k.ceps.shape[1]))
-    cols = [
-        np.clip(np.rint((69.0 + 12.0 * np.log2(np.maximum(k.f0, 1.0) / 440.0) - 24.0) / 0.5), 0, 255),
-        np.clip(np.rint((k.level_db + 126.0) / level_step), 0, 63),
-        *(np.clip(np.rint(k.ceps[:, j] / steps[j]) + 63, 0, 126) for j in range(k.ceps.shape[1])),
-        *(np.clip(np.rint(k.voicing[:, j] * 3.0), 0, 3) for j in range(k.voicing.shape[1])),
-    ]
-    bits = np.array([8, 6] + [7] * k.ceps.shape[1] + [2] * k.voicing.shape[1], dtype=np.int64)
-    base = np.array([90, 40] + [63] * k.ceps.shape[1] + [0] * k.voicing.shape[1], dtype=np.int64)
-    codes = np.stack(cols, axis=1).astype(np.int64)
+    n_ceps = codes.shape[1] - 6
+    bits = np.array([WIDTHS["f0"], WIDTHS["level_db"]] + [WIDTHS["ceps"]] * n_ceps + [WIDTHS["voicing"]] * 4)
+    base = np.array([90, 40] + [63] * n_ceps + [0] * 4)  # the prediction of an event with no reference
     plan = coding.Plan(dims=np.arange(len(bits)), bits=bits, base=base)
     cctx = zstandard.ZstdCompressor(level=19, write_content_size=False, write_checksum=False)
     total, chunk = 0, 3 * sv.SR
     for c0 in range(0, n_samples, chunk):
-        sel = (k.t >= c0) & (k.t < c0 + chunk)
-        padded = np.zeros((int(sel.sum()), 32), np.int64)
-        padded[:, : len(bits)] = codes[sel]
-        full = coding.Plan(dims=plan.dims, bits=plan.bits, base=plan.base)
+        sel = (t >= c0) & (t < c0 + chunk)
         body = coding.encode_body(
-            k.t[sel].astype(np.int64), padded, c0, b"", full, lambda b: len(cctx.compress(b))
+            t[sel].astype(np.int64), codes[sel], c0, b"", plan, lambda b: len(cctx.compress(b))
         )
         total += min(len(body), len(cctx.compress(body))) + 37
     return total * 8 / (n_samples / sv.SR) / 1000.0
 
 
-def _measure(k: sv.VoiceFrames, bits: float, n_samples: int, args: argparse.Namespace) -> float:
-    """kbps by the entropy estimate, or through the container's coder with ``--container``."""
-    if args.container:
-        return container_kbps(k, n_samples, args.level_step, args.ceps_step)
+def _measure(
+    k: sv.VoiceFrames, bits: float, codes: np.ndarray | None, n_samples: int, container: bool
+) -> float:
+    """kbps by the entropy estimate, or through the container's coder (``--container``, codes given)."""
+    if container and codes is not None:
+        return container_kbps(k.t, codes, n_samples)
     return _rate(k, bits, n_samples)
 
 
@@ -188,15 +191,15 @@ def main() -> None:
         if sr != sv.SR:
             x = soxr.resample(x, sr, sv.SR)
         frames = va.analyse(x)
-        k, bits = _code(frames, every, args)
+        k, bits, codes = _code(frames, every, args)
         if args.kbps:  # the densest knots whose estimated rate fits (5 ms steps from 15 ms to 60 ms)
             for ev in range(3, 13):
-                k, bits = _code(frames, ev, args)
-                if _measure(k, bits, len(x), args) <= args.kbps:
+                k, bits, codes = _code(frames, ev, args)
+                if _measure(k, bits, codes, len(x), args.container) <= args.kbps:
                     break
         k = sv.formant_shift(sv.transpose(k, args.transpose), args.formant_shift)
         y = sv.render(k, len(x)).astype(np.float64)
-        rate = _measure(k, bits, len(x), args)
+        rate = _measure(k, bits, codes, len(x), args.container)
         v = metrics.visqol(x[None], y[None], sv.SR, mode="speech")
         s = metrics.pesq_wb(x[None], y[None], sv.SR)
         vq.append(v)

@@ -112,7 +112,7 @@ def write_spev(
 ) -> None:
     """Write events as a ``.spev`` (default table, one chunk per :data:`HOP` samples)."""
     header = container.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="bench-decode-speed",
         weights_hash="",
         sample_rate=rate,

@@ -82,7 +82,7 @@ def _small_file(rng: np.random.Generator, seconds: float, rate: int, channels: i
     """A small valid file: one chunk per second, random prior events, room side data on odd chunks."""
     n = round(seconds * rate)
     header = C.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="fuzz",
         weights_hash="0" * 16,
         sample_rate=rate,
@@ -428,7 +428,7 @@ def mutate(seed: bytes, rng: random.Random) -> tuple[str, bytes]:
 _DENSE_CACHE: dict[tuple[tuple[int, ...], int], tuple[bytes, int]] = {}
 
 
-def dense_body(table: list[dict[str, Any]], n: int) -> tuple[bytes, int]:
+def dense_body(table: quantize.Table, n: int) -> tuple[bytes, int]:
     """(zstd body, raw length) of ``n`` events at the chunk's start with all codes 0 (cached: the parent
     builds them before forking, so making a case does not count in a child's peak RSS)."""
     widths = C._widths(table)

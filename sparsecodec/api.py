@@ -226,7 +226,7 @@ def encode_file(
         if kbps is not None:  # else the settings' own default budget
             settings.kbps = kbps
         settings.events_per_second = events_per_second
-        table = quantize.TABLES["default"]
+        table = quantize.TABLES[quantize.LAYOUT_TABLE[events.LAYOUT_VERSION]]
         header = container.Header(
             layout_version=events.LAYOUT_VERSION,
             encoder_id=encoder.encoder_id(settings.init),
@@ -276,7 +276,7 @@ def encode_file(
     )
 
 
-def _write_chunks(stream: Iterable[Any], writer: Any, table: list[dict[str, Any]]) -> tuple[int, int]:
+def _write_chunks(stream: Iterable[Any], writer: Any, table: quantize.Table) -> tuple[int, int]:
     """Quantise the encoder's ``EncodedChunk``s with ``table`` and write them; ``(events, chunks)``."""
     from sparsecodec.format import container
 

@@ -62,7 +62,7 @@ def make_spev(
     hop = rate  # one-second chunks
     n = round(seconds * rate)
     header = container.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="test-fixture",
         weights_hash="none",
         sample_rate=rate,

@@ -61,7 +61,7 @@ class Pipe(io.RawIOBase):
 
 def make_header(channels: int = 1, n_chunks: int = 4, **kw: Any) -> C.Header:
     fields: dict[str, Any] = {
-        "layout_version": events.LAYOUT_VERSION,
+        "layout_version": 1,
         "encoder_id": "test",
         "weights_hash": "0" * 16,
         "sample_rate": RATE,
@@ -304,7 +304,11 @@ def test_unsupported_layout_and_bad_header_fields() -> None:
     with pytest.raises(errors.UnsupportedLayoutError):
         C.Reader(io.BytesIO(raw_header({**d, "layout_version": 0})))
     with pytest.raises(errors.UnsupportedLayoutError):
-        C.Writer(io.BytesIO(), make_header(layout_version=2))
+        C.Writer(io.BytesIO(), make_header(layout_version=3))
+    with pytest.raises(errors.FormatError, match="does not fit event layout 2"):
+        C.Writer(io.BytesIO(), make_header(layout_version=2))  # a layout-1 table
+    with pytest.raises(errors.FormatError, match="does not fit event layout 1"):
+        C.Reader(io.BytesIO(raw_header({**d, "table": "layout2"})))
     assert C.Reader(io.BytesIO(raw_header(d))).header.to_dict() == d  # stored (uncompressed) header is fine
     for bad in (
         {**d, "sample_rate": 0},

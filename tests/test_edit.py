@@ -40,7 +40,7 @@ def note(pitch: float = 57.0, **dims: float) -> np.ndarray:
 
 def write_spev(path: Path, vectors: np.ndarray, times: np.ndarray, seconds: float) -> Path:
     header = container.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="test-edit",
         weights_hash="abc123",
         sample_rate=RATE,

@@ -44,7 +44,7 @@ def prior_file(tmp_path: Path) -> Path:
     t = np.sort(rng.uniform(0, 6, 30))
     t[5] = t[4]  # two events at the same time keep their order
     header = container.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="test-export",
         weights_hash="feed",
         sample_rate=RATE,
@@ -362,7 +362,7 @@ TIMBRES = {
 
 def write_file(path: Path, v: np.ndarray, t: np.ndarray, seconds: float = 20.0) -> Path:
     header = container.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="test-export",
         weights_hash="",
         sample_rate=RATE,

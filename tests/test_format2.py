@@ -34,7 +34,7 @@ SPEC_BASE_CODES = [186, 1820, 31, 6, 0, 0, 41, 15, 15, 15, 15, 15, 15, 15, 15, 0
 
 def header(n_chunks: int = 4, **kw: Any) -> C.Header:
     fields: dict[str, Any] = {
-        "layout_version": events.LAYOUT_VERSION,
+        "layout_version": 1,
         "encoder_id": "test",
         "weights_hash": "0" * 16,
         "sample_rate": RATE,

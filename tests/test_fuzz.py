@@ -40,7 +40,7 @@ def sample(version: int = C.FORMAT_VERSION) -> tuple[bytes, list[int]]:
     """A small valid file (3 chunks, side data, a silent chunk) of format ``version``, its chunk offsets."""
     rng = np.random.default_rng(3)
     header = C.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="fuzz",
         weights_hash="f" * 8,
         sample_rate=16000,

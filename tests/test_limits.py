@@ -33,7 +33,7 @@ BITS_PER_EVENT = sum(int(e["bits"]) for e in quantize.default_table())
 
 def header_dict(**fields: object) -> dict:
     h = C.Header(
-        layout_version=events.LAYOUT_VERSION,
+        layout_version=1,
         encoder_id="limits",
         weights_hash="0",
         sample_rate=8000,

@@ -61,6 +61,8 @@ class Plan:
 REGISTERED_BASE_CODES: dict[str, tuple[int, ...]] = {
     "default": (186, 1820, 31, 6, 0, 0, 41, 15, 15, 15, 15, 15, 15, 15, 15, 0,
                 63, 13, 74, 15, 36, 31, 0, 45, 20, 8, 3, 0, 15, 0, 15, 0),
+    "layout2": (186, 1820, 31, 6, 0, 0, 41, 15, 15, 15, 15, 15, 15, 15, 15, 0,
+                63, 13, 74, 15, 36, 31, 0, 45, 20, 8, 3, 0, 15, 0, 15, 0),
 }  # fmt: skip
 """Base codes of the registered tables (formats/spev.md §4.4, frozen): each dimension's ``default``
 quantised with the table.  Listed, not computed, because a computed one can sit on a rounding midpoint
@@ -68,27 +70,28 @@ quantised with the table.  Listed, not computed, because a computed one can sit 
 round it either way; a frozen list makes every reader agree."""
 
 
-def base_codes(table: list[dict[str, Any]]) -> np.ndarray:
+def base_codes(table: quantize.Table) -> np.ndarray:
     """``int64[32]``: the base codes of ``table``, the prediction of an event with ``ref = 0``.
 
     A registered table's are :data:`REGISTERED_BASE_CODES`; a full (unregistered) table's are computed
     without floating point: ``2^(b-1) - 1`` (the exact zero) for ``sym`` dimensions, 0 for the others, 0
-    where ``bits = 0``."""
+    where ``bits = 0``.  A layout-2 table's are those of its ``note`` table (kind code 0)."""
     name = quantize.table_name(table)
     if name is not None and name in REGISTERED_BASE_CODES:
         return np.array(REGISTERED_BASE_CODES[name], dtype=np.int64)
     return np.array(
         [
             (1 << (int(e["bits"]) - 1)) - 1 if e["scale"] == "sym" and int(e["bits"]) >= 2 else 0
-            for e in table
+            for e in quantize.note_table(table)
         ],
         dtype=np.int64,
     )
 
 
-def plan(table: list[dict[str, Any]]) -> Plan:
-    """The :class:`Plan` of ``table`` (validated by the caller)."""
-    bits = np.array([int(e["bits"]) for e in table], dtype=np.int64)
+def plan(table: quantize.Table) -> Plan:
+    """The :class:`Plan` of ``table`` (validated by the caller); a layout-2 table's widths are
+    :func:`quantize.column_widths`."""
+    bits = quantize.column_widths(table)
     dims = np.flatnonzero(bits > 0).astype(np.int64)
     return Plan(dims=dims, bits=bits[dims], base=base_codes(table)[dims])
 

@@ -43,7 +43,7 @@ FORMAT_VERSION = 2
 FORMAT_VERSIONS = (1, 2)
 """Format versions this module reads and can write: 1 (bit-plane bodies, formats/spev.md §4.1) and 2
 (predicted columns, §4.4).  Every version is read forever; ``Writer(format_version=1)`` serves old readers."""
-SUPPORTED_LAYOUTS = frozenset({1})
+SUPPORTED_LAYOUTS = frozenset(events.LAYOUTS)
 """Event layout versions this reader accepts (layout 0 was never written by a released encoder)."""
 
 CHUNK_SYNC = b"SPCK"
@@ -117,7 +117,8 @@ class Header:
     """Event times are integer samples at this rate."""
     hop_samples: int
     """Chunk hop, samples at ``time_rate``."""
-    table: list[dict[str, Any]] = field(default_factory=quantize.default_table)
+    table: quantize.Table = field(default_factory=quantize.default_table)
+    """Layout 1: a list of 32 entries; layout 2: one list per event kind (formats/spev.md §6)."""
     settings: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     software: str = f"spev {__version__}"
@@ -163,6 +164,7 @@ class Header:
             table = quantize.resolve_table(d["table"])
         except quantize.TableError as exc:
             raise FormatError(f"bad quantisation table: {exc}") from None
+        check_table_layout(table, layout)
         settings = d["settings"]
         if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
             raise FormatError("header settings must be a map with string keys")
@@ -186,6 +188,12 @@ class Header:
             software=_str(d["software"], "software", MAX_STRING_BYTES),
             history=history,
         )
+
+
+def check_table_layout(table: quantize.Table, layout: int) -> None:
+    """A layout-1 header carries a list table, a layout-2 header a table per kind (FormatError)."""
+    if quantize.table_layout(table) != layout:
+        raise FormatError(f"the quantisation table does not fit event layout {layout}")
 
 
 _HEADER_KEYS = (
@@ -390,8 +398,8 @@ def _crc(*parts: bytes) -> int:
 # ----------------------------------------------------------------------------------------- chunk bodies
 
 
-def _widths(table: list[dict[str, Any]]) -> np.ndarray:
-    return np.array([int(e["bits"]) for e in table], dtype=np.int64)
+def _widths(table: quantize.Table) -> np.ndarray:
+    return quantize.column_widths(table)
 
 
 def _chunk_arrays(chunk: Chunk, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

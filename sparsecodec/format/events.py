@@ -20,8 +20,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-LAYOUT_VERSION = 1
-"""Layout version written in every file: the meaning of the 32 numbers, the tables and the generator."""
+LAYOUT_VERSION = 2
+"""Layout version the encoder writes: the meaning of the 32 numbers, the tables and the generator.  Layout 1
+(:data:`DIMS`, one kind of event) is still read; layout 2 adds the event kind in dimension 31
+(:data:`KIND_DIM`) and the voice knot (:data:`VOICE_DIMS`)."""
+LAYOUTS = (1, 2)
+"""Layout versions this package reads."""
 
 N_DIMS = 32
 
@@ -155,6 +159,89 @@ PITCHED_NOISE_MIX = 0.5
 """Events with ``noise_mix`` below this are *pitched* (exports give them a MIDI pitch)."""
 
 
+# ------------------------------------------------------------------------------------ layout 2: event kinds
+
+KIND_DIM = 31
+"""Layout 2: dimension 31 is the event's kind (:data:`KINDS`); in layout 1 it is reserved and 0 (a note)."""
+KIND_NOTE, KIND_VOICE = 0, 1
+KINDS = ("note", "voice")
+"""Layout-2 kinds by code: ``note`` (dimensions 0-30 as in :data:`DIMS`: notes, drums and noise fill) and
+``voice`` (a knot of the file's voice track, :data:`VOICE_DIMS`)."""
+
+KIND = _d(31, "kind", "code", 0.0, 3.0, "lin", 0.0, 2, "kind",
+          "Event kind (layout 2): 0 note (dimensions 0-30 as in layout 1), 1 voice knot; 2 and 3 are "
+          "reserved and refused by this reader.")  # fmt: skip
+
+NOTE_DIMS: tuple[Dim, ...] = (*DIMS[:KIND_DIM], KIND)
+"""Layout 2, kind ``note``: layout 1's dimensions with :data:`KIND` in dimension 31."""
+
+VOICE_CEPS = 16
+"""Mel-cepstra per voice knot (:mod:`sparsecodec.synth.voice`)."""
+VOICE_CEPS_STEP = 0.3
+"""Quantiser step (log10 power units) of the first voice cepstrum; each later one is 15 % coarser."""
+
+
+def _spare(index: int) -> Dim:
+    return _d(index, f"spare{index}", "-", 0.0, 0.0, "lin", 0.0, 0, "reserved",
+              "Not used by a voice knot; always 0 and not transmitted.")  # fmt: skip
+
+
+def _ceps(j: int) -> Dim:
+    m = 63 * VOICE_CEPS_STEP * (1.0 + 0.15 * (j - 1))  # 7 bits: steps of VOICE_CEPS_STEP x 1.15^...
+    return _d(5 + j, f"ceps{j}", "log10", -m, m, "sym", 0.0, 7, "voice envelope",
+              f"Mel-cepstral coefficient {j}: DCT term {j} of the log10 power envelope on 40 mel-spaced "
+              "points from 60 Hz to 7.8 kHz (absolute frequency: formants stay put when the pitch "
+              "moves).")  # fmt: skip
+
+
+# fmt: off
+VOICE_DIMS: tuple[Dim, ...] = (
+    _d(0, "level", "dBFS", -120.0, 6.0, "lin", -120.0, 6, "level & pitch",
+       "Power of the voice at the knot (mean square, dB full scale); -120 is silence."),
+    _d(1, "pitch", "MIDI", 24.0, 87.5, "lin", 60.0, 7, "level & pitch",
+       "Fundamental as a MIDI note number; the track glides to the next knot in log frequency."),
+    *(_d(1 + b, f"voicing{b}", "ratio", 0.0, 1.0, "lin", 0.0, 2, "voicing",
+         f"Harmonic share of the power in band {b} ({band}); the rest is noise.")
+      for b, band in enumerate(("0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz"), start=1)),
+    *(_ceps(j) for j in range(1, VOICE_CEPS + 1)),
+    *(_spare(i) for i in range(22, 28)),
+    _d(28, "pan", "position", -1.0, 1.0, "sym", 0.0, 5, "room & place",
+       "Stereo position, equal-power, as for notes (ignored for mono output)."),
+    _spare(29),
+    _spare(30),
+    KIND,
+)
+# fmt: on
+assert len(VOICE_DIMS) == N_DIMS and all(d.index == i for i, d in enumerate(VOICE_DIMS))
+VOICE_INDEX: dict[str, int] = {d.name: d.index for d in VOICE_DIMS}
+
+KIND_DIMS: dict[str, tuple[Dim, ...]] = {"note": NOTE_DIMS, "voice": VOICE_DIMS}
+"""Layout 2's dimension table of each kind."""
+
+
+def kinds(vectors: np.ndarray) -> np.ndarray:
+    """``int64[N]``: the kind code of each event (layout-1 vectors, whose dimension 31 is 0, are notes)."""
+    v = np.asarray(vectors)
+    return np.rint(np.nan_to_num(v[..., KIND_DIM])).astype(np.int64)
+
+
+def is_note(vectors: np.ndarray) -> np.ndarray:
+    """Boolean ``[N]``: events of kind ``note`` (everything in a layout-1 file)."""
+    return kinds(vectors) == KIND_NOTE
+
+
+def is_voice(vectors: np.ndarray) -> np.ndarray:
+    """Boolean ``[N]``: voice knots (layout 2)."""
+    return kinds(vectors) == KIND_VOICE
+
+
+def voice_defaults(n: int = 1) -> np.ndarray:
+    """``n`` silent voice knots, ``float64[n, 32]`` (kind :data:`KIND_VOICE`)."""
+    v = np.tile(np.array([d.default for d in VOICE_DIMS], dtype=np.float64), (n, 1))
+    v[:, KIND_DIM] = KIND_VOICE
+    return v
+
+
 def defaults(n: int = 1) -> np.ndarray:
     """Return ``n`` default vectors, ``float64[n, 32]``."""
     return np.tile(DEFAULT, (n, 1))
@@ -212,8 +299,9 @@ def hz_to_pitch(hz: Any) -> Any:
 
 
 def is_pitched(vectors: np.ndarray) -> np.ndarray:
-    """Boolean ``[N]``: events whose partials dominate their noise."""
-    return np.asarray(vectors)[..., INDEX["noise_mix"]] < PITCHED_NOISE_MIX
+    """Boolean ``[N]``: notes whose partials dominate their noise (voice knots are not notes)."""
+    v = np.asarray(vectors)
+    return (v[..., INDEX["noise_mix"]] < PITCHED_NOISE_MIX) & is_note(v)
 
 
 def support_s(vectors: np.ndarray) -> np.ndarray:
@@ -278,8 +366,8 @@ def sample_prior(rng: np.random.Generator, n: int) -> np.ndarray:
     return clip(v)
 
 
-def describe() -> list[dict[str, Any]]:
-    """The layout as plain data (for ``inspect --json``, docs and the container's table)."""
+def describe(dims: tuple[Dim, ...] = DIMS) -> list[dict[str, Any]]:
+    """A dimension table as plain data (for ``inspect --json``, docs and the container's table)."""
     return [
         {
             "index": d.index,
@@ -293,5 +381,5 @@ def describe() -> list[dict[str, Any]]:
             "group": d.group,
             "doc": d.doc,
         }
-        for d in DIMS
+        for d in dims
     ]

@@ -30,36 +30,74 @@ class TableError(FormatError, ValueError):
     """A quantisation table is malformed or incompatible with the layout."""
 
 
-def default_table() -> list[dict[str, Any]]:
-    """The layout's default table as plain data (one dict per dimension, in dimension order)."""
+Table = list[dict[str, Any]] | dict[str, list[dict[str, Any]]]
+"""A layout-1 table (a list of 32 entries) or a layout-2 table (one such list per event kind, by name)."""
+
+
+def default_table(dims: tuple[events.Dim, ...] = events.DIMS) -> list[dict[str, Any]]:
+    """A dimension table's default quantisation as plain data (one dict per dimension, in order); layout 1's
+    unless ``dims`` is given."""
     return [
         {"name": d.name, "bits": d.bits, "lo": d.lo, "hi": d.hi, "scale": d.scale, "default": d.default}
-        for d in events.DIMS
+        for d in dims
     ]
 
 
-TABLES: dict[str, list[dict[str, Any]]] = {"default": default_table()}
-"""Tables the layout offers, by name; their values are frozen in formats/spev.md.  A header names one of these
-(a short string) or carries a custom table in full, so a decoder never guesses."""
+def layout2_table() -> dict[str, list[dict[str, Any]]]:
+    """Layout 2's default table: one list per kind (:data:`events.KIND_DIMS`)."""
+    return {kind: default_table(dims) for kind, dims in events.KIND_DIMS.items()}
 
 
-def table_name(table: list[dict[str, Any]]) -> str | None:
+TABLES: dict[str, Table] = {"default": default_table(), "layout2": layout2_table()}
+"""Tables by name; their values are frozen in formats/spev.md.  A header names one of these (a short string)
+or carries a custom table in full, so a decoder never guesses.  ``default`` is layout 1's, ``layout2``
+layout 2's."""
+
+LAYOUT_TABLE = {1: "default", 2: "layout2"}
+"""The table the encoder writes for each layout."""
+
+
+def table_layout(table: Table) -> int:
+    """The layout a (validated) table belongs to: a list is layout 1, a map of kinds layout 2."""
+    return 2 if isinstance(table, dict) else 1
+
+
+def table_name(table: Table) -> str | None:
     """The registered name of ``table`` if it equals one of :data:`TABLES` exactly, else ``None``."""
     return next((name for name, t in TABLES.items() if t == table), None)
 
 
-def resolve_table(table: Any) -> list[dict[str, Any]]:
+def resolve_table(table: Any) -> Table:
     """A header's ``table`` field (a registered name or a full table) → a validated table."""
     if isinstance(table, str):
         if table not in TABLES:
             known = sorted(TABLES)
             raise TableError(f"unknown quantisation table {table[:64]!r} (this decoder knows {known})")
-        return [dict(e) for e in TABLES[table]]
+        return _copy(TABLES[table])
     return validate_table(table)
 
 
-def validate_table(table: Any) -> list[dict[str, Any]]:
-    """Check a table read from a file; return it normalised.  Raises :class:`TableError`."""
+def _copy(table: Table) -> Table:
+    if isinstance(table, dict):
+        return {k: [dict(e) for e in v] for k, v in table.items()}
+    return [dict(e) for e in table]
+
+
+def validate_table(table: Any) -> Table:
+    """Check a table read from a file (layout 1: a list; layout 2: a map of kinds); return it normalised.
+    Raises :class:`TableError`."""
+    if isinstance(table, dict):
+        if set(table) != set(events.KIND_DIMS):
+            raise TableError(f"a layout-2 table maps exactly the kinds {list(events.KIND_DIMS)}")
+        out2 = {kind: _validate_list(table[kind], dims) for kind, dims in events.KIND_DIMS.items()}
+        kind_entry = default_table((events.KIND,))[0]
+        if any(t[events.KIND_DIM] != kind_entry for t in out2.values()):
+            raise TableError(f"every kind's entry {events.KIND_DIM} must be the kind code {kind_entry}")
+        return out2
+    return _validate_list(table, events.DIMS)
+
+
+def _validate_list(table: Any, dims: tuple[events.Dim, ...]) -> list[dict[str, Any]]:
     if not isinstance(table, list) or len(table) != events.N_DIMS:
         raise TableError(f"quantisation table must list {events.N_DIMS} dimensions")
     out = []
@@ -73,8 +111,8 @@ def validate_table(table: Any) -> list[dict[str, Any]]:
             name = str(entry["name"])
         except (KeyError, TypeError, ValueError) as exc:
             raise TableError(f"table entry {i} is incomplete: {exc}") from None
-        if name != events.DIMS[i].name:
-            raise TableError(f"table entry {i} is {name!r}, layout says {events.DIMS[i].name!r}")
+        if name != dims[i].name:
+            raise TableError(f"table entry {i} is {name!r}, layout says {dims[i].name!r}")
         if not 0 <= bits <= MAX_BITS:
             raise TableError(f"table entry {name!r}: bits {bits} outside 0..{MAX_BITS}")
         if scale not in ("lin", "log", "sym"):
@@ -101,9 +139,23 @@ def _arrays(table: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.nda
     return bits, is_log, lo_m, hi_m, default
 
 
-def quantize(vectors: np.ndarray, table: list[dict[str, Any]] | None = None) -> np.ndarray:
-    """Physical ``float[N, 32]`` → codes ``uint16[N, 32]`` (values outside the range are clipped)."""
+def quantize(vectors: np.ndarray, table: Table | None = None) -> np.ndarray:
+    """Physical ``float[N, 32]`` → codes ``uint16[N, 32]`` (values outside the range are clipped).  With a
+    layout-2 table each event uses its kind's table (dimension 31; anything but a voice knot is a note)."""
     table = table or TABLES["default"]
+    if isinstance(table, dict):
+        v = np.asarray(vectors, dtype=np.float64).reshape(-1, events.N_DIMS)
+        voice = events.is_voice(v)
+        out = np.zeros(v.shape, dtype=np.uint16)
+        out[~voice] = _quantize(
+            np.concatenate([v[~voice, :-1], np.zeros((int((~voice).sum()), 1))], 1), table["note"]
+        )
+        out[voice] = _quantize(v[voice], table["voice"])
+        return out
+    return _quantize(vectors, table)
+
+
+def _quantize(vectors: np.ndarray, table: list[dict[str, Any]]) -> np.ndarray:
     bits, is_log, lo_m, hi_m, _ = _arrays(table)
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, events.N_DIMS)
     mapped = np.where(is_log, np.log(np.maximum(v, 1e-300)), v)
@@ -119,9 +171,24 @@ def quantize(vectors: np.ndarray, table: list[dict[str, Any]] | None = None) -> 
     return np.where(bits > 0, codes, 0).astype(np.uint16)
 
 
-def dequantize(codes: np.ndarray, table: list[dict[str, Any]] | None = None) -> np.ndarray:
-    """Codes ``uint[N, 32]`` → physical ``float64[N, 32]`` (codes above a dimension's levels are clipped)."""
+def dequantize(codes: np.ndarray, table: Table | None = None) -> np.ndarray:
+    """Codes ``uint[N, 32]`` → physical ``float64[N, 32]`` (codes above a dimension's levels are clipped).
+    With a layout-2 table each event uses its kind's table; an unknown kind is a :class:`FormatError`."""
     table = table or TABLES["default"]
+    if isinstance(table, dict):
+        c = np.asarray(codes).reshape(-1, events.N_DIMS)
+        kind = c[:, events.KIND_DIM].astype(np.int64)
+        if len(kind) and int(kind.max()) >= len(events.KINDS):
+            raise FormatError(f"event kind {int(kind.max())} is not known to this decoder (it reads 0-1)")
+        out = np.zeros(c.shape, dtype=np.float64)
+        voice = kind == events.KIND_VOICE
+        out[~voice] = _dequantize(c[~voice], table["note"])
+        out[voice] = _dequantize(c[voice], table["voice"])
+        return out
+    return _dequantize(codes, table)
+
+
+def _dequantize(codes: np.ndarray, table: list[dict[str, Any]]) -> np.ndarray:
     bits, is_log, lo_m, hi_m, default = _arrays(table)
     c = np.asarray(codes).reshape(-1, events.N_DIMS).astype(np.float64)
     levels = np.maximum((1 << bits) - 1, 1)
@@ -143,6 +210,18 @@ def _sym(table: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return is_sym, k, m
 
 
-def bits_per_event(table: list[dict[str, Any]] | None = None) -> int:
-    """Raw bits per event of a table, before entropy coding (time not included)."""
-    return int(sum(e["bits"] for e in (table or TABLES["default"])))
+def column_widths(table: Table) -> np.ndarray:
+    """``int64[32]``: the container's code width of each dimension (layout 2: the widest kind's)."""
+    lists = list(table.values()) if isinstance(table, dict) else [table]
+    return np.array([max(int(t[d]["bits"]) for t in lists) for d in range(events.N_DIMS)], dtype=np.int64)
+
+
+def note_table(table: Table) -> list[dict[str, Any]]:
+    """The table of kind ``note`` (layout 1's only table)."""
+    return table["note"] if isinstance(table, dict) else table
+
+
+def bits_per_event(table: Table | None = None) -> int:
+    """Raw bits per event of a table, before entropy coding (time not included; layout 2: the widths of
+    :func:`column_widths`)."""
+    return int(column_widths(table or TABLES["default"]).sum())

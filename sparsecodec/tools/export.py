@@ -539,8 +539,8 @@ def build_header(head: Mapping[str, Any], ev: Events, *, source: str) -> Any:
     if not isinstance(head, Mapping):
         raise UsageError("header: expected an object")
     layout = _int_field(head, "layout_version", events.LAYOUT_VERSION, 0, 1 << 16)
-    if layout != events.LAYOUT_VERSION:
-        raise UsageError(f"header.layout_version {layout}: this spev writes layout {events.LAYOUT_VERSION}")
+    if layout not in events.LAYOUTS:
+        raise UsageError(f"header.layout_version {layout}: this spev writes layouts {list(events.LAYOUTS)}")
     rate = _int_field(head, "sample_rate", DEFAULT_RATE, MIN_RATE, MAX_RATE)
     time_rate = _int_field(head, "time_rate", rate, MIN_RATE, MAX_RATE)
     channels = _int_field(head, "channels", 1, 1, MAX_CHANNELS)
@@ -551,9 +551,14 @@ def build_header(head: Mapping[str, Any], ev: Events, *, source: str) -> Any:
         ends = ev.times_s + events.support_s(ev.vectors) if len(ev) else np.zeros(1)
         n_samples = max(math.ceil(float(ends.max()) * rate), 1)
     try:
-        table = quantize.validate_table(head["table"]) if head.get("table") else quantize.TABLES["default"]
+        default = quantize.TABLES[quantize.LAYOUT_TABLE[layout]]
+        table = quantize.validate_table(head["table"]) if head.get("table") else default
     except quantize.TableError as exc:
         raise UsageError(f"header.table: {exc}") from None
+    if quantize.table_layout(table) != layout:
+        raise UsageError(f"header.table does not fit event layout {layout}")
+    if layout == 1 and np.any(events.kinds(ev.vectors) != events.KIND_NOTE):
+        raise UsageError("voice events need event layout 2")
     tags = head.get("tags") or {}
     if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
         raise UsageError("header.tags: expected an object of strings")

@@ -247,9 +247,20 @@ def defaults(n: int = 1) -> np.ndarray:
     return np.tile(DEFAULT, (n, 1))
 
 
+VOICE_LO = np.array([d.lo for d in VOICE_DIMS], dtype=np.float64)
+VOICE_HI = np.array([d.hi for d in VOICE_DIMS], dtype=np.float64)
+VOICE_LO[KIND_DIM] = VOICE_HI[KIND_DIM] = KIND_VOICE
+
+
 def clip(vectors: np.ndarray) -> np.ndarray:
-    """Clip physical vectors ``[..., 32]`` into the layout's ranges (returns a new array)."""
-    return np.clip(vectors, LO, HI)
+    """Clip physical vectors ``[..., 32]`` into their kind's ranges (returns a new array); anything but a
+    voice knot is a note (kind 0)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    out = np.clip(v, LO, HI)
+    voice = is_voice(v)
+    if np.any(voice):
+        out[voice] = np.clip(v[voice], VOICE_LO, VOICE_HI)
+    return out
 
 
 _LO_MAPPED = np.where(IS_LOG, np.log(np.where(IS_LOG, LO, 1.0)), LO)

@@ -55,13 +55,15 @@ def decode_serial(
     t0, t1 = first / out_rate, last / out_rate
     preroll = math.ceil((events.MAX_SUPPORT_S + ROOM_TAIL_S) * tr) if first > 0 else 0
     lo_tick = math.floor(t0 * tr)
-    hi_tick = math.ceil(t1 * tr)
+    # a voice knot up to a gap after the end still shapes the glide into it (synth.voice.MAX_GAP_S)
+    end_tick = math.ceil(t1 * tr)
+    hi_tick = end_tick + (math.ceil(VOICE_GAP_S * tr) if last < _whole(reader, out_rate) else 0)
     whole = False
     if ignore_errors:
         chunks: Iterator[Any] = (
             c for c in reader.iter_tolerant() if c.start + c.length > lo_tick - preroll and c.start < hi_tick
         )
-    elif first > 0 or last < round(reader.header.n_samples * out_rate / reader.header.sample_rate):
+    elif first > 0 or last < _whole(reader, out_rate):
         if reader.seekable and reader.index() is None:
             raise FormatError(f"index unusable: {reader.index_error}")
         chunks = reader.chunks_for(lo_tick, hi_tick, preroll=preroll)
@@ -82,10 +84,12 @@ def decode_serial(
     for chunk in chunks:
         advance(chunk.start / tr)
         safe_until = (chunk.start + chunk.length) / tr
-        keep = chunk.times < hi_tick
+        kind = chunk.codes[:, events.KIND_DIM] if reader.header.layout_version >= 2 else 0
+        keep = (chunk.times < end_tick) | ((kind == events.KIND_VOICE) & (chunk.times < hi_tick))
         vectors = quantize.dequantize(chunk.codes[keep], reader.header.table)
         times_s = chunk.times[keep].astype(np.float64) / tr
-        n_events += int(keep.sum()) if count_preroll else int((keep & (chunk.times >= lo_tick)).sum())
+        counted = chunk.times < end_tick
+        n_events += int(counted.sum()) if count_preroll else int((counted & (chunk.times >= lo_tick)).sum())
         n_chunks += 1
         if safe_until - done_s <= RENDER_STEP_S:  # the usual case: one push per chunk, as ever
             sink(renderer.push(vectors, times_s, chunk.side or None, safe_until))
@@ -105,6 +109,15 @@ def decode_serial(
     if whole:
         reader.check_end()
     return n_events, n_chunks
+
+
+VOICE_GAP_S = 0.25
+"""``synth.voice.MAX_GAP_S`` (not imported here: the voice synthesis loads scipy)."""
+
+
+def _whole(reader: Any, out_rate: int) -> int:
+    """The file's length in output samples."""
+    return round(reader.header.n_samples * out_rate / reader.header.sample_rate)
 
 
 PARALLEL_MIN_SEGMENT_S = 20.0

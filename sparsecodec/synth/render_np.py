@@ -392,6 +392,7 @@ class StreamRenderer:
         self._out = np.zeros((channels, 0), dtype=np.float32)  # samples from (_m_done - 2) * hop
         self._wet: dict[tuple[float, float], np.ndarray] = {}  # room -> mono wet samples, same origin
         self._spectra: dict[tuple[tuple[float, float], int], np.ndarray] = {}
+        self._voice: Any = None  # synth.voice.VoiceStream once a voice knot arrives
 
     # ------------------------------------------------------------------------------------------------ api
 
@@ -406,10 +407,23 @@ class StreamRenderer:
         """Render events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
         v, t, s = dsp.check_inputs(vectors, times_s, seeds)
         room = dsp.parse_room(side)
+        voice = events.is_voice(v)
+        if voice.any():
+            if self._voice is None:
+                from sparsecodec.synth.voice import VoiceStream
+
+                self._voice = VoiceStream(self.sample_rate, self.channels)
+            self._voice.add(v[voice], t[voice])
+            v, t, s = v[~voice], t[~voice], s[~voice]
         if len(v):
             self._add_events(v, t, s, room)
         m_safe = dsp.safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
-        return self._finalise(self._m_end if m_safe is None else min(m_safe, self._m_end))
+        m_safe = self._m_end if m_safe is None else min(m_safe, self._m_end)
+        if self._voice is not None:  # the voice after its last knot waits for the next one
+            end = float(safe_until_s) * self.sample_rate
+            safe = self.n_samples_total if end >= self.n_samples_total else math.ceil(end)
+            m_safe = min(m_safe, self._voice.final_until(safe) // self._hop + dsp.HALF)
+        return self._finalise(m_safe)
 
     def finish(self) -> np.ndarray:
         """Return the remaining audio up to ``n_samples_total``, ``float32[C, k]``."""
@@ -590,6 +604,11 @@ class StreamRenderer:
                     self._acc.pop(slot, None)
                     self._noise_bins.pop(slot, None)
         first = (self._m_done - dsp.HALF) * hop
+        if self._voice is not None:
+            a, b = max(first, self.start_sample), min(first + n_final, self.n_samples_total)
+            voice = self._voice.render(a, b)
+            if voice is not None:
+                self._out[:, a - first : b - first] += voice
         block = self._out[:, :n_final]
         self._out = self._out[:, n_final:]
         self._m_done = m_safe

@@ -8,6 +8,7 @@ Batched input ``[B, N, 32]`` renders several windows in one pass.  Computation i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -221,6 +222,7 @@ class StreamRenderer:
         self._hop = dsp.frame_size(self.sample_rate) // dsp.OVERLAP
         self._done = int(start_sample)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float] | None]] = []
+        self._voice: Any = None  # synth.voice.VoiceStream once a voice knot arrives
 
     def push(
         self,
@@ -232,13 +234,28 @@ class StreamRenderer:
     ) -> np.ndarray:
         """Add events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
         v, t, s = dsp.check_inputs(vectors, times_s, seeds)
+        voice = events.is_voice(v)
+        if voice.any():  # voice knots render on the CPU (synth.voice), as the numpy decoder does
+            if self._voice is None:
+                from sparsecodec.synth.voice import VoiceStream
+
+                self._voice = VoiceStream(self.sample_rate, self.channels)
+            self._voice.add(v[voice], t[voice])
+            v, t, s = v[~voice], t[~voice], s[~voice]
         if len(v):
             self._pending.append((v, t, s, dsp.parse_room(side)))
         m_safe = dsp.safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
-        if m_safe is None:
-            return self._render_to(self.n_samples_total)
         # the samples of the frames before m_safe, as the numpy decoder returns them
-        return self._render_to(min((m_safe - dsp.HALF) * self._hop, self.n_samples_total))
+        end = (
+            self.n_samples_total
+            if m_safe is None
+            else min((m_safe - dsp.HALF) * self._hop, self.n_samples_total)
+        )
+        if self._voice is not None:
+            ahead = float(safe_until_s) * self.sample_rate
+            safe = self.n_samples_total if ahead >= self.n_samples_total else math.ceil(ahead)
+            end = min(end, (self._voice.final_until(safe) // self._hop) * self._hop)
+        return self._render_to(end)
 
     def finish(self) -> np.ndarray:
         """Return the remaining audio up to ``n_samples_total``, ``float32[C, k]``."""
@@ -247,6 +264,13 @@ class StreamRenderer:
     def _render_to(self, end: int) -> np.ndarray:
         if end <= self._done:
             return np.zeros((self.channels, 0), dtype=np.float32)
+        if self._voice is not None:
+            voice = self._voice.render(self._done, end)
+            out = self._render_notes(end)
+            return out if voice is None else out + voice
+        return self._render_notes(end)
+
+    def _render_notes(self, end: int) -> np.ndarray:
         start_s = self._done / self.sample_rate
         live = []
         for v, t, s, room in self._pending:  # drop what has fully sounded (support + room tail)

@@ -42,11 +42,13 @@ FRAME_S = 0.005
 """Noise frames step by this (s, rounded to samples); each is four steps long (Hann)."""
 MAX_GAP_S = 0.25
 """Two knots further apart than this (s) are not joined: the track is silent between them."""
+FADE_S = 0.01
+"""A track fades in over this long (s) before its first knot and out after its last."""
 SILENT_DB = -110.0
 """Knots at or below this level are silent (two silent knots are not joined either)."""
 EPOCH_S = 2.0
 """Longest stretch (s) without a phase reset (see the module's docstring)."""
-LOOKBACK_S = 4.0 * EPOCH_S + 2.0 * MAX_GAP_S
+LOOKBACK_S = 4.0 * EPOCH_S + 2.0 * MAX_GAP_S + FADE_S
 """How far back (s) knots decide a sample (:func:`render_span`); within ``events.MAX_SUPPORT_S``."""
 NOISE_BLOCK = 4096
 """The white noise is drawn in blocks of this many samples, each seeded by its index."""
@@ -176,11 +178,11 @@ class _Track:
     prev_phase: np.ndarray  # float64[K]: at a forced knot, the old run's phase there
 
 
-def _prepare(k: VoiceFrames, rate: int) -> _Track:
+def _prepare(k: VoiceFrames, cut: np.ndarray, rate: int) -> _Track:
     t = k.t.astype(np.int64)
     n = len(t)
     silent = k.level_db <= SILENT_DB
-    joined = (np.diff(t) <= round(MAX_GAP_S * rate)) & ~(silent[:-1] & silent[1:])
+    joined = (np.diff(t) <= round(MAX_GAP_S * rate)) & ~(silent[:-1] & silent[1:]) & ~cut
     mute = silent | (k.voicing.max(axis=1, initial=0.0) <= 0.0)  # no harmonic sounds at the knot
     free = np.ones(n, bool)  # a free reset: no harmonic sounds over the whole segment before the knot
     free[1:] = ~joined | (mute[:-1] & mute[1:])
@@ -226,7 +228,7 @@ def render_span(k: VoiceFrames, rate: int, a: int, b: int, channels: int = 1) ->
     if b <= a or not len(k):
         return out
     order = np.argsort(k.t, kind="stable")
-    tr = _prepare(k.take(order), rate)
+    tr = _prepare(*_with_fades(k.take(order), rate), rate)
     mono = _harmonics(tr, rate, a, b) + _noise(tr, rate, a, b)
     if channels == 1:
         out[0] = mono
@@ -234,6 +236,30 @@ def render_span(k: VoiceFrames, rate: int, a: int, b: int, channels: int = 1) ->
     ang = (np.pi / 4.0) * (_pan_at(tr, np.arange(a, b)) + 1.0)
     out[0], out[1] = mono * np.cos(ang), mono * np.sin(ang)
     return out
+
+
+def _with_fades(k: VoiceFrames, rate: int) -> tuple[VoiceFrames, np.ndarray]:
+    """The track with a silent knot :data:`FADE_S` before each track start and after each track end that
+    is not silent, so that a track fades in and out instead of starting or stopping on a step; and
+    ``bool[K' - 1]``: the segments that must stay unjoined (from an added end, to an added start)."""
+    t = k.t.astype(np.int64)
+    gap, fade = round(MAX_GAP_S * rate), max(1, round(FADE_S * rate))
+    silent = k.level_db <= SILENT_DB
+    joined = (np.diff(t) <= gap) & ~(silent[:-1] & silent[1:])
+    starts = ~silent & np.concatenate([[True], ~joined])
+    ends = ~silent & np.concatenate([~joined, [True]])
+    n_s, n_e = int(starts.sum()), int(ends.sum())
+    if not n_s + n_e:
+        return k, np.zeros(max(len(t) - 1, 0), bool)
+    idx = np.concatenate([np.arange(len(t)), np.flatnonzero(starts), np.flatnonzero(ends)])
+    when = np.concatenate([t, t[starts] - fade, t[ends] + fade])
+    role = np.concatenate([np.zeros(len(t), np.int64), np.ones(n_s, np.int64), np.full(n_e, 2)])
+    order = np.lexsort((role, when))  # at equal times: an end, then a knot, then a start... by role
+    role = role[order]
+    out = k.take(idx[order])
+    out = replace(out, t=when[order], level_db=np.where(role > 0, SILENT_DB, out.level_db))
+    cut = (role[:-1] == 2) | (role[1:] == 1)
+    return out, cut
 
 
 def _pan_at(tr: _Track, s: np.ndarray) -> np.ndarray:
@@ -456,7 +482,8 @@ class VoiceStream:
         """The sample up to which the voice is final when no knot will come before ``safe_until``: a span
         after the last knot depends on the next one unless that is more than a gap away, and a noise frame
         reaches half its length back from its centre."""
-        reach = 2 * max(1, round(FRAME_S * self.rate))  # half a noise frame reaches back from its centre
+        # a track's fade-in starts FADE_S before its knot, and half a noise frame reaches back from its centre
+        reach = 2 * max(1, round(FRAME_S * self.rate)) + max(1, round(FADE_S * self.rate))
         if not len(self._t):
             return safe_until - reach
         last = int(self._t.max())

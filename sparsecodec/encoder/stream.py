@@ -153,6 +153,9 @@ class EncoderSettings:
     """Torch device for refinement."""
     fill: bool = True
     """Spend the hop's spare event budget on noise events that fill the residual's spectral envelope."""
+    voice: bool = True
+    """Also code each hop as voice knots (:mod:`sparsecodec.encoder.voice`) and keep them instead of the
+    hop's events when they explain the hop better (:meth:`WindowEncoder._voice_hop`)."""
     segment_hops: int = 10
     """The input is encoded in segments of this many hops (≈ 29.7 s), each on its own after
     ``preroll_hops`` of pre-roll, so that segments can go to different processes
@@ -264,7 +267,9 @@ def encode_stream(
     while start < end:
         buf[:, fill:] = 0.0
         last = end - start <= hop
-        yield enc.process(buf, start, end if last else start + hop, length=end - start if last else hop)
+        yield enc.process(
+            buf, start, end if last else start + hop, length=end - start if last else hop, valid=end - start
+        )
         if last:
             break
         buf[:, :hop] = buf[:, hop:]
@@ -272,6 +277,31 @@ def encode_stream(
         start += hop
         _report(progress, start, sample_rate, total_samples)
     _report(progress, end, sample_rate, total_samples)
+
+
+VOICE_MARGIN_DB = 0.1
+"""How much closer (mean dB over bands and frames) voice knots must come to a hop than its events."""
+DISTANCE_BANDS = 160
+"""Bands of :func:`band_distance_db`: log-spaced from 100 Hz to 16 kHz (or Nyquist), narrow enough to
+resolve a voice's harmonics up to about 3 kHz (40 bands could not tell speech from a melody)."""
+DISTANCE_RANGE_DB = 60.0
+"""Band powers more than this below the hop's strongest are floored (silence does not count)."""
+
+
+def band_distance_db(ref: np.ndarray, test: np.ndarray, sample_rate: int, res: analysis.Resolution) -> float:
+    """Mean absolute difference (dB) between the band powers of two power spectrograms ``[C, F, B]``:
+    :data:`DISTANCE_BANDS` log-spaced bands, both floored :data:`DISTANCE_RANGE_DB` below ``ref``'s
+    strongest band."""
+    n_bins = ref.shape[-1]
+    freqs = np.arange(n_bins) * (sample_rate / res.n_fft)
+    edges = np.geomspace(100.0, min(16000.0, sample_rate / 2.0), DISTANCE_BANDS + 1)
+    band = np.searchsorted(edges, freqs, side="right") - 1
+    ok = (band >= 0) & (band < DISTANCE_BANDS)
+    pool = np.zeros((n_bins, DISTANCE_BANDS), np.float32)
+    pool[np.flatnonzero(ok), band[ok]] = 1.0
+    r, t = ref.sum(axis=0) @ pool, test.sum(axis=0) @ pool  # [F, bands]
+    floor = max(float(r.max(initial=0.0)), 1e-20) * 10.0 ** (-DISTANCE_RANGE_DB / 10.0)
+    return float(np.mean(np.abs(10.0 * np.log10((r + floor) / (t + floor)))))
 
 
 def _report(progress: Callable[[float], None] | None, done: int, rate: int, total: int | None) -> None:
@@ -305,17 +335,23 @@ class WindowEncoder:
         self.held = np.zeros((0, 3))
         """Transcribed notes that may still sound: ``float[M, 3]`` (onset sample, pitch, end sample)."""
         self._peak_db = 0.0
+        self._voice_prev: np.ndarray | None = None
+        """The last ``voice.CONTEXT_S`` of audio before the current window (the voice analysis's context)."""
 
     # -- one window ---------------------------------------------------------------------------------
-    def process(self, x: np.ndarray, start: int, commit_end: int, length: int | None = None) -> EncodedChunk:
+    def process(
+        self, x: np.ndarray, start: int, commit_end: int, length: int | None = None, valid: int | None = None
+    ) -> EncodedChunk:
         """Encode window ``x`` (``float32[C, win]``, absolute ``start``); commit ``[start, commit_end)``.
 
-        ``length`` is the chunk length (default ``commit_end - start``).
+        ``length`` is the chunk length (default ``commit_end - start``); ``valid`` the samples of ``x``
+        that are input (default all; the rest is the zero padding after the end).
         """
         spec = analysis.stft(x, self.res)  # [C, F, B]
         self._peak_db = 20.0 * math.log10(max(float(np.abs(x).max()), 1e-9))
         mag2 = (np.abs(spec) ** 2).astype(np.float32)
         explained = self._tails_power(start)  # power of what events explain; grows as events are kept
+        tails = explained.copy() if self.settings.voice else explained
         found = self._rounds(spec, mag2, explained, start)
         steps = self.settings.refine_steps or self.settings.local_steps
         if steps > 0 and found:
@@ -352,6 +388,18 @@ class WindowEncoder:
                 vec, tim = np.concatenate([vec, fv]), np.concatenate([tim, ft])
                 order = np.argsort(tim, kind="stable")
                 vec, tim = vec[order], tim[order]
+        if self.settings.voice:
+            knots = self._voice_hop(x, start, commit_end, mag2, tails, vec, tim, valid or self.win)
+            if knots is not None:  # the hop is a voice: its events are dropped, their tails never sound
+                vec, tim = knots
+                self._commit(np.zeros((0, events.N_DIMS)), np.zeros(0, np.int64), start + self.hop)
+                return EncodedChunk(
+                    start=start,
+                    length=int(length if length is not None else commit_end - start),
+                    vectors=vec,
+                    times=tim,
+                    side={},
+                )
         self._commit(vec, tim, start + self.hop)
         return EncodedChunk(
             start=start,
@@ -360,6 +408,63 @@ class WindowEncoder:
             times=tim,
             side={},
         )
+
+    def _voice_hop(
+        self,
+        x: np.ndarray,
+        start: int,
+        commit_end: int,
+        mag2: np.ndarray,
+        tails: np.ndarray,
+        vec: np.ndarray,
+        tim: np.ndarray,
+        valid: int,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The hop's voice knots when they explain its spectrum better than its events do, else None.
+
+        A hop that is :func:`voice.speech_like` gets voice knots costing what its events cost; both are
+        rendered over the window (the events with the tails of earlier ones) and compared with the input
+        by :func:`band_distance_db` over the frames of ``[start, commit_end)``.  When the knots win by
+        :data:`VOICE_MARGIN_DB`, the hop is coded as knots at the full bit budget."""
+        from sparsecodec.encoder import voice
+        from sparsecodec.format import container, quantize
+
+        ctx = min(round(voice.CONTEXT_S * self.sr), self.hop)
+        prev = (
+            self._voice_prev if self._voice_prev is not None else np.zeros((self.channels, ctx), np.float32)
+        )
+        self._voice_prev = np.array(x[:, self.hop - ctx : self.hop], np.float32)
+        region = np.concatenate([prev, x[:, : min(self.win, valid)]], axis=1)
+        hop = voice.analyse_hop(region, self.sr, start - ctx, start, commit_end)
+        if hop is None:
+            return None
+        table = quantize.TABLES["layout2"]
+        codes = quantize.quantize(vec, table)
+        events_bits = 8 * container.payload_bytes(tim, codes, start, commit_end - start, table)
+        kv, kt = voice.hop_knots(hop, events_bits)
+        frames = slice(0, min(self.n_frames, -(-(commit_end - start) // self.res.hop)))
+        d_voice = band_distance_db(
+            mag2[:, frames], self._voice_power(kv, kt, start)[:, frames], self.sr, self.res
+        )
+        p_events = tails + (self._events_power(vec, tim, start) if len(tim) else 0.0)
+        d_events = band_distance_db(mag2[:, frames], p_events[:, frames], self.sr, self.res)
+        if not d_voice < d_events - VOICE_MARGIN_DB:
+            return None
+        budget = (
+            None
+            if self.settings.kbps is None
+            else self.settings.kbps * 1000.0 * (commit_end - start) / self.sr
+        )
+        return voice.hop_knots(hop, budget)
+
+    def _voice_power(self, kv: np.ndarray, kt: np.ndarray, start: int) -> np.ndarray:
+        """Power spectrogram ``float32[C, F, B]`` of voice knots over this window."""
+        from sparsecodec.synth import voice as synth_voice
+
+        audio = synth_voice.render_span(
+            synth_voice.from_vectors(kv, kt), self.sr, start, start + self.win, self.channels
+        )
+        return (np.abs(analysis.stft(audio, self.res)) ** 2).astype(np.float32)
 
     def _rounds(self, spec: np.ndarray, mag2: np.ndarray, explained: np.ndarray, start: int) -> list[Found]:
         """The analysis-by-synthesis rounds of the window at ``start``: the events kept, in order.

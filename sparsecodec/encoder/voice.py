@@ -13,6 +13,9 @@ Not wired into the encoder yet: see :mod:`sparsecodec.synth.voice`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
 import numpy as np
 from scipy.fft import irfft, rfft
 from scipy.linalg import solve_toeplitz
@@ -190,25 +193,39 @@ def band_voicing(x: np.ndarray, f0: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def analyse(x: np.ndarray) -> sv.VoiceFrames:
+def analyse(
+    x: np.ndarray, gate: Callable[[sv.VoiceFrames], bool] | None = None, only: np.ndarray | None = None
+) -> sv.VoiceFrames | None:
     """Mono speech ``float[n]`` at :data:`synth.voice.SR` → one knot per 5 ms frame (f0 filled through
-    unvoiced frames, where the voicing is 0, so that it glides)."""
+    unvoiced frames, where the voicing is 0, so that it glides).  ``gate``: asked first with the voicing 1
+    on voiced frames and 0 elsewhere; when it says no, the band voicing (half the work) is skipped and the
+    result is None.  ``only``: the frames that get a band voicing (the others keep the gate's)."""
     x = np.asarray(x, np.float64)
     cm = cmndf(x)
     log_env, power = lpc_envelope(x)
     m = min(len(cm), len(power))
     f0, voiced = track_f0(cm[:m], power[:m])
-    voicing = band_voicing(x, np.where(voiced, f0, 100.0))[:m]
-    voicing[~voiced] = 0.0
     idx = np.flatnonzero(voiced)
-    f0 = np.interp(np.arange(m), idx, f0[idx]) if len(idx) else np.full(m, 120.0)
-    return sv.VoiceFrames(
+    filled = np.interp(np.arange(m), idx, f0[idx]) if len(idx) else np.full(m, 120.0)
+    frames_ = sv.VoiceFrames(
         t=np.arange(m) * sv.HOP,
-        f0=f0,
+        f0=filled,
         level_db=10.0 * np.log10(np.maximum(power[:m], 1e-10)),
         ceps=sv.ceps_from_envelope(log_env[:m] - log_env[:m].mean(axis=1, keepdims=True)),
-        voicing=voicing,
+        voicing=np.repeat(voiced[:, None].astype(np.float64), len(sv.BANDS) - 1, axis=1),
     )
+    if gate is not None and not gate(frames_):
+        return None
+    want = np.where(voiced, f0, 100.0)
+    if only is not None:
+        mask = np.zeros(m, bool)
+        mask[only[only < m]] = True
+        want = np.where(mask, want, 0.0)  # band_voicing skips frames without an f0
+    voicing = band_voicing(x, want)[:m]
+    voicing[~voiced] = 0.0
+    if only is not None:
+        voicing[~mask] = frames_.voicing[~mask]
+    return replace(frames_, voicing=voicing)
 
 
 def knots(frames_: sv.VoiceFrames, every: int, silence_db: float | None = SILENCE_DB) -> sv.VoiceFrames:
@@ -228,3 +245,112 @@ def knots(frames_: sv.VoiceFrames, every: int, silence_db: float | None = SILENC
     inner[:-1] &= quiet[1:]
     inner[[0, -1]] = False
     return frames_.take(idx[~inner])
+
+
+CONTEXT_S = 0.1
+"""Audio analysed on each side of a hop (s): the analysis frames near its edges see real signal."""
+MIN_EVERY, MAX_EVERY = 3, 12
+"""Knot spacing bounds, in analysis frames (15-60 ms): :func:`hop_knots` keeps the densest that fits."""
+GATE_MOVE_ST = 0.03
+"""Speech gate: median pitch change (semitones per 5 ms frame) of the loud voiced frames, at least.  Speech
+glides (0.04-0.17 on the dev speech); held notes step (0.002-0.03 on the dev notes)."""
+GATE_UNVOICED = 0.8
+"""Speech gate: share of unvoiced frames among the loud ones, at most (mixed music is mostly aperiodic)."""
+GATE_SWITCHES = 1.0
+"""Speech gate: voiced/unvoiced switches per second among the loud frames, at least (syllables)."""
+GATE_LOUD_DB = 30.0
+"""Frames within this of the hop's loudest are the gate's loud frames."""
+GATE_PAUSE = 0.005
+"""Speech gate: share of the frames of the hop and its look-ahead (about 6 s) that are not loud (pauses
+between words), at least.  Music rarely falls 30 dB (at most 0.002 in the dev music hops)."""
+
+
+def speech_like(fr: sv.VoiceFrames, hop: np.ndarray) -> bool:
+    """Whether analysed frames look like speech (the gate before voice knots compete with events): in the
+    hop's frames (indices ``hop``), pitch that glides, mostly voiced, switching between voiced and unvoiced
+    at a syllable rate; and pauses between loud frames somewhere in all of ``fr`` (the hop with the
+    look-ahead: a few seconds of speech have a pause, music rarely falls :data:`GATE_LOUD_DB` for long, and
+    a fade-out or the end of the input is not a pause)."""
+    h = fr.take(hop)
+    if not len(h):
+        return False
+    loud_all = fr.level_db > fr.level_db.max() - GATE_LOUD_DB
+    span = np.flatnonzero(loud_all)
+    inner = ~loud_all[span[0] : span[-1] + 1]  # pauses between loud frames (not a fade-out or the end)
+    loud = h.level_db > fr.level_db.max() - GATE_LOUD_DB
+    voiced = h.voicing.max(axis=1) > 0.0
+    lv = voiced[loud]
+    pitch = 12.0 * np.log2(np.maximum(h.f0[loud & voiced], 1.0))
+    if len(pitch) < 3:
+        return False
+    move = float(np.median(np.abs(np.diff(pitch))))
+    switches = np.count_nonzero(np.diff(lv.astype(np.int64))) / (len(h) * sv.HOP / sv.SR)
+    return bool(
+        move >= GATE_MOVE_ST
+        and float(np.mean(~lv)) <= GATE_UNVOICED
+        and switches >= GATE_SWITCHES
+        and float(np.sum(inner)) / len(fr) >= GATE_PAUSE
+    )
+
+
+@dataclass(frozen=True)
+class HopAnalysis:
+    """A hop's voice analysis (:func:`analyse_hop`): its frames, their absolute times, and the level
+    offset and pan that carry a stereo input."""
+
+    frames: sv.VoiceFrames
+    times: np.ndarray  # int64[M]: absolute sample of each frame
+    lo: int
+    hi: int
+    boost_db: float
+    pan: float
+
+
+def analyse_hop(x: np.ndarray, sample_rate: int, x_start: int, lo: int, hi: int) -> HopAnalysis | None:
+    """The voice analysis of samples ``[lo, hi)`` of ``x`` (``float[C, n]`` at ``sample_rate``, its first
+    sample at absolute ``x_start``, covering ``lo - CONTEXT_S`` to ``hi + CONTEXT_S`` where it can), or None
+    when the hop is not :func:`speech_like`.  Stereo: the mid signal's envelope and pitch, the level of
+    both channels together, one pan for the hop."""
+    import soxr
+
+    a = np.asarray(x, np.float64)
+    mid = a.mean(axis=0)
+    y = soxr.resample(mid, sample_rate, sv.SR) if sample_rate != sv.SR else mid
+    m = len(y) // sv.HOP + 1  # frames analyse() returns
+    t_abs = x_start + np.rint(np.arange(m) * sv.HOP * (sample_rate / sv.SR)).astype(np.int64)
+    inside = np.flatnonzero((t_abs >= lo) & (t_abs < hi))
+    if not len(inside):
+        return None
+    fr = analyse(y, gate=lambda f: speech_like(f, inside[inside < len(f)]), only=inside)
+    if fr is None:
+        return None
+    inside = inside[inside < len(fr)]
+    seg = a[:, max(lo - x_start, 0) : max(hi - x_start, 0)]
+    e = (seg**2).sum(axis=1)
+    e_mid = float((seg.mean(axis=0) ** 2).sum())
+    boost = 10.0 * np.log10(max(float(e.sum()), 1e-30) / e_mid) if e_mid > 0 else 0.0
+    pan = 0.0
+    if a.shape[0] == 2 and e.sum() > 0:
+        pan = float(4.0 / np.pi * np.arctan2(np.sqrt(e[1]), np.sqrt(e[0])) - 1.0)
+    return HopAnalysis(fr.take(inside), t_abs[inside], lo, hi, boost, pan)
+
+
+def hop_knots(h: HopAnalysis, budget_bits: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Layout-2 voice knots of an analysed hop → ``(vectors float64[K, 32], times int64[K])`` at absolute
+    samples: the densest spacing (:data:`MIN_EVERY`..:data:`MAX_EVERY` frames, pauses thinned by
+    :func:`knots`) whose chunk fits ``budget_bits`` (None: the densest; else at worst the sparsest)."""
+    from sparsecodec.format import container, quantize
+
+    table = quantize.TABLES["layout2"]
+    for every in range(MIN_EVERY, MAX_EVERY + 1):
+        k = knots(h.frames, every)
+        times = h.times[np.searchsorted(h.frames.t, k.t)]
+        pan = np.full(len(times), h.pan)
+        track = sv.VoiceFrames(times, k.f0, k.level_db + h.boost_db, k.ceps, k.voicing, pan)
+        vectors = sv.to_vectors(track)
+        if budget_bits is None:
+            break
+        codes = quantize.quantize(vectors, table)
+        if 8 * container.payload_bytes(times, codes, h.lo, h.hi - h.lo, table) <= budget_bits:
+            break
+    return vectors, times

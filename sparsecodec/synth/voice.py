@@ -501,3 +501,30 @@ class VoiceStream:
         if not near.any():
             return None
         return render_span(from_vectors(self._v[near], self._t[near]), self.rate, a, b, self.channels)
+
+
+def formants(ceps: np.ndarray, n: int = 3) -> np.ndarray:
+    """The first ``n`` formants (Hz) of envelopes ``[K, N_CEPS]``: the lowest peaks above 150 Hz of each
+    envelope read every 10 Hz that stand at least :data:`FORMANT_PROMINENCE_DB` above the higher of the
+    valleys on either side (NaN where there are fewer), ``float64[K, n]``."""
+    c = np.atleast_2d(np.asarray(ceps, np.float64))
+    grid = np.arange(150.0, F_HI, 10.0)
+    env = 10.0 * _env_at(envelope_from_ceps(c), np.broadcast_to(grid, (len(c), len(grid))))  # dB
+    out = np.full((len(c), n), np.nan)
+    for i, e in enumerate(env):
+        peaks = np.flatnonzero((e[1:-1] > e[:-2]) & (e[1:-1] >= e[2:])) + 1
+        bounds = np.concatenate([[0], peaks, [len(e) - 1]])
+        found = []
+        for j, p in enumerate(peaks):
+            left = e[bounds[j] : p + 1].min()
+            right = e[p : bounds[j + 2] + 1].min()
+            if e[p] - max(left, right) >= FORMANT_PROMINENCE_DB:
+                found.append(grid[p])
+            if len(found) == n:
+                break
+        out[i, : len(found)] = found
+    return out
+
+
+FORMANT_PROMINENCE_DB = 1.0
+"""How far (dB) a peak of the envelope must rise above its higher neighbouring valley to be a formant."""

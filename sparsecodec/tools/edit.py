@@ -8,7 +8,13 @@ Decisions (documented for users in docs/events-tools.md):
 
 - ``transpose``: pitch moves by the interval and, by default, so do the ``cutoff`` low-pass and the
   ``noise_centre`` band (× 2**(semitones/12)), like a tape-speed change without the time change: the timbre
-  of the note keeps its shape relative to the fundamental.  ``move_filters=False`` moves pitch only.
+  of the note keeps its shape relative to the fundamental.  ``move_filters=False`` moves pitch only.  A
+  voice knot (layout 2) moves its pitch only: its envelope is in absolute frequency, so the formants stay.
+- ``formant_shift``: a voice knot's envelope is warped along frequency by the ratio (formants move, pitch
+  stays); notes are unchanged.
+- Kinds (layout 2): ``level``, ``pitch`` and ``pan`` mean the same for notes and voice knots; selections and
+  ``set`` on any other dimension act on notes only, ``perturb`` and ``stretch``'s durations on notes only
+  (a voice's knots move with their times).
 - ``stretch``: a time stretch without pitch change scales *every* time-like quantity by the factor: start
   times, attack, duration, release, both T60s, noise attack/decay, the room's RT60 and the clip length;
   glide (semitones/s) is divided by it so the glide interval is unchanged.  A decaying note therefore decays
@@ -96,15 +102,37 @@ def _col(name: str) -> int:
     return events.INDEX[name]
 
 
+SHARED_KEYS = ("level", "pitch", "pan")
+"""Dimensions that mean the same for notes and voice knots (layout 2): selections and ``set`` on them act
+on both kinds; on any other dimension, on notes only."""
+
+
 def transpose(ev: Events, semitones: float, *, move_filters: bool = True) -> Events:
-    """Move every event's pitch by ``semitones`` (and its cutoff and noise band, unless ``move_filters``
-    is false).  Values are clipped into the layout's ranges."""
+    """Move every event's pitch by ``semitones`` (and a note's cutoff and noise band, unless
+    ``move_filters`` is false; a voice keeps its formants).  Values are clipped into their kind's ranges."""
     v = ev.vectors.copy()
     v[:, _col("pitch")] += semitones
     if move_filters:
         ratio = 2.0 ** (semitones / 12.0)
-        v[:, _col("cutoff")] *= ratio
-        v[:, _col("noise_centre")] *= ratio
+        notes = events.is_note(v)
+        v[notes, _col("cutoff")] *= ratio
+        v[notes, _col("noise_centre")] *= ratio
+    return ev.replace(vectors=events.clip(v))
+
+
+def formant_shift(ev: Events, ratio: float) -> Events:
+    """Scale the formants (the spectral envelope's frequency axis) of every voice knot by ``ratio``; pitch,
+    level and notes are unchanged."""
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise UsageError(f"formant shift must be a positive ratio, not {ratio}")
+    from sparsecodec.synth import voice
+
+    v = ev.vectors.copy()
+    sel = events.is_voice(v)
+    if sel.any():
+        track = voice.formant_shift(voice.from_vectors(v[sel], np.arange(int(sel.sum()))), ratio)
+        col = events.VOICE_INDEX["ceps1"]
+        v[sel, col : col + voice.N_CEPS] = track.ceps
     return ev.replace(vectors=events.clip(v))
 
 
@@ -120,9 +148,10 @@ def stretch(ev: Events, factor: float) -> Events:
     if not (math.isfinite(factor) and factor > 0):
         raise UsageError(f"stretch factor must be a positive number, not {factor}")
     v = ev.vectors.copy()
+    notes = events.is_note(v)  # a voice's knots move with their times; they hold no durations
     for name in TIME_LIKE:
-        v[:, _col(name)] *= factor
-    v[:, _col("glide")] /= factor
+        v[notes, _col(name)] *= factor
+    v[notes, _col("glide")] /= factor
     sides = []
     for start, side in ev.sides:
         side = dict(side)
@@ -168,10 +197,17 @@ class Selection:
 
     def mask(self, ev: Events) -> np.ndarray:
         """Bool ``[N]``: the selected events."""
-        values = ev.times_s if self.key == "time" else ev.vectors[:, _col(self.key)]
+        if self.key == "time":
+            values = ev.times_s
+        elif self.key == "kind":
+            values = ev.vectors[:, events.KIND_DIM]
+        else:
+            values = ev.vectors[:, _col(self.key)]
         inside = (values >= self.lo) & (values < self.hi)
         if self.key == "pitch":
             inside &= events.is_pitched(ev.vectors)
+        elif self.key not in (*SHARED_KEYS, "time", "kind"):  # a note's dimension: voice knots differ
+            inside &= events.is_note(ev.vectors)
         return np.asarray(inside, dtype=bool)
 
     def describe(self) -> str:
@@ -191,11 +227,13 @@ def drop(ev: Events, sel: Selection) -> Events:
 
 
 def set_dim(ev: Events, name: str, value: float) -> Events:
-    """Set dimension ``name`` to ``value`` (physical unit) on every event; validated against the layout."""
+    """Set dimension ``name`` to ``value`` (physical unit) on every note (and voice knot, for ``level``,
+    ``pitch`` and ``pan``); validated against the layout."""
     check_value(name, value)
     v = ev.vectors.copy()
-    v[:, _col(name)] = value
-    return ev.replace(vectors=v)
+    rows = slice(None) if name in SHARED_KEYS else events.is_note(v)
+    v[rows, _col(name)] = value
+    return ev.replace(vectors=events.clip(v))
 
 
 def randomize_vectors(ev: Events, rng: np.random.Generator) -> Events:
@@ -209,11 +247,14 @@ def randomize_times(ev: Events, rng: np.random.Generator) -> Events:
 
 
 def perturb(ev: Events, scale: float, rng: np.random.Generator) -> Events:
-    """Add Gaussian noise of standard deviation ``scale`` in the unit interval to every dimension."""
+    """Add Gaussian noise of standard deviation ``scale`` in the unit interval to every dimension of every
+    note (voice knots are kept)."""
     if not (math.isfinite(scale) and scale >= 0):
         raise UsageError(f"perturb scale must be >= 0, not {scale}")
     unit = events.to_unit(ev.vectors) + rng.normal(0.0, scale, ev.vectors.shape)
-    return ev.replace(vectors=events.clip(events.from_unit(np.clip(unit, 0.0, 1.0))))
+    moved = events.clip(events.from_unit(np.clip(unit, 0.0, 1.0)))
+    notes = events.is_note(ev.vectors)
+    return ev.replace(vectors=np.where(notes[:, None], moved, ev.vectors))
 
 
 # ---------------------------------------------------------------------------------- parsing & values
@@ -241,12 +282,13 @@ def _float(text: str, what: str) -> float:
     return value
 
 
-_SEL_KEYS = ("time", *events.NAMES)
+_SEL_KEYS = ("time", "kind", *events.NAMES)
 
 
 def parse_selection(text: str) -> Selection:
-    """Parse ``[KEY=]LO:HI`` (either bound may be empty; KEY is ``time`` (the default), ``pitch``, ``level``
-    or any dimension name; ``time`` in seconds, others in the dimension's unit)."""
+    """Parse ``[KEY=]LO:HI`` (either bound may be empty; KEY is ``time`` (the default), ``pitch``, ``level``,
+    ``kind`` (0 note, 1 voice) or any dimension name; ``time`` in seconds, others in the dimension's
+    unit)."""
     key, sep, rng = text.partition("=")
     if not sep:
         key, rng = "time", text
@@ -289,6 +331,7 @@ class Op:
 
 OP_NAMES = (
     "transpose",
+    "formant_shift",
     "gain",
     "stretch",
     "shift",
@@ -311,6 +354,11 @@ def _compile(op: Op, rng: np.random.Generator, *, move_filters: bool) -> Callabl
     if name == "transpose":
         st = _float(arg, "--transpose")
         return lambda ev: transpose(ev, st, move_filters=move_filters)
+    if name == "formant_shift":
+        ratio = _float(arg, "--formant-shift")
+        if ratio <= 0:
+            raise UsageError(f"--formant-shift: ratio must be > 0, not {arg}")
+        return lambda ev: formant_shift(ev, ratio)
     if name == "gain":
         db = _float(arg, "--gain")
         return lambda ev: gain(ev, db)

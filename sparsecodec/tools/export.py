@@ -53,7 +53,13 @@ DERIVED = ("time", "pitch", "f0_hz", "level_db", "end", "velocity")
 """Top-level per-event fields besides ``params``."""
 OUTPUT_ONLY = ("end", "velocity")
 """Derived fields that import checks for type and otherwise ignores (they follow from ``params``)."""
+_VOICE_ONLY_NAMES = tuple(
+    d.name for d in events.VOICE_DIMS if d.bits and d.name != "kind" and d.name not in events.INDEX
+)
 CSV_COLUMNS = (*DERIVED, *(f"params.{name}" for name in events.NAMES))
+CSV_VOICE_COLUMNS = ("kind", *(f"voice.{name}" for name in _VOICE_ONLY_NAMES))
+"""Appended when a file holds voice knots: ``kind`` (0 note, 1 voice) and the voice-only parameters (a
+knot's level, pitch and pan are in ``params.level``, ``params.pitch`` and ``params.pan``)."""
 
 MAX_IMPORT_BYTES = 1 << 28
 """Largest JSON/CSV file ``import`` reads (256 MiB: parsed JSON costs several times its size in memory)."""
@@ -139,11 +145,47 @@ def header_record(header: Any) -> dict[str, Any]:
     return dict(_jsonable(raw))
 
 
+VOICE_PARAMS = tuple(d.name for d in events.VOICE_DIMS if d.bits and d.name != "kind")
+"""A voice knot's parameters in an export (layout 2): level, pitch, voicing1-4, ceps1-16, pan."""
+VOICE_ONLY = tuple(n for n in VOICE_PARAMS if n not in events.INDEX)
+"""Voice parameters that are not also note dimensions (CSV columns ``voice.<name>``)."""
+
+
+def voice_records(ev: Events) -> dict[int, dict[str, Any]]:
+    """The record of each voice knot by event index: f0 at the knot and where its glide ends (the next
+    knot of its track, or the knot itself), the first three formants (Hz, from the envelope), and its
+    parameters by :data:`VOICE_PARAMS` name."""
+    from sparsecodec.synth import voice
+
+    idx = np.flatnonzero(events.is_voice(ev.vectors))
+    if not len(idx):
+        return {}
+    idx = idx[np.argsort(ev.times_s[idx], kind="stable")]
+    v, t = ev.vectors[idx], ev.times_s[idx]
+    track = voice.from_vectors(v, np.arange(len(idx)))
+    joined = np.append(np.diff(t) <= voice.MAX_GAP_S, False) & (track.level_db > voice.SILENT_DB)
+    nxt = np.minimum(np.arange(len(idx)) + 1, len(idx) - 1)
+    ends = np.where(joined, t[nxt], t)
+    f0_end = np.where(joined, track.f0[nxt], track.f0)
+    fmt = voice.formants(track.ceps)
+    out = {}
+    for j, i in enumerate(idx):
+        out[int(i)] = {
+            "kind": "voice",
+            "end": float(ends[j]),
+            "f0_end_hz": float(f0_end[j]),
+            "formants_hz": [None if np.isnan(f) else float(f) for f in fmt[j]],
+            "params": {name: float(v[j, events.VOICE_INDEX[name]]) for name in VOICE_PARAMS},
+        }
+    return out
+
+
 def event_records(ev: Events, sample_rate: int | None = None) -> list[dict[str, Any]]:
     """One JSON-compatible dict per event, in time order (see the module docstring).
 
     ``sample_rate``: the rate the note ends are computed for (the file's; see :func:`note_lengths_s`).
     """
+    voices = voice_records(ev)
     order = np.argsort(ev.times_s, kind="stable")
     pitched = events.is_pitched(ev.vectors)
     ends = np.full(len(ev), np.nan)
@@ -153,6 +195,13 @@ def event_records(ev: Events, sample_rate: int | None = None) -> list[dict[str, 
     for i in order:
         v = ev.vectors[i]
         pitch = float(v[events.INDEX["pitch"]])
+        if int(i) in voices:
+            rec = voices[int(i)]
+            head = {"time": float(ev.times_s[i]), "kind": "voice", "pitch": pitch}
+            f0 = {"f0_hz": float(events.pitch_to_hz(pitch)), "f0_end_hz": rec["f0_end_hz"]}
+            level = {"level_db": float(v[events.INDEX["level"]]), "end": rec["end"], "velocity": None}
+            out.append({**head, **f0, **level, "formants_hz": rec["formants_hz"], "params": rec["params"]})
+            continue
         is_p = bool(pitched[i])
         out.append(
             {
@@ -191,9 +240,16 @@ def to_csv(ev: Events, sample_rate: int | None = None) -> str:
     """CSV text with :data:`CSV_COLUMNS` (empty cells for nulls; velocity as an integer)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    voice = bool(np.any(events.is_voice(ev.vectors)))
+    writer.writerow((*CSV_COLUMNS, *CSV_VOICE_COLUMNS) if voice else CSV_COLUMNS)
     for rec in event_records(ev, sample_rate):
-        row = [rec[k] for k in DERIVED] + [rec["params"][name] for name in events.NAMES]
+        p = rec["params"]
+        if rec.get("kind") == "voice":
+            row = [rec[k] for k in DERIVED] + [p.get(name) for name in events.NAMES]
+            row += [1] + [p[name] for name in VOICE_ONLY]
+        else:
+            row = [rec[k] for k in DERIVED] + [p[name] for name in events.NAMES]
+            row += [0] + [None] * len(VOICE_ONLY) if voice else []
         writer.writerow(["" if x is None else str(x) if isinstance(x, int) else repr(float(x)) for x in row])
     return buf.getvalue()
 
@@ -479,6 +535,11 @@ def parse_event(rec: Any, index: int) -> tuple[float, np.ndarray]:
     time = _number(rec["time"], f"{where}.time")
     if time < 0:
         raise UsageError(f"{where}.time: must be >= 0, not {time}")
+    kind = rec.get("kind", "note")
+    if kind not in events.KINDS:
+        raise UsageError(f"{where}.kind: expected one of {list(events.KINDS)}, not {kind!r}")
+    if kind == "voice":
+        return time, _parse_voice(rec, where)
     values: dict[str, float] = {}
     params = rec.get("params", {})
     if params is None:
@@ -490,7 +551,7 @@ def parse_event(rec: Any, index: int) -> tuple[float, np.ndarray]:
             raise UsageError(f"{where}.params: unknown dimension {name!r}")
         _set_once(values, name, _number(value, f"{where}.params.{name}"), where)
     for key, value in rec.items():
-        if key in ("time", "params"):
+        if key in ("time", "params", "kind"):
             continue
         if key == "f0_hz":
             if value is not None:
@@ -517,6 +578,49 @@ def parse_event(rec: Any, index: int) -> tuple[float, np.ndarray]:
             raise UsageError(f"{where}: {exc}") from None
         vec[events.INDEX[name]] = value
     return time, events.clip(vec)
+
+
+VOICE_OUTPUT_ONLY = ("end", "velocity", "f0_end_hz", "formants_hz")
+
+
+def _parse_voice(rec: Mapping[str, Any], where: str) -> np.ndarray:
+    """A voice knot's record → its vector (``params`` by :data:`VOICE_PARAMS` name; ``pitch``, ``f0_hz``
+    and ``level_db`` at the top level too; the derived fields are checked for type and ignored)."""
+    values: dict[str, float] = {}
+    params = rec.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise UsageError(f"{where}.params: expected an object")
+    for name, value in params.items():
+        if name not in VOICE_PARAMS:
+            raise UsageError(f"{where}.params: {name!r} is not a voice parameter")
+        _set_once(values, name, _number(value, f"{where}.params.{name}"), where)
+    for key, value in rec.items():
+        if key in ("time", "params", "kind") or value is None:
+            continue
+        if key == "f0_hz":
+            hz = _number(value, f"{where}.f0_hz")
+            if hz <= 0:
+                raise UsageError(f"{where}.f0_hz: must be > 0")
+            _set_once(values, "pitch", float(events.hz_to_pitch(hz)), where)
+        elif key == "level_db":
+            _set_once(values, "level", _number(value, f"{where}.level_db"), where)
+        elif key == "formants_hz":
+            if not isinstance(value, list) or not all(x is None or isinstance(x, int | float) for x in value):
+                raise UsageError(f"{where}.formants_hz: expected a list of numbers")
+        elif key in VOICE_OUTPUT_ONLY:
+            _number(value, f"{where}.{key}")
+        elif key in VOICE_PARAMS:
+            _set_once(values, key, _number(value, f"{where}.{key}"), where)
+        else:
+            raise UsageError(f"{where}: unknown field {key!r} for a voice knot")
+    vec = events.voice_defaults(1)[0]
+    for name, value in values.items():
+        d = events.VOICE_DIMS[events.VOICE_INDEX[name]]
+        tol = 1e-9 * max(abs(d.lo), abs(d.hi), 1.0)
+        if not d.lo - tol <= value <= d.hi + tol:
+            raise UsageError(f"{where}: {name}={value:g} outside its range {d.lo:g}..{d.hi:g} {d.unit}")
+        vec[events.VOICE_INDEX[name]] = value
+    return np.asarray(events.clip(vec[None]))[0]
 
 
 def _int_field(head: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
@@ -641,11 +745,18 @@ def parse_csv(text: str) -> Events:
                     value = float(cell)
                 except ValueError:
                     raise UsageError(f"CSV line {line}, column {name}: {cell!r} is not a number") from None
-            if name.startswith("params."):
+            if name.startswith("params.") or name.startswith("voice."):
                 if value is not None:
-                    params[name[len("params.") :]] = value
+                    params[name.partition(".")[2]] = value
+            elif name == "kind":
+                if value is not None and value not in (0.0, 1.0):
+                    raise UsageError(f"CSV line {line}, column kind: expected 0 (note) or 1 (voice)")
+                rec["kind"] = events.KINDS[int(value or 0)]
             else:
                 rec[name] = value
+        if rec.get("kind") == "voice":  # the note-only cells of a voice row are empty
+            params = {k: v for k, v in params.items() if k in VOICE_PARAMS}
+            rec = {k: v for k, v in rec.items() if k in ("time", "kind", "pitch", "f0_hz", "level_db", "end")}
         rec["params"] = params
         records.append(rec)
         if len(records) > MAX_EVENTS:

@@ -9,7 +9,8 @@ Panels, top to bottom (one shared time axis in seconds):
    same vectors (similar events get similar colours), marker area ∝ level.  t-SNE's perplexity adapts to
    N (``min(30, (N - 1) / 3)``); with fewer than 5 events, or more than :data:`MAX_TSNE` (for speed), the
    first principal component is used instead.
-3. *piano roll*: pitched events as bars at their MIDI pitch, from onset over their sounding length, in the
+3. *piano roll*: pitched events as bars at their MIDI pitch, from onset over their sounding length (a
+   voice's pitch contour as a line), in the
    same colours, opacity by level.
 
 Rendering uses matplotlib's Agg backend and fixed seeds, so the same file gives the same PNG bytes.
@@ -137,6 +138,7 @@ def figure(ev: Events, *, source: tuple[np.ndarray, int] | None = None, title: s
     ax.set_title(title or f"{len(ev)} events", fontsize=10, loc="left")
 
     ax = axes[ax_i + 1]
+    shown = np.zeros(0)
     if pitched.any():
         pv = ev.vectors[pitched]
         pitch = pv[:, events.INDEX["pitch"]]
@@ -148,8 +150,15 @@ def figure(ev: Events, *, source: tuple[np.ndarray, int] | None = None, title: s
             color=np.column_stack([rgb[pitched], alpha[pitched]]),
             linewidth=0,
         )
-        lo, hi = float(pitch.min()), float(pitch.max())
-        ax.set_ylim(lo - 3, hi + 3)
+        shown = pitch
+    voiced = _voice_contour(ev)
+    if voiced is not None:  # a voice's pitch contour: its voiced knots, joined where the track glides
+        t, p = voiced
+        ax.plot(t, p, color="0.25", linewidth=1.0, label="voice f0")
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+        shown = np.concatenate([shown, p[np.isfinite(p)]])
+    if len(shown):
+        ax.set_ylim(float(shown.min()) - 3, float(shown.max()) + 3)
     else:
         ax.text(0.5, 0.5, "no pitched events", transform=ax.transAxes, ha="center", va="center")
     ax.set_ylabel("pitch (MIDI)")
@@ -158,6 +167,22 @@ def figure(ev: Events, *, source: tuple[np.ndarray, int] | None = None, title: s
     ax.grid(True, axis="y", alpha=0.3, linewidth=0.5)
     fig.tight_layout()
     return fig
+
+
+def _voice_contour(ev: Events) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(times s, MIDI pitch)`` of the voiced, sounding voice knots, NaN between tracks (None: none)."""
+    from sparsecodec.synth import voice
+
+    sel = events.is_voice(ev.vectors) if len(ev) else np.zeros(0, dtype=bool)
+    if not sel.any():
+        return None
+    v, t = ev.vectors[sel], ev.times_s[sel]
+    order = np.argsort(t, kind="stable")
+    v, t = v[order], t[order]
+    c = events.VOICE_INDEX
+    voiced = (v[:, c["voicing1"] : c["voicing1"] + 4].max(axis=1) > 0) & (v[:, c["level"]] > voice.SILENT_DB)
+    pitch = np.where(voiced, v[:, c["pitch"]], np.nan)
+    return t, pitch
 
 
 def _spectrogram_panel(ax: Any, fig: Any, source: tuple[np.ndarray, int], ev: Events, pitched: Any) -> None:

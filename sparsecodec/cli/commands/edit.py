@@ -54,6 +54,13 @@ def ordered_ops(ctx: click.Context, params: dict[str, Any]) -> list[tuple[str, s
     is_flag=True,
     help="With --transpose: leave cutoff and noise centre where they are (pitch only).",
 )
+@click.option(
+    "--formant-shift",
+    "formant_shift",
+    multiple=True,
+    metavar="RATIO",
+    help="Move a voice's formants by RATIO (1.1: up 10 %); pitch stays.",
+)
 @click.option("--gain", multiple=True, metavar="DB", help="Add DB to every event's level.")
 @click.option("--stretch", multiple=True, metavar="FACTOR", help="Time-stretch without pitch change.")
 @click.option("--shift", multiple=True, metavar="SECONDS", help="Move every event in time.")
@@ -85,6 +92,7 @@ def command(
 
     \b
     spev edit song.spev up.spev --transpose 12
+    spev edit talk.spev deeper.spev --transpose -3 --formant-shift 0.9
     spev edit song.spev quiet.spev --gain -6
     spev edit song.spev slow.spev --stretch 2
     spev edit song.spev cut.spev --drop 10:20 --keep pitch=48:84 --keep level=-50:

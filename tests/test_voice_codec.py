@@ -271,3 +271,25 @@ def test_export_writes_the_voice_and_imports_back_losslessly(
         near = [min((f for f in r["formants_hz"][:2] if f), key=lambda f: abs(f - 700.0)) for r in voiced]
         assert 600.0 < np.median(near) < 800.0
         assert all(r["f0_end_hz"] > 0 and r["end"] >= r["time"] for r in recs)
+
+
+def test_voice_hops_are_the_same_for_any_worker_count_and_block_size() -> None:
+    """The voice analysis sees the same audio whatever the segments and blocks: same knots."""
+    from sparsecodec.encoder import stream
+    from sparsecodec.jobs import encode as jobs_encode
+
+    x = utterance(MALE, seconds=5.3 * stream.hop_samples(SR) / SR)[None]
+    settings = stream.EncoderSettings(segment_hops=2)
+
+    def run(workers: int, size: int) -> list[stream.EncodedChunk]:
+        blocks = [x[:, i : i + size] for i in range(0, x.shape[1], size)]
+        return list(jobs_encode.encode_segmented(blocks, SR, 1, settings, workers=workers))
+
+    ref = run(1, 10**9)
+    assert sum(bool(events.is_voice(c.vectors).any()) for c in ref) >= 4
+    for workers, size in ((2, 10**9), (1, 7001)):
+        got = run(workers, size)
+        assert [(c.start, c.length) for c in got] == [(c.start, c.length) for c in ref]
+        for a, b in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(a.times, b.times)
+            np.testing.assert_allclose(a.vectors, b.vectors, rtol=1e-6, atol=1e-6)  # float32 rounding

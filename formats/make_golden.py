@@ -1,4 +1,4 @@
-"""Write the .spev golden files (format versions 1 and 2, layout 1) and their expected events.
+"""Write the .spev golden files (format versions 1 and 2; layouts 1 and 2) and their expected events.
 
     python formats/make_golden.py            # write missing goldens only (released ones are frozen)
     python formats/make_golden.py --check    # regenerate in memory, compare with the stored files
@@ -38,6 +38,12 @@ SPECS: dict[str, tuple[int, int, int, tuple[int, ...], int, bool]] = {
     "mono_room": (22050, 1, 2, (4, 7), 3, True),
     "empty": (44100, 1, 0, (), 4, False),
 }
+# layout 2 (voice knots and notes): name: (sample_rate, channels, n_chunks, notes per chunk, seed, side data)
+SPECS_L2: dict[str, tuple[int, int, int, tuple[int, ...], int, bool]] = {
+    "voice_mix": (16000, 1, 3, (3, 0, 5), 5, False),
+    "voice_stereo": (44100, 2, 2, (4, 2), 6, True),
+}
+SPECS.update(SPECS_L2)
 F2_SUFFIX = "-f2"
 """Golden ``NAME-f2`` is golden ``NAME``'s events written in format 2."""
 GOLDENS: dict[str, tuple[str, int]] = {
@@ -53,8 +59,9 @@ def build(golden: str) -> tuple[container.Header, list[container.Chunk]]:
     rate, channels, n_chunks, per_chunk, seed, side = SPECS[name]
     hop = 2**17 if rate > 30000 else 2**16
     rng = np.random.default_rng(seed)
+    layout = 2 if name in SPECS_L2 else 1
     header = container.Header(
-        layout_version=1,
+        layout_version=layout,
         encoder_id="golden",
         weights_hash="0" * 16,
         sample_rate=rate,
@@ -62,9 +69,9 @@ def build(golden: str) -> tuple[container.Header, list[container.Chunk]]:
         n_samples=max(n_chunks * hop - 1234, 0),
         time_rate=rate,
         hop_samples=hop,
-        table=quantize.default_table(),
+        table=quantize.TABLES["layout2"] if layout == 2 else quantize.default_table(),
         settings={"analysis_rate": rate, "kbps": 3.0},
-        tags={"title": f"golden {name}", "comment": f"format {version} / layout 1, frozen"},
+        tags={"title": f"golden {name}", "comment": f"format {version} / layout {layout}, frozen"},
         software="spev golden",
         history=[],
     )
@@ -72,10 +79,33 @@ def build(golden: str) -> tuple[container.Header, list[container.Chunk]]:
     for i in range(n_chunks):
         n = per_chunk[i]
         times = np.sort(rng.integers(i * hop, (i + 1) * hop, n)).astype(np.int64)
-        codes = quantize.quantize(events.sample_prior(rng, n))
+        vectors = events.sample_prior(rng, n)
+        if layout == 2:  # a voice track through the chunk, with a pause, among the notes
+            knot_t, knots = _voice_knots(rng, i * hop, hop, rate)
+            times = np.concatenate([times, knot_t])
+            vectors = np.concatenate([vectors, knots])
+            order = np.argsort(times, kind="stable")
+            times, vectors = times[order], vectors[order]
+        codes = quantize.quantize(vectors, header.table)
         room = {"room": [float(np.float32(0.25 + 0.5 * i)), 0.5]} if side and i % 2 == 0 else {}
         chunks.append(container.Chunk(i, i * hop, hop, times, codes, room))
     return header, chunks
+
+
+def _voice_knots(rng: np.random.Generator, start: int, hop: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voice knots every 25 ms over ``[start, start + hop)``: a random-walk f0 and envelope, random voicing,
+    silent for a stretch in the middle (times int64[K], vectors float64[K, 32])."""
+    step = round(0.025 * rate)
+    t = np.arange(start, start + hop, step, dtype=np.int64)
+    k = len(t)
+    v = events.voice_defaults(k)
+    c = events.VOICE_INDEX
+    v[:, c["pitch"]] = 50.0 + np.cumsum(rng.normal(0.0, 0.3, k))
+    v[:, c["level"]] = np.where(np.abs(np.arange(k) - k // 2) < k // 8, -120.0, rng.uniform(-40.0, -15.0, k))
+    v[:, c["voicing1"] : c["voicing1"] + 4] = rng.integers(0, 4, (k, 4)) / 3.0
+    v[:, c["ceps1"] : c["ceps1"] + 16] = np.cumsum(rng.normal(0.0, 0.2, (k, 16)), axis=0) / np.arange(1, 17)
+    v[:, c["pan"]] = np.clip(rng.normal(0.0, 0.3), -1.0, 1.0)
+    return t, events.clip(v)
 
 
 def expected_json(

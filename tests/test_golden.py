@@ -1,4 +1,5 @@
-"""Golden .spev files (formats 1 and 2, layout 1; frozen): exact events, byte-identical re-writing, audio.
+"""Golden .spev files (formats 1 and 2; layouts 1 and 2, ``voice_*`` the layout-2 ones with voice knots;
+frozen): exact events, byte-identical re-writing, audio.
 
 ``NAME-f2`` is golden ``NAME``'s events in format 2: the same events, the same decoded audio."""
 
@@ -24,8 +25,11 @@ def load(name: str) -> tuple[bytes, dict[str, Any]]:
 
 
 def test_goldens_exist() -> None:
-    base = {"mono", "stereo_room", "mono_room", "empty"}
+    base = {"mono", "stereo_room", "mono_room", "empty", "voice_mix", "voice_stereo"}
     assert base | {f"{n}-f2" for n in base} <= set(NAMES)
+    for name in NAMES:  # the layout-2 goldens hold voice knots and notes
+        layout = json.loads((GOLDEN / f"{name}.events.json").read_text())["header"]["layout_version"]
+        assert layout == (2 if name.startswith("voice_") else 1)
 
 
 @pytest.mark.parametrize("name", NAMES)

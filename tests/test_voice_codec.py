@@ -293,3 +293,16 @@ def test_voice_hops_are_the_same_for_any_worker_count_and_block_size() -> None:
         for a, b in zip(ref, got, strict=True):
             np.testing.assert_array_equal(a.times, b.times)
             np.testing.assert_allclose(a.vectors, b.vectors, rtol=1e-6, atol=1e-6)  # float32 rounding
+
+
+def test_a_reader_of_layout_1_refuses_a_voice_file_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a layout-1 reader (spev before layout 2) does with a layout-2 file: one line, a format error."""
+    from sparsecodec import errors
+
+    golden = Path(__file__).resolve().parent.parent / "formats" / "golden" / "voice_mix.spev"
+    monkeypatch.setattr(C, "SUPPORTED_LAYOUTS", frozenset({1}))
+    with pytest.raises(errors.UnsupportedLayoutError, match="event layout 2 is not supported"):
+        C.Reader(golden.open("rb"))
+    result = CliRunner().invoke(cli, ["decode", str(golden), "-"])
+    assert result.exit_code == errors.UnsupportedLayoutError.exit_code
+    assert "event layout 2 is not supported" in result.output

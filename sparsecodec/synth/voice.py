@@ -19,6 +19,8 @@ phases cross-fade over one knot segment.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -227,15 +229,65 @@ def render_span(k: VoiceFrames, rate: int, a: int, b: int, channels: int = 1) ->
     out = np.zeros((channels, max(b - a, 0)), np.float32)
     if b <= a or not len(k):
         return out
-    order = np.argsort(k.t, kind="stable")
-    tr = _prepare(*_with_fades(k.take(order), rate), rate)
-    mono = _harmonics(tr, rate, a, b) + _noise(tr, rate, a, b)
+    k = k.take(np.argsort(k.t, kind="stable"))
+    tr = _prepare(*_with_fades(k, rate), rate)
+    if rate <= INNER_RATE:
+        mono = _harmonics(tr, rate, a, b) + _noise(tr, rate, a, b)
+    else:  # the voice has nothing above F_HI: render it at INNER_RATE and interpolate
+        inner = replace(k, t=(k.t * INNER_RATE) // rate)
+        tr_in = _prepare(*_with_fades(inner, INNER_RATE), INNER_RATE)
+        lo = (a * INNER_RATE) // rate - TAPS + 1
+        hi = ((b - 1) * INNER_RATE) // rate + TAPS + 1
+        x = _harmonics(tr_in, INNER_RATE, lo, hi) + _noise(tr_in, INNER_RATE, lo, hi)
+        mono = _interpolate(x, lo, rate, a, b)
     if channels == 1:
         out[0] = mono
         return out
     ang = (np.pi / 4.0) * (_pan_at(tr, np.arange(a, b)) + 1.0)
     out[0], out[1] = mono * np.cos(ang), mono * np.sin(ang)
     return out
+
+
+INNER_RATE = 16000
+"""Above this output rate the voice is rendered at this rate and interpolated (it holds nothing above
+:data:`F_HI`): 2.8 times fewer samples to sum harmonics over at 44.1 kHz."""
+TAPS = 16
+"""Interpolation taps on each side (windowed sinc)."""
+INTERP_CUTOFF = 7400.0
+"""The interpolator's cutoff (Hz): flat through the voice's band, its images above 8 kHz attenuated."""
+
+
+def _interp_weights(phase: np.ndarray, rate: int) -> np.ndarray:
+    """``float64[S, 2 TAPS]`` weights of the inner samples ``floor(s R / rate) - TAPS + 1 + j`` for output
+    samples whose position between inner samples is ``phase / rate`` (R = :data:`INNER_RATE`)."""
+    frac = phase / rate
+    u = frac[:, None] + (TAPS - 1) - np.arange(2 * TAPS)[None, :]  # distance in inner samples
+    c = 2.0 * INTERP_CUTOFF / INNER_RATE
+    window = 0.5 + 0.5 * np.cos(np.pi * np.clip(u / TAPS, -1.0, 1.0))
+    return c * np.sinc(c * u) * window
+
+
+@functools.lru_cache(maxsize=8)
+def _weight_table(rate: int) -> np.ndarray | None:
+    """The weights for every phase of ``rate`` against :data:`INNER_RATE` (None when there are too many)."""
+    step = math.gcd(rate, INNER_RATE)
+    if rate // step > 4096:
+        return None
+    return _interp_weights(np.arange(0, rate, step), rate)
+
+
+def _interpolate(x: np.ndarray, x_start: int, rate: int, a: int, b: int) -> np.ndarray:
+    """Output samples ``[a, b)`` at ``rate`` of the signal ``x`` sampled at :data:`INNER_RATE` from inner
+    sample ``x_start`` (windowed-sinc interpolation; each output sample from the same inner samples and
+    weights whatever the span)."""
+    s = np.arange(a, b, dtype=np.int64)
+    num = s * INNER_RATE
+    base = num // rate - TAPS + 1 - x_start
+    phase = num % rate
+    table = _weight_table(rate)
+    w = _interp_weights(phase, rate) if table is None else table[phase // math.gcd(rate, INNER_RATE)]
+    taps = x[base[:, None] + np.arange(2 * TAPS)[None, :]]
+    return np.einsum("ij,ij->i", taps, w)
 
 
 def _with_fades(k: VoiceFrames, rate: int) -> tuple[VoiceFrames, np.ndarray]:

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.fft import dct, idct
 
 SR = 16000
 """Voice analysis and synthesis rate (Hz)."""
@@ -94,16 +93,28 @@ def mel_grid() -> np.ndarray:
     return 700.0 * (10.0 ** (np.linspace(lo, hi, N_MEL) / 2595.0) - 1.0)
 
 
+def _dct_matrix() -> np.ndarray:
+    """The orthonormal DCT-II of :data:`N_MEL` points as a matrix (its inverse is its transpose); numpy only,
+    so a decode does not load scipy."""
+    n = np.arange(N_MEL)
+    m = np.sqrt(2.0 / N_MEL) * np.cos(np.pi * (n[None, :] + 0.5) * n[:, None] / N_MEL)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+_DCT = _dct_matrix()
+
+
 def ceps_from_envelope(log_env: np.ndarray) -> np.ndarray:
-    """``[..., N_MEL]`` log10 power envelope on :func:`mel_grid` → ``[..., N_CEPS]`` shape coefficients."""
-    return dct(log_env, type=2, norm="ortho", axis=-1)[..., 1 : N_CEPS + 1]
+    """``[..., N_MEL]`` log10 power envelope on :func:`mel_grid` → ``[..., N_CEPS]`` shape coefficients (DCT-II
+    terms 1..N_CEPS, orthonormal)."""
+    return np.asarray(log_env, np.float64) @ _DCT[1 : N_CEPS + 1].T
 
 
 def envelope_from_ceps(ceps: np.ndarray) -> np.ndarray:
     """``[..., N_CEPS]`` → ``[..., N_MEL]`` log10 envelope shape (mean 0) on :func:`mel_grid`."""
-    full = np.zeros((*ceps.shape[:-1], N_MEL))
-    full[..., 1 : ceps.shape[-1] + 1] = ceps
-    return idct(full, type=2, norm="ortho", axis=-1)
+    c = np.asarray(ceps, np.float64)
+    return c @ _DCT[1 : c.shape[-1] + 1]
 
 
 def band_of(freqs: np.ndarray) -> np.ndarray:

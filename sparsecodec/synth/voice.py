@@ -106,8 +106,8 @@ _DCT = _dct_matrix()
 
 
 def ceps_from_envelope(log_env: np.ndarray) -> np.ndarray:
-    """``[..., N_MEL]`` log10 power envelope on :func:`mel_grid` → ``[..., N_CEPS]`` shape coefficients (DCT-II
-    terms 1..N_CEPS, orthonormal)."""
+    """``[..., N_MEL]`` log10 power envelope on :func:`mel_grid` → ``[..., N_CEPS]`` shape coefficients
+    (DCT-II terms 1..N_CEPS, orthonormal)."""
     return np.asarray(log_env, np.float64) @ _DCT[1 : N_CEPS + 1].T
 
 

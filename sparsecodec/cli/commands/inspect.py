@@ -13,13 +13,18 @@ from sparsecodec.cli.commands import STDIO, Job, console_for, run_jobs
 from sparsecodec.cli.console import binary_stdin
 
 
-def _events_json(listed: list[Any]) -> list[dict[str, Any]]:
-    from sparsecodec.format.events import NAMES
+def _named(vec: Any) -> dict[str, Any]:
+    """An event's values by name: a note's 32, or a voice knot's transmitted ones (after ``"kind"``)."""
+    from sparsecodec.format import events
 
-    return [
-        {"time_s": round(float(t), 6), **{n: float(v) for n, v in zip(NAMES, vec, strict=True)}}
-        for t, vec in listed
-    ]
+    if events.is_voice(vec):
+        dims = [d for d in events.VOICE_DIMS if d.bits and d.name != "kind"]
+        return {"kind": "voice", **{d.name: float(vec[d.index]) for d in dims}}
+    return {n: float(v) for n, v in zip(events.NAMES, vec, strict=True)}
+
+
+def _events_json(listed: list[Any]) -> list[dict[str, Any]]:
+    return [{"time_s": round(float(t), 6), **_named(vec)} for t, vec in listed]
 
 
 def _size(info: Any) -> str:
@@ -55,12 +60,22 @@ def _text(info: Any, listed: list[Any], with_events: bool) -> str:
         rows.append((f"tag {key}", value))
     lines = [info.path] + [f"  {k:<12} {v}" for k, v in rows]
     if with_events:
-        from sparsecodec.format.events import DIMS, NAMES
+        from sparsecodec.format import events
 
-        lines.append("  " + "\t".join(["time_s", *NAMES]))
-        lines.append("  " + "\t".join(["s", *(d.unit for d in DIMS)]))
-        for t, vec in listed:
-            lines.append("  " + "\t".join([f"{t:.4f}", *(f"{v:.4g}" for v in vec)]))
+        voice = [(t, vec) for t, vec in listed if events.is_voice(vec)]
+        notes = [(t, vec) for t, vec in listed if not events.is_voice(vec)]
+        if notes or not voice:
+            lines.append("  " + "\t".join(["time_s", *events.NAMES]))
+            lines.append("  " + "\t".join(["s", *(d.unit for d in events.DIMS)]))
+            for t, vec in notes:
+                lines.append("  " + "\t".join([f"{t:.4f}", *(f"{v:.4g}" for v in vec)]))
+        if voice:  # a second table: the voice knots by their own names (docs/events.md)
+            dims = [d for d in events.VOICE_DIMS if d.bits and d.name != "kind"]
+            lines.append("  voice knots:")
+            lines.append("  " + "\t".join(["time_s", *(d.name for d in dims)]))
+            lines.append("  " + "\t".join(["s", *(d.unit for d in dims)]))
+            for t, vec in voice:
+                lines.append("  " + "\t".join([f"{t:.4f}", *(f"{vec[d.index]:.4g}" for d in dims)]))
     return "\n".join(lines)
 
 

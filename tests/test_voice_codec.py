@@ -306,3 +306,19 @@ def test_a_reader_of_layout_1_refuses_a_voice_file_clearly(monkeypatch: pytest.M
     result = CliRunner().invoke(cli, ["decode", str(golden), "-"])
     assert result.exit_code == errors.UnsupportedLayoutError.exit_code
     assert "event layout 2 is not supported" in result.output
+
+
+def test_any_voice_codes_render_finite_and_bounded() -> None:
+    """Hostile files: every code a voice knot can hold renders to finite audio at most its level allows."""
+    rng = np.random.default_rng(7)
+    widths = quantize.column_widths(TABLE)
+    n = 400
+    codes = (rng.integers(0, 1 << 16, (n, 32)) % (1 << widths)).astype(np.uint16)
+    codes[:, events.KIND_DIM] = events.KIND_VOICE
+    codes[::3, 1] = rng.choice([0, 127], len(codes[::3]))  # lowest and highest pitch
+    v = quantize.dequantize(codes, TABLE)
+    t = np.sort(rng.integers(0, 3 * 22050, n))
+    for rate in (8000, 22050, 48000):
+        y = sv.render_span(sv.from_vectors(v, t * rate // 22050), rate, 0, 3 * rate, 2)
+        assert np.isfinite(y).all()
+        assert float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) < 10.0  # +6 dBFS knots, a few at once

@@ -364,6 +364,7 @@ def _params(
     f0 = k.f0[i] * (k.f0[j] / k.f0[i]) ** u
     level = k.level_db[i] + u * (k.level_db[j] - k.level_db[i])
     shape = envelope_from_ceps(k.ceps[i] + w * (k.ceps[j] - k.ceps[i]))
+    shape -= shape.max(axis=1, keepdims=True)  # the scale normalises the shape: this only avoids overflow
     voicing = np.clip(k.voicing[i] + w * (k.voicing[j] - k.voicing[i]), 0.0, 1.0)
     dens = (10.0 ** _env_at(shape, np.broadcast_to(_DENS_GRID, (len(i), len(_DENS_GRID))))).mean(axis=1)
     scale = np.where(level > SILENT_DB, 10.0 ** (level / 10.0), 0.0) / np.maximum(dens * F_HI, 1e-30)

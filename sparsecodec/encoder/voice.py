@@ -13,12 +13,12 @@ Not wired into the encoder yet: see :mod:`sparsecodec.synth.voice`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.fft import irfft, rfft
-from scipy.linalg import solve_toeplitz
 
 from sparsecodec.synth import voice as sv
 
@@ -131,24 +131,45 @@ def track_f0(cm: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return f0, voiced
 
 
+def frame_power(x: np.ndarray) -> np.ndarray:
+    """``float64[M]``: the power (mean square) of each :data:`LPC_N` Hann frame, centred every :data:`HOP`."""
+    hann = np.hanning(LPC_N)
+    return ((frames(x, LPC_N) * hann) ** 2).mean(axis=1) / np.mean(hann**2)
+
+
 def lpc_envelope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log10 power envelope on the mel grid [M, N_MEL], frame power [M])`` by LPC."""
     n = LPC_N
     hann = np.hanning(n)
     pre = np.append(x[:1], x[1:] - PRE_EMPHASIS * x[:-1])
-    power = ((frames(x, n) * hann) ** 2).mean(axis=1) / np.mean(hann**2)
+    power = frame_power(x)
     nfft = 2048
     ac = irfft(np.abs(rfft(frames(pre, n) * hann, nfft, axis=1)) ** 2, nfft, axis=1)[:, : LPC_ORDER + 1]
     ac[:, 0] = ac[:, 0] * (1.0 + 1e-4) + 1e-10  # a little white noise: a stable, solvable system
     om = 2.0 * np.pi * sv.mel_grid() / sv.SR
     zk = np.exp(-1j * np.outer(np.arange(LPC_ORDER + 1), om))
     deemph = np.abs(1.0 - PRE_EMPHASIS * np.exp(-1j * om)) ** 2
-    env = np.empty((len(ac), len(om)))
-    for i, r in enumerate(ac):
-        a = solve_toeplitz(r[:-1], r[1:])
-        err = max(r[0] - float(np.dot(a, r[1:])), 1e-12)
-        env[i] = err / np.maximum(np.abs(np.concatenate([[1.0], -a]) @ zk) ** 2, 1e-12) / deemph
+    a, err = levinson(ac)
+    poly = np.concatenate([np.ones((len(a), 1)), -a], axis=1)
+    env = np.maximum(err, 1e-12)[:, None] / np.maximum(np.abs(poly @ zk) ** 2, 1e-12) / deemph
     return np.log10(np.maximum(env, 1e-20)), power
+
+
+def levinson(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Levinson-Durbin on every row of autocorrelations ``r`` ``[M, p + 1]`` at once → predictor
+    coefficients ``a`` ``[M, p]`` (``x[n] ≈ sum_k a[k] x[n - 1 - k]``) and the prediction error ``[M]``; what
+    ``scipy.linalg.solve_toeplitz(r[:-1], r[1:])`` gives per row, in p vector steps."""
+    m, p = r.shape[0], r.shape[1] - 1
+    a = np.zeros((m, p))
+    err = r[:, 0].astype(np.float64).copy()
+    for i in range(p):
+        acc = r[:, i + 1] - np.einsum("mk,mk->m", a[:, :i], r[:, i:0:-1])
+        k = acc / np.maximum(err, 1e-300)
+        prev = a[:, :i].copy()
+        a[:, :i] = prev - k[:, None] * prev[:, ::-1]
+        a[:, i] = k
+        err = err * (1.0 - k * k)
+    return a, err
 
 
 def band_voicing(x: np.ndarray, f0: np.ndarray) -> np.ndarray:
@@ -265,19 +286,21 @@ GATE_PAUSE = 0.005
 between words), at least.  Music rarely falls 30 dB (at most 0.002 in the dev music hops)."""
 
 
-def speech_like(fr: sv.VoiceFrames, hop: np.ndarray) -> bool:
+def speech_like(fr: sv.VoiceFrames, hop: np.ndarray, level_all_db: np.ndarray | None = None) -> bool:
     """Whether analysed frames look like speech (the gate before voice knots compete with events): in the
     hop's frames (indices ``hop``), pitch that glides, mostly voiced, switching between voiced and unvoiced
-    at a syllable rate; and pauses between loud frames somewhere in all of ``fr`` (the hop with the
-    look-ahead: a few seconds of speech have a pause, music rarely falls :data:`GATE_LOUD_DB` for long, and
-    a fade-out or the end of the input is not a pause)."""
+    at a syllable rate; and pauses between loud frames somewhere in ``level_all_db`` (the frame levels of
+    the hop with its look-ahead, default ``fr``'s: a few seconds of speech have a pause, music rarely falls
+    :data:`GATE_LOUD_DB` for long, and a fade-out or the end of the input is not a pause)."""
     h = fr.take(hop)
     if not len(h):
         return False
-    loud_all = fr.level_db > fr.level_db.max() - GATE_LOUD_DB
+    levels = fr.level_db if level_all_db is None else level_all_db
+    top = float(levels.max())
+    loud_all = levels > top - GATE_LOUD_DB
     span = np.flatnonzero(loud_all)
     inner = ~loud_all[span[0] : span[-1] + 1]  # pauses between loud frames (not a fade-out or the end)
-    loud = h.level_db > fr.level_db.max() - GATE_LOUD_DB
+    loud = h.level_db > top - GATE_LOUD_DB
     voiced = h.voicing.max(axis=1) > 0.0
     lv = voiced[loud]
     pitch = 12.0 * np.log2(np.maximum(h.f0[loud & voiced], 1.0))
@@ -289,7 +312,7 @@ def speech_like(fr: sv.VoiceFrames, hop: np.ndarray) -> bool:
         move >= GATE_MOVE_ST
         and float(np.mean(~lv)) <= GATE_UNVOICED
         and switches >= GATE_SWITCHES
-        and float(np.sum(inner)) / len(fr) >= GATE_PAUSE
+        and float(np.sum(inner)) / len(levels) >= GATE_PAUSE
     )
 
 
@@ -316,12 +339,15 @@ def analyse_hop(x: np.ndarray, sample_rate: int, x_start: int, lo: int, hi: int)
     a = np.asarray(x, np.float64)
     mid = a.mean(axis=0)
     y = soxr.resample(mid, sample_rate, sv.SR) if sample_rate != sv.SR else mid
+    # the look-ahead only counts for the pause gate: frame levels there, the full analysis up to the hop's end
+    level_all = 10.0 * np.log10(np.maximum(frame_power(y), 1e-10))
+    y = y[: min(len(y), math.ceil((hi - x_start) * sv.SR / sample_rate) + round(CONTEXT_S * sv.SR))]
     m = len(y) // sv.HOP + 1  # frames analyse() returns
     t_abs = x_start + np.rint(np.arange(m) * sv.HOP * (sample_rate / sv.SR)).astype(np.int64)
     inside = np.flatnonzero((t_abs >= lo) & (t_abs < hi))
     if not len(inside):
         return None
-    fr = analyse(y, gate=lambda f: speech_like(f, inside[inside < len(f)]), only=inside)
+    fr = analyse(y, gate=lambda f: speech_like(f, inside[inside < len(f)], level_all), only=inside)
     if fr is None:
         return None
     inside = inside[inside < len(fr)]
@@ -342,15 +368,28 @@ def hop_knots(h: HopAnalysis, budget_bits: float | None) -> tuple[np.ndarray, np
     from sparsecodec.format import container, quantize
 
     table = quantize.TABLES["layout2"]
-    for every in range(MIN_EVERY, MAX_EVERY + 1):
+
+    def at(every: int) -> tuple[np.ndarray, np.ndarray]:
         k = knots(h.frames, every)
         times = h.times[np.searchsorted(h.frames.t, k.t)]
-        pan = np.full(len(times), h.pan)
-        track = sv.VoiceFrames(times, k.f0, k.level_db + h.boost_db, k.ceps, k.voicing, pan)
-        vectors = sv.to_vectors(track)
-        if budget_bits is None:
-            break
+        track = sv.VoiceFrames(
+            times, k.f0, k.level_db + h.boost_db, k.ceps, k.voicing, np.full(len(k), h.pan)
+        )
+        return sv.to_vectors(track), times
+
+    def fits(every: int, budget: float) -> bool:
+        vectors, times = at(every)
         codes = quantize.quantize(vectors, table)
-        if 8 * container.payload_bytes(times, codes, h.lo, h.hi - h.lo, table) <= budget_bits:
-            break
+        return 8 * container.payload_bytes(times, codes, h.lo, h.hi - h.lo, table) <= budget
+
+    # the bits fall as the spacing grows: the smallest spacing that fits, by bisection
+    lo, hi = MIN_EVERY, MAX_EVERY
+    if budget_bits is not None and not fits(lo, budget_bits):
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fits(mid, budget_bits):
+                hi = mid
+            else:
+                lo = mid + 1
+    vectors, times = at(lo)
     return vectors, times

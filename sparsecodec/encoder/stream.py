@@ -238,7 +238,7 @@ def encode_stream(
     """
     if sample_rate <= 0 or channels <= 0:
         raise UsageError(f"bad stream: {sample_rate} Hz, {channels} channels")
-    enc = WindowEncoder(sample_rate, channels, settings)
+    enc = WindowEncoder(sample_rate, channels, settings, total_samples=total_samples)
     hop, win = enc.hop, enc.win
     if offset % hop:
         raise UsageError(f"stream offset {offset} is not a multiple of the hop ({hop})")
@@ -319,8 +319,11 @@ class WindowEncoder:
         settings: EncoderSettings,
         renderer: Renderer | None = None,
         initialiser: Initialiser | None = None,
+        total_samples: int | None = None,
     ) -> None:
         self.sr = int(sample_rate)
+        self.total_samples = total_samples
+        """The input's length when known: voice knots leave its share of the file's header and index."""
         self.channels = int(channels)
         self.settings = settings
         self.hop = hop_samples(self.sr)
@@ -440,7 +443,7 @@ class WindowEncoder:
             return None
         table = quantize.TABLES["layout2"]
         codes = quantize.quantize(vec, table)
-        events_bits = 8 * container.payload_bytes(tim, codes, start, commit_end - start, table)
+        events_bits = 8 * container.chunk_file_bytes(tim, codes, start, commit_end - start, table)
         kv, kt = voice.hop_knots(hop, events_bits)
         frames = slice(0, min(self.n_frames, -(-(commit_end - start) // self.res.hop)))
         d_voice = band_distance_db(
@@ -450,11 +453,7 @@ class WindowEncoder:
         d_events = band_distance_db(mag2[:, frames], p_events[:, frames], self.sr, self.res)
         if not d_voice < d_events - VOICE_MARGIN_DB:
             return None
-        budget = (
-            None
-            if self.settings.kbps is None
-            else self.settings.kbps * 1000.0 * (commit_end - start) / self.sr
-        )
+        budget = voice.voice_budget(self.settings.kbps, commit_end - start, self.sr, self.total_samples)
         return voice.hop_knots(hop, budget)
 
     def _voice_power(self, kv: np.ndarray, kt: np.ndarray, start: int) -> np.ndarray:

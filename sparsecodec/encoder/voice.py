@@ -268,6 +268,9 @@ def knots(frames_: sv.VoiceFrames, every: int, silence_db: float | None = SILENC
     return frames_.take(idx[~inner])
 
 
+FILE_BYTES = 430
+"""What a file spends outside its chunks (header ≈ 390 bytes with the encoder's settings, the index frame,
+the trailer; measured): :func:`voice_budget` spreads it over the input when its length is known."""
 CONTEXT_S = 0.1
 """Audio analysed on each side of a hop (s): the analysis frames near its edges see real signal."""
 MIN_EVERY, MAX_EVERY = 3, 12
@@ -361,6 +364,20 @@ def analyse_hop(x: np.ndarray, sample_rate: int, x_start: int, lo: int, hi: int)
     return HopAnalysis(fr.take(inside), t_abs[inside], lo, hi, boost, pan)
 
 
+def voice_budget(
+    kbps: float | None, hop_samples: int, sample_rate: int, total_samples: int | None
+) -> float | None:
+    """Bits a hop of voice knots may take (its chunk frame and index entry included) for a ``kbps`` target
+    counted over the whole file: the hop's share of the rate, less its share of :data:`FILE_BYTES` when the
+    input's length is known (None: no target)."""
+    if kbps is None:
+        return None
+    bits = kbps * 1000.0 * hop_samples / sample_rate
+    if total_samples:
+        bits -= 8.0 * FILE_BYTES * min(1.0, hop_samples / total_samples)
+    return bits
+
+
 def hop_knots(h: HopAnalysis, budget_bits: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Layout-2 voice knots of an analysed hop → ``(vectors float64[K, 32], times int64[K])`` at absolute
     samples: the densest spacing (:data:`MIN_EVERY`..:data:`MAX_EVERY` frames, pauses thinned by
@@ -380,7 +397,7 @@ def hop_knots(h: HopAnalysis, budget_bits: float | None) -> tuple[np.ndarray, np
     def fits(every: int, budget: float) -> bool:
         vectors, times = at(every)
         codes = quantize.quantize(vectors, table)
-        return 8 * container.payload_bytes(times, codes, h.lo, h.hi - h.lo, table) <= budget
+        return 8 * container.chunk_file_bytes(times, codes, h.lo, h.hi - h.lo, table) <= budget
 
     # the bits fall as the spacing grows: the smallest spacing that fits, by bisection
     lo, hi = MIN_EVERY, MAX_EVERY

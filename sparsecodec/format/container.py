@@ -556,14 +556,15 @@ def _unpack_body(method: int, data: bytes, raw_len: int, what: str) -> bytes:
     raise FormatError(f"{what}: unknown compression method {method}")
 
 
-def payload_bytes(
+def chunk_file_bytes(
     times: np.ndarray, codes: np.ndarray, start: int, length: int, table: quantize.Table
 ) -> int:
-    """Bytes a chunk of these events takes in a file of the current format (its frame payload): what an
-    encoder weighing candidate events against a bit budget counts."""
+    """Bytes a chunk of these events adds to a file of the current format: its frame (sync, length,
+    payload, CRC) and its index entry.  What an encoder weighing candidate events against a bit budget
+    counts."""
     chunk = Chunk(0, start, length, np.asarray(times, np.int64), np.asarray(codes, np.uint16))
     payload, _ = encode_chunk_payload(chunk, _widths(table), coding.plan(table))
-    return len(payload)
+    return len(_frame(CHUNK_SYNC, payload)) + _INDEX_ENTRY.size
 
 
 def encode_chunk_payload(

@@ -322,3 +322,14 @@ def test_any_voice_codes_render_finite_and_bounded() -> None:
         y = sv.render_span(sv.from_vectors(v, t * rate // 22050), rate, 0, 3 * rate, 2)
         assert np.isfinite(y).all()
         assert float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) < 10.0  # +6 dBFS knots, a few at once
+
+
+def test_stems_put_the_voice_in_one_stem(speech_files: dict[str, Path], tmp_path: Path) -> None:
+    from sparsecodec.tools import stems
+
+    out = stems.decode_stems(speech_files["male"], tmp_path / "k", group="kind", bits="32f")
+    assert [p.name for p in out] == ["voice.wav", "pitched.wav", "noise.wav"]
+    total = sum(sf.read(p, dtype="float64")[0] for p in out)
+    assert np.abs(total - _decode(speech_files["male"])).max() < 1e-4  # they add up to the decode
+    listed = stems.decode_stems(speech_files["male"], tmp_path / "e", group="event")
+    assert listed[0].name == "voice.wav" and listed[-1].name == "stems.json"

@@ -10,6 +10,9 @@ Groupings (``group=``):
   versus percussion/breath.  Their sum is the full decode (before the limiter).
 - ``"pitch"``: one full-length stem per MIDI note (``note_060_C4.wav``...) plus ``noise.wav``.
 
+A file's voice knots (layout 2) are one sound, not separate events: every grouping writes them as one more
+full-length stem, ``voice.wav`` (listed in ``stems.json`` with ``"kind": "voice"`` for ``"event"``).
+
 Rendering uses :mod:`render_np` (no torch).  Each event keeps the noise seed it has in the full decode
 (``dsp.event_seeds`` over all events), so the stems of a grouping add up to the full decode.
 """
@@ -125,9 +128,15 @@ def decode_stems(
 
     seeds = event_seeds(ev.times_s)
     out = _StemOut(outdir, out_rate, channels, bits, force, progress)
+    voice = events.is_voice(ev.vectors)
+    written = []
+    if voice.any():  # the voice track as one stem, whatever the grouping
+        written.append(out.write("voice.wav", _render_full(ev, seeds, voice, out.rate, out.channels, n_out)))
+        ev = ev.subset(~voice)
+        seeds, pitched = seeds[~voice], pitched[~voice]
     if group == "event":
-        return _event_stems(ev, seeds, pitched, Path(src).name, out)
-    return _group_stems(ev, seeds, pitched, group, n_out, out)
+        return written + _event_stems(ev, seeds, pitched, Path(src).name, out, bool(voice.any()))
+    return written + _group_stems(ev, seeds, pitched, group, n_out, out)
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ class _StemOut:
 
 
 def _event_stems(
-    ev: Events, seeds: np.ndarray, pitched: np.ndarray, source: str, out: _StemOut
+    ev: Events, seeds: np.ndarray, pitched: np.ndarray, source: str, out: _StemOut, voice: bool = False
 ) -> list[Path]:
     """One WAV per event over its own support (room tail included), plus ``stems.json`` listing them."""
     from sparsecodec.audio.io import atomic_output, ensure_writable
@@ -196,6 +205,8 @@ def _event_stems(
     index_path = out.folder / "stems.json"
     ensure_writable(index_path, out.force)
     with atomic_output(index_path, overwrite=out.force) as f:
+        if voice:
+            index.insert(0, {"file": "voice.wav", "time": 0.0, "kind": "voice"})
         doc = {"source": source, "sample_rate": out.rate, "stems": index}
         f.write((json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     written.append(index_path)

@@ -300,9 +300,6 @@ def speech_like(fr: sv.VoiceFrames, hop: np.ndarray, level_all_db: np.ndarray | 
         return False
     levels = fr.level_db if level_all_db is None else level_all_db
     top = float(levels.max())
-    loud_all = levels > top - GATE_LOUD_DB
-    span = np.flatnonzero(loud_all)
-    inner = ~loud_all[span[0] : span[-1] + 1]  # pauses between loud frames (not a fade-out or the end)
     loud = h.level_db > top - GATE_LOUD_DB
     voiced = h.voicing.max(axis=1) > 0.0
     lv = voiced[loud]
@@ -315,8 +312,18 @@ def speech_like(fr: sv.VoiceFrames, hop: np.ndarray, level_all_db: np.ndarray | 
         move >= GATE_MOVE_ST
         and float(np.mean(~lv)) <= GATE_UNVOICED
         and switches >= GATE_SWITCHES
-        and float(np.sum(inner)) / len(levels) >= GATE_PAUSE
+        and has_pauses(levels)
     )
+
+
+def has_pauses(level_db: np.ndarray) -> bool:
+    """Whether frame levels (dB) have pauses between loud frames: at least :data:`GATE_PAUSE` of the frames
+    lie :data:`GATE_LOUD_DB` below the loudest, between two loud ones (a fade-out or the end is no pause)."""
+    if not len(level_db):
+        return False
+    loud = level_db > float(level_db.max()) - GATE_LOUD_DB
+    span = np.flatnonzero(loud)
+    return float(np.sum(~loud[span[0] : span[-1] + 1])) / len(level_db) >= GATE_PAUSE
 
 
 @dataclass(frozen=True)
@@ -344,6 +351,8 @@ def analyse_hop(x: np.ndarray, sample_rate: int, x_start: int, lo: int, hi: int)
     y = soxr.resample(mid, sample_rate, sv.SR) if sample_rate != sv.SR else mid
     # the look-ahead only counts for the pause gate: frame levels there, the full analysis up to the hop's end
     level_all = 10.0 * np.log10(np.maximum(frame_power(y), 1e-10))
+    if not has_pauses(level_all):  # the cheap part of the gate first: most music has no pause
+        return None
     y = y[: min(len(y), math.ceil((hi - x_start) * sv.SR / sample_rate) + round(CONTEXT_S * sv.SR))]
     m = len(y) // sv.HOP + 1  # frames analyse() returns
     t_abs = x_start + np.rint(np.arange(m) * sv.HOP * (sample_rate / sv.SR)).astype(np.int64)

@@ -656,7 +656,8 @@ def test_default_rows_on_voice() -> None:
     rows = {c.name: c for c in default_codecs()}
     assert {"codec2-3200", "codec2-1200", "codec2-700c"} <= set(rows)
     runs_voice = sorted(n for n, c in rows.items() if "voice" not in c.skip_categories)
-    assert runs_voice == sorted(["spev", "opus-6", "opus-12", "codec2-3200", "codec2-1200", "codec2-700c"])
+    want = ["spev", "spev-2k", "opus-6", "opus-12", "codec2-3200", "codec2-1200", "codec2-700c"]
+    assert runs_voice == sorted(want)  # spev-2k: #18's first bar is spev at <= 2 kbps on voice
     assert all("speech" not in rows[n].skip_categories for n in runs_voice)
     named = {c.name: c for c in default_codecs(every_category=True)}
     for name in ("spev-refine", "spev-analysis", "spev-2k", "spev-8k", "mp3-8"):  # asked for by name

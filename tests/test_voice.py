@@ -31,19 +31,25 @@ def vowel(f0: float | tuple[float, float], formants: tuple[float, ...], seconds:
     return 0.3 * x / np.abs(x).max()
 
 
-def measure_f0(y: np.ndarray) -> float:
-    """Median f0 (Hz) over 40 ms frames of the middle half, from the autocorrelation's highest peak."""
-    n = 640
-    mid = y[len(y) // 4 : 3 * len(y) // 4]
-    out = []
-    for s in range(0, len(mid) - n, 160):
-        fr = mid[s : s + n] * np.hanning(n)
+def f0_frames(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 40 ms frame (10 ms apart): f0 (Hz) from the autocorrelation's highest peak (parabolic), and the
+    frame's power (dB)."""
+    n, f0s, pw = 640, [], []
+    for s in range(0, len(y) - n, 160):
+        fr = y[s : s + n] * np.hanning(n)
         ac = np.correlate(fr, fr, "full")[n - 1 :]
         lo, hi = int(SR / 500), int(SR / 60)
         lag = lo + int(np.argmax(ac[lo:hi]))
         a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]
-        out.append(SR / (lag + 0.5 * (a - c) / (a - 2.0 * b + c)))  # parabolic peak
-    return float(np.median(out))
+        den = a - 2.0 * b + c
+        f0s.append(SR / (lag + (0.5 * (a - c) / den if den else 0.0)))
+        pw.append(10.0 * np.log10(np.mean(fr**2) + 1e-12))
+    return np.array(f0s), np.array(pw)
+
+
+def measure_f0(y: np.ndarray) -> float:
+    """Median f0 (Hz) over 40 ms frames of the middle half (:func:`f0_frames`)."""
+    return float(np.median(f0_frames(y[len(y) // 4 : 3 * len(y) // 4])[0]))
 
 
 def measure_formants(y: np.ndarray, order: int = 16) -> tuple[float, float]:

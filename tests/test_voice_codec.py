@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from scipy.signal import lfilter
 
 from sparsecodec import api
 from sparsecodec.cli import cli
@@ -20,7 +19,7 @@ from sparsecodec.format import container as C
 from sparsecodec.format import events, quantize
 from sparsecodec.synth import render_np
 from sparsecodec.synth import voice as sv
-from tests.test_voice import FEMALE, MALE, measure_formants
+from tests.test_voice import FEMALE, MALE, f0_frames, measure_formants, vowel
 
 SR = 16000
 TABLE = quantize.TABLES["layout2"]
@@ -37,33 +36,10 @@ def utterance(who: tuple[float, tuple[float, ...]], seconds: float = 7.0, seed: 
             parts.append(0.004 * rng.standard_normal(int(0.06 * SR)))  # fricative
             n = int(rng.uniform(0.18, 0.3) * SR)
             start = f0 * 2.0 ** (rng.uniform(-2.0, 2.0) / 12.0)
-            inst = start * 2.0 ** (-4.0 / 12.0 * np.arange(n) / n)
-            phase = np.cumsum(inst) / SR
-            pulses = np.zeros(n)
-            pulses[np.flatnonzero(np.diff(np.floor(phase), prepend=0.0) > 0)] = 1.0
-            v = lfilter([1.0], [1.0, -0.95], pulses)
-            for f, bw in zip(formants, (80.0, 100.0, 140.0), strict=False):
-                r = np.exp(-np.pi * bw / SR)
-                v = lfilter([1.0 - r], [1.0, -2.0 * r * np.cos(2.0 * np.pi * f / SR), r * r], v)
-            parts.append(0.25 * v / np.abs(v).max() * np.hanning(n) ** 0.25)
+            v = vowel((start, start * 2.0 ** (-4.0 / 12.0)), formants, n / SR)  # falls 4 semitones
+            parts.append(v[:n] / 0.3 * 0.25 * np.hanning(len(v[:n])) ** 0.25)
         parts.append(np.zeros(int(rng.uniform(0.15, 0.3) * SR)))  # pause
     return np.concatenate(parts)[: int(seconds * SR)].astype(np.float32)
-
-
-def f0_frames(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per 40 ms frame (10 ms apart): f0 (Hz) from the autocorrelation's highest peak, and the frame's
-    power (dB)."""
-    n, f0s, pw = 640, [], []
-    for s in range(0, len(y) - n, 160):
-        fr = y[s : s + n] * np.hanning(n)
-        ac = np.correlate(fr, fr, "full")[n - 1 :]
-        lo, hi = int(SR / 500), int(SR / 60)
-        lag = lo + int(np.argmax(ac[lo:hi]))
-        a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]
-        den = a - 2.0 * b + c
-        f0s.append(SR / (lag + (0.5 * (a - c) / den if den else 0.0)))
-        pw.append(10.0 * np.log10(np.mean(fr**2) + 1e-12))
-    return np.array(f0s), np.array(pw)
 
 
 def f0_shift(ref: np.ndarray, moved: np.ndarray) -> float:

@@ -391,19 +391,13 @@ class WindowEncoder:
                 vec, tim = np.concatenate([vec, fv]), np.concatenate([tim, ft])
                 order = np.argsort(tim, kind="stable")
                 vec, tim = vec[order], tim[order]
+        kept_v, kept_t = vec, tim  # the events whose tails sound into the next windows
         if self.settings.voice:
             knots = self._voice_hop(x, start, commit_end, mag2, tails, vec, tim, valid or self.win)
             if knots is not None:  # the hop is a voice: its events are dropped, their tails never sound
+                kept_v, kept_t = np.zeros((0, events.N_DIMS)), np.zeros(0, np.int64)
                 vec, tim = knots
-                self._commit(np.zeros((0, events.N_DIMS)), np.zeros(0, np.int64), start + self.hop)
-                return EncodedChunk(
-                    start=start,
-                    length=int(length if length is not None else commit_end - start),
-                    vectors=vec,
-                    times=tim,
-                    side={},
-                )
-        self._commit(vec, tim, start + self.hop)
+        self._commit(kept_v, kept_t, start + self.hop)
         return EncodedChunk(
             start=start,
             length=int(length if length is not None else commit_end - start),

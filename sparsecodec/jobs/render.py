@@ -20,6 +20,7 @@ import numpy as np
 from sparsecodec.audio import io as audio_io
 from sparsecodec.format import events, quantize
 from sparsecodec.jobs import procs
+from sparsecodec.synth import voice
 
 Source = str | Path | BinaryIO
 Progress = Callable[[float], None]
@@ -57,7 +58,7 @@ def decode_serial(
     lo_tick = math.floor(t0 * tr)
     # a voice knot up to a gap after the end still shapes the glide into it (synth.voice.MAX_GAP_S)
     end_tick = math.ceil(t1 * tr)
-    hi_tick = end_tick + (math.ceil(VOICE_GAP_S * tr) if last < _whole(reader, out_rate) else 0)
+    hi_tick = end_tick + (math.ceil(voice.MAX_GAP_S * tr) if last < _whole(reader, out_rate) else 0)
     whole = False
     if ignore_errors:
         chunks: Iterator[Any] = (
@@ -109,10 +110,6 @@ def decode_serial(
     if whole:
         reader.check_end()
     return n_events, n_chunks
-
-
-VOICE_GAP_S = 0.25
-"""``synth.voice.MAX_GAP_S`` (not imported here: the voice synthesis loads scipy)."""
 
 
 def _whole(reader: Any, out_rate: int) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 
 from sparsecodec.format import events
 from sparsecodec.synth import kernels as dsp
+from sparsecodec.synth.voice import VoiceStream, take_voice
 
 _C = events.INDEX
 ROOM_TAIL_S = dsp.ROOM_TAIL_S
@@ -392,7 +393,7 @@ class StreamRenderer:
         self._out = np.zeros((channels, 0), dtype=np.float32)  # samples from (_m_done - 2) * hop
         self._wet: dict[tuple[float, float], np.ndarray] = {}  # room -> mono wet samples, same origin
         self._spectra: dict[tuple[tuple[float, float], int], np.ndarray] = {}
-        self._voice: Any = None  # synth.voice.VoiceStream once a voice knot arrives
+        self._voice: VoiceStream | None = None  # once a voice knot arrives
 
     # ------------------------------------------------------------------------------------------------ api
 
@@ -407,22 +408,15 @@ class StreamRenderer:
         """Render events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
         v, t, s = dsp.check_inputs(vectors, times_s, seeds)
         room = dsp.parse_room(side)
-        voice = events.is_voice(v)
-        if voice.any():
-            if self._voice is None:
-                from sparsecodec.synth.voice import VoiceStream
-
-                self._voice = VoiceStream(self.sample_rate, self.channels)
-            self._voice.add(v[voice], t[voice])
-            v, t, s = v[~voice], t[~voice], s[~voice]
+        self._voice, notes = take_voice(self._voice, v, t, self.sample_rate, self.channels)
+        v, t, s = v[notes], t[notes], s[notes]
         if len(v):
             self._add_events(v, t, s, room)
         m_safe = dsp.safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
         m_safe = self._m_end if m_safe is None else min(m_safe, self._m_end)
         if self._voice is not None:  # the voice after its last knot waits for the next one
-            end = float(safe_until_s) * self.sample_rate
-            safe = self.n_samples_total if end >= self.n_samples_total else math.ceil(end)
-            m_safe = min(m_safe, self._voice.final_until(safe) // self._hop + dsp.HALF)
+            final = self._voice.final_until(safe_until_s, self.n_samples_total)
+            m_safe = min(m_safe, final // self._hop + dsp.HALF)
         return self._finalise(m_safe)
 
     def finish(self) -> np.ndarray:

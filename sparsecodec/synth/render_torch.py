@@ -8,7 +8,6 @@ Batched input ``[B, N, 32]`` renders several windows in one pass.  Computation i
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from sparsecodec.errors import UsageError
 from sparsecodec.format import events
 from sparsecodec.synth import kernels as dsp
+from sparsecodec.synth.voice import VoiceStream, take_voice
 
 _C = events.INDEX
 
@@ -222,7 +222,7 @@ class StreamRenderer:
         self._hop = dsp.frame_size(self.sample_rate) // dsp.OVERLAP
         self._done = int(start_sample)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float] | None]] = []
-        self._voice: Any = None  # synth.voice.VoiceStream once a voice knot arrives
+        self._voice: VoiceStream | None = None  # once a voice knot arrives
 
     def push(
         self,
@@ -234,14 +234,9 @@ class StreamRenderer:
     ) -> np.ndarray:
         """Add events (``float[N,32]``, absolute onsets in s); return the final audio ``float32[C, k]``."""
         v, t, s = dsp.check_inputs(vectors, times_s, seeds)
-        voice = events.is_voice(v)
-        if voice.any():  # voice knots render on the CPU (synth.voice), as the numpy decoder does
-            if self._voice is None:
-                from sparsecodec.synth.voice import VoiceStream
-
-                self._voice = VoiceStream(self.sample_rate, self.channels)
-            self._voice.add(v[voice], t[voice])
-            v, t, s = v[~voice], t[~voice], s[~voice]
+        # voice knots render on the CPU (synth.voice), as the numpy decoder does
+        self._voice, notes = take_voice(self._voice, v, t, self.sample_rate, self.channels)
+        v, t, s = v[notes], t[notes], s[notes]
         if len(v):
             self._pending.append((v, t, s, dsp.parse_room(side)))
         m_safe = dsp.safe_frame(safe_until_s, self.n_samples_total, self.sample_rate, self._hop)
@@ -251,10 +246,10 @@ class StreamRenderer:
             if m_safe is None
             else min((m_safe - dsp.HALF) * self._hop, self.n_samples_total)
         )
-        if self._voice is not None:
-            ahead = float(safe_until_s) * self.sample_rate
-            safe = self.n_samples_total if ahead >= self.n_samples_total else math.ceil(ahead)
-            end = min(end, (self._voice.final_until(safe) // self._hop) * self._hop)
+        if self._voice is not None:  # the voice after its last knot waits for the next one
+            end = min(
+                end, (self._voice.final_until(safe_until_s, self.n_samples_total) // self._hop) * self._hop
+            )
         return self._render_to(end)
 
     def finish(self) -> np.ndarray:

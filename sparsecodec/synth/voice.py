@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sparsecodec.format import events
+
 SR = 16000
 """Voice analysis and synthesis rate (Hz)."""
 HOP = 80
@@ -87,10 +89,17 @@ class VoiceFrames:
         return np.zeros(len(self.t)) if self.pan is None else np.asarray(self.pan, np.float64)
 
 
+def _mel(hz: np.ndarray | float) -> np.ndarray:
+    """Frequency (Hz) → mel."""
+    return np.asarray(2595.0 * np.log10(1.0 + np.maximum(hz, 0.0) / 700.0))
+
+
+_MEL_LO, _MEL_HI = float(_mel(F_LO)), float(_mel(F_HI))
+
+
 def mel_grid() -> np.ndarray:
     """``float64[N_MEL]``: the envelope's frequencies (Hz), evenly spaced in mel."""
-    lo, hi = 2595.0 * np.log10(1.0 + F_LO / 700.0), 2595.0 * np.log10(1.0 + F_HI / 700.0)
-    return 700.0 * (10.0 ** (np.linspace(lo, hi, N_MEL) / 2595.0) - 1.0)
+    return 700.0 * (10.0 ** (np.linspace(_MEL_LO, _MEL_HI, N_MEL) / 2595.0) - 1.0)
 
 
 def _dct_matrix() -> np.ndarray:
@@ -139,8 +148,6 @@ def formant_shift(frames: VoiceFrames, ratio: float) -> VoiceFrames:
 def from_vectors(vectors: np.ndarray, times: np.ndarray) -> VoiceFrames:
     """Layout-2 voice knots (``float[K, 32]``, :data:`format.events.VOICE_DIMS`) at integer sample ``times``
     → a track (sorted by time; of knots at the same time the last is kept)."""
-    from sparsecodec.format import events
-
     v = np.asarray(vectors, np.float64).reshape(-1, events.N_DIMS)
     t = np.asarray(times, np.int64)
     order = np.argsort(t, kind="stable")
@@ -160,8 +167,6 @@ def from_vectors(vectors: np.ndarray, times: np.ndarray) -> VoiceFrames:
 
 def to_vectors(k: VoiceFrames) -> np.ndarray:
     """A track → layout-2 voice knots ``float64[K, 32]`` (times: ``k.t``), clipped to the table's ranges."""
-    from sparsecodec.format import events
-
     col = events.VOICE_INDEX
     v = events.voice_defaults(len(k))
     v[:, col["level"]] = k.level_db
@@ -169,9 +174,7 @@ def to_vectors(k: VoiceFrames) -> np.ndarray:
     v[:, col["voicing1"] : col["voicing1"] + len(BANDS) - 1] = k.voicing
     v[:, col["ceps1"] : col["ceps1"] + N_CEPS] = k.ceps
     v[:, col["pan"]] = k.pans()
-    lo = np.array([d.lo for d in events.VOICE_DIMS])
-    hi = np.array([d.hi for d in events.VOICE_DIMS])
-    return np.clip(v, lo, hi)
+    return events.clip(v)
 
 
 def render(knots: VoiceFrames, n_samples: int, rate: int = SR) -> np.ndarray:
@@ -185,17 +188,23 @@ class _Track:
 
     k: VoiceFrames
     joined: np.ndarray  # bool[K-1]: segment i (knots i, i+1) sounds
-    run: np.ndarray  # int64[K]: index of the knot that starts each knot's phase run
     forced: np.ndarray  # bool[K]: knot i starts a run by the epoch rule (cross-fade over segment i)
     phase: np.ndarray  # float64[K]: phase (rad, mod 2 pi) of f0 at each knot within its run
     prev_phase: np.ndarray  # float64[K]: at a forced knot, the old run's phase there
+
+
+def joins(t: np.ndarray, level_db: np.ndarray, gap: float) -> np.ndarray:
+    """``bool[K - 1]``: which consecutive knots (times ``t``, increasing) are joined: at most ``gap`` apart
+    (the same unit as ``t``: :data:`MAX_GAP_S` in s, or in samples) and not both silent."""
+    silent = np.asarray(level_db) <= SILENT_DB
+    return (np.diff(t) <= gap) & ~(silent[:-1] & silent[1:])
 
 
 def _prepare(k: VoiceFrames, cut: np.ndarray, rate: int) -> _Track:
     t = k.t.astype(np.int64)
     n = len(t)
     silent = k.level_db <= SILENT_DB
-    joined = (np.diff(t) <= round(MAX_GAP_S * rate)) & ~(silent[:-1] & silent[1:]) & ~cut
+    joined = joins(t, k.level_db, round(MAX_GAP_S * rate)) & ~cut
     mute = silent | (k.voicing.max(axis=1, initial=0.0) <= 0.0)  # no harmonic sounds at the knot
     free = np.ones(n, bool)  # a free reset: no harmonic sounds over the whole segment before the knot
     free[1:] = ~joined | (mute[:-1] & mute[1:])
@@ -210,7 +219,6 @@ def _prepare(k: VoiceFrames, cut: np.ndarray, rate: int) -> _Track:
         prev_cell = cell[1:] - 1 - cell.min()
         forced[1:] = crossing & ~free[1:] & ~has_free[prev_cell]
     starts = free | forced
-    run = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
     # phase: integral of f0 over each segment (f0 log-linear between the knots), summed within runs
     seg = np.zeros(max(n - 1, 0))
     if n > 1:
@@ -229,7 +237,7 @@ def _prepare(k: VoiceFrames, cut: np.ndarray, rate: int) -> _Track:
         phase[i] = acc
         if i < n - 1:
             acc = (acc + seg[i]) % (2.0 * np.pi)
-    return _Track(k, joined, run, forced, phase, prev)
+    return _Track(k, joined, forced, phase, prev)
 
 
 def render_span(k: VoiceFrames, rate: int, a: int, b: int, channels: int = 1) -> np.ndarray:
@@ -241,8 +249,8 @@ def render_span(k: VoiceFrames, rate: int, a: int, b: int, channels: int = 1) ->
     if b <= a or not len(k):
         return out
     k = k.take(np.argsort(k.t, kind="stable"))
-    tr = _prepare(*_with_fades(k, rate), rate)
-    if rate <= INNER_RATE:
+    tr = _prepare(*_with_fades(k, rate), rate) if rate <= INNER_RATE or channels > 1 else None
+    if tr is not None and rate <= INNER_RATE:
         mono = _harmonics(tr, rate, a, b) + _noise(tr, rate, a, b)
     else:  # the voice has nothing above F_HI: render it at INNER_RATE and interpolate
         inner = replace(k, t=(k.t * INNER_RATE) // rate)
@@ -254,6 +262,7 @@ def render_span(k: VoiceFrames, rate: int, a: int, b: int, channels: int = 1) ->
     if channels == 1:
         out[0] = mono
         return out
+    assert tr is not None  # made for every stereo render
     ang = (np.pi / 4.0) * (_pan_at(tr, np.arange(a, b)) + 1.0)
     out[0], out[1] = mono * np.cos(ang), mono * np.sin(ang)
     return out
@@ -306,9 +315,9 @@ def _with_fades(k: VoiceFrames, rate: int) -> tuple[VoiceFrames, np.ndarray]:
     is not silent, so that a track fades in and out instead of starting or stopping on a step; and
     ``bool[K' - 1]``: the segments that must stay unjoined (from an added end, to an added start)."""
     t = k.t.astype(np.int64)
-    gap, fade = round(MAX_GAP_S * rate), max(1, round(FADE_S * rate))
+    fade = max(1, round(FADE_S * rate))
     silent = k.level_db <= SILENT_DB
-    joined = (np.diff(t) <= gap) & ~(silent[:-1] & silent[1:])
+    joined = joins(t, k.level_db, round(MAX_GAP_S * rate))
     starts = ~silent & np.concatenate([[True], ~joined])
     ends = ~silent & np.concatenate([~joined, [True]])
     n_s, n_e = int(starts.sum()), int(ends.sum())
@@ -336,14 +345,10 @@ def _pan_at(tr: _Track, s: np.ndarray) -> np.ndarray:
     return pan[i] + u * (pan[j] - pan[i])
 
 
-_MEL_LO, _MEL_HI = 2595.0 * np.log10(1.0 + F_LO / 700.0), 2595.0 * np.log10(1.0 + F_HI / 700.0)
-
-
 def _env_at(shape: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     """log10 envelope ``shape`` ``[F, N_MEL]`` read at ``freqs`` ``[F, K]`` (Hz; linear in mel, held beyond
     the grid's ends, as ``np.interp`` on :func:`mel_grid`)."""
-    mel = 2595.0 * np.log10(1.0 + np.maximum(freqs, 0.0) / 700.0)
-    pos = np.clip((mel - _MEL_LO) / (_MEL_HI - _MEL_LO) * (N_MEL - 1), 0.0, N_MEL - 1.0)
+    pos = np.clip((_mel(freqs) - _MEL_LO) / (_MEL_HI - _MEL_LO) * (N_MEL - 1), 0.0, N_MEL - 1.0)
     j = np.minimum(pos.astype(np.int64), N_MEL - 2)
     frac = pos - j
     rows = np.arange(shape.shape[0])[:, None]
@@ -542,16 +547,21 @@ class VoiceStream:
             self._v = np.concatenate([self._v, np.asarray(vectors, np.float64)])
             self._t = np.concatenate([self._t, t])
 
-    def final_until(self, safe_until: int) -> int:
-        """The sample up to which the voice is final when no knot will come before ``safe_until``: a span
-        after the last knot depends on the next one unless that is more than a gap away, and a noise frame
-        reaches half its length back from its centre."""
-        # a track's fade-in starts FADE_S before its knot, and half a noise frame reaches back from its centre
+    def final_until(self, safe_until_s: float, n_total: int) -> int:
+        """The sample up to which the voice is final when no knot will come before ``safe_until_s`` (s; at
+        most ``n_total``): a span after the last knot depends on the next one unless that is more than a
+        gap away; a track's fade-in starts :data:`FADE_S` before its knot, half a noise frame reaches back
+        from its centre, and above :data:`INNER_RATE` the interpolator reads :data:`TAPS` inner samples
+        ahead."""
+        ahead = float(safe_until_s) * self.rate
+        safe = n_total if ahead >= n_total else math.ceil(ahead)
         reach = 2 * max(1, round(FRAME_S * self.rate)) + max(1, round(FADE_S * self.rate))
+        if self.rate > INNER_RATE:
+            reach += math.ceil(TAPS * self.rate / INNER_RATE)
         if not len(self._t):
-            return safe_until - reach
+            return safe - reach
         last = int(self._t.max())
-        return (safe_until if safe_until > last + self._gap else min(safe_until, last)) - reach
+        return (safe if safe > last + self._gap else min(safe, last)) - reach
 
     def render(self, a: int, b: int) -> np.ndarray | None:
         """Samples ``[a, b)`` of the voice, ``float32[C, b - a]`` (None: silent); forgets knots that can no
@@ -559,12 +569,22 @@ class VoiceStream:
         old = self._t < a - round(LOOKBACK_S * self.rate)
         if old.any():
             self._v, self._t = self._v[~old], self._t[~old]
-        if b <= a or not len(self._t):
-            return None
-        near = (self._t >= a - round(LOOKBACK_S * self.rate)) & (self._t <= b + self._gap)
-        if not near.any():
+        near = self._t <= b + self._gap
+        if b <= a or not near.any():
             return None
         return render_span(from_vectors(self._v[near], self._t[near]), self.rate, a, b, self.channels)
+
+
+def take_voice(
+    stream: VoiceStream | None, v: np.ndarray, t: np.ndarray, rate: int, channels: int
+) -> tuple[VoiceStream | None, np.ndarray]:
+    """A stream renderer's share-out: the voice knots of events ``v`` (onsets ``t``, s) go to ``stream``
+    (made on the first knot); returns the stream and ``bool[N]``, the events left to render as notes."""
+    voice = events.is_voice(v)
+    if voice.any():
+        stream = stream if stream is not None else VoiceStream(rate, channels)
+        stream.add(v[voice], t[voice])
+    return stream, ~voice
 
 
 def formants(ceps: np.ndarray, n: int = 3) -> np.ndarray:

@@ -214,6 +214,9 @@ VOICE_DIMS: tuple[Dim, ...] = (
 # fmt: on
 assert len(VOICE_DIMS) == N_DIMS and all(d.index == i for i, d in enumerate(VOICE_DIMS))
 VOICE_INDEX: dict[str, int] = {d.name: d.index for d in VOICE_DIMS}
+VOICE_PARAMS: tuple[str, ...] = tuple(d.name for d in VOICE_DIMS if d.bits and d.index != KIND_DIM)
+"""A voice knot's transmitted parameters by name (level, pitch, voicing1-4, ceps1-16, pan): what inspect
+and export list for it."""
 
 KIND_DIMS: dict[str, tuple[Dim, ...]] = {"note": NOTE_DIMS, "voice": VOICE_DIMS}
 """Layout 2's dimension table of each kind."""

@@ -147,9 +147,9 @@ def quantize(vectors: np.ndarray, table: Table | None = None) -> np.ndarray:
         v = np.asarray(vectors, dtype=np.float64).reshape(-1, events.N_DIMS)
         voice = events.is_voice(v)
         out = np.zeros(v.shape, dtype=np.uint16)
-        out[~voice] = _quantize(
-            np.concatenate([v[~voice, :-1], np.zeros((int((~voice).sum()), 1))], 1), table["note"]
-        )
+        notes = v[~voice].copy()
+        notes[:, events.KIND_DIM] = events.KIND_NOTE  # anything but a voice knot is a note
+        out[~voice] = _quantize(notes, table["note"])
         out[voice] = _quantize(v[voice], table["voice"])
         return out
     return _quantize(vectors, table)

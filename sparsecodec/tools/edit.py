@@ -260,11 +260,13 @@ def perturb(ev: Events, scale: float, rng: np.random.Generator) -> Events:
 # ---------------------------------------------------------------------------------- parsing & values
 
 
-def check_value(name: str, value: float) -> None:
-    """Raise :class:`UsageError` unless ``name`` is a dimension and ``value`` a finite value in its range."""
-    if name not in events.INDEX:
-        raise UsageError(f"unknown dimension {name!r} (known: {', '.join(events.NAMES)})")
-    d = events.DIMS[_col(name)]
+def check_value(name: str, value: float, dims: tuple[events.Dim, ...] = events.DIMS) -> None:
+    """Raise :class:`UsageError` unless ``name`` is a dimension of ``dims`` (a note's, by default) and
+    ``value`` a finite value in its range."""
+    by_name = {d.name: d for d in dims}
+    if name not in by_name:
+        raise UsageError(f"unknown dimension {name!r} (known: {', '.join(by_name)})")
+    d = by_name[name]
     if not math.isfinite(value):
         raise UsageError(f"{name}: value must be finite, not {value}")
     tol = 1e-9 * max(abs(d.lo), abs(d.hi), 1.0)

@@ -53,11 +53,12 @@ DERIVED = ("time", "pitch", "f0_hz", "level_db", "end", "velocity")
 """Top-level per-event fields besides ``params``."""
 OUTPUT_ONLY = ("end", "velocity")
 """Derived fields that import checks for type and otherwise ignores (they follow from ``params``)."""
-_VOICE_ONLY_NAMES = tuple(
-    d.name for d in events.VOICE_DIMS if d.bits and d.name != "kind" and d.name not in events.INDEX
-)
+VOICE_PARAMS = events.VOICE_PARAMS
+"""A voice knot's parameters in an export (layout 2): level, pitch, voicing1-4, ceps1-16, pan."""
+VOICE_ONLY = tuple(n for n in VOICE_PARAMS if n not in events.INDEX)
+"""Voice parameters that are not also note dimensions (CSV columns ``voice.<name>``)."""
 CSV_COLUMNS = (*DERIVED, *(f"params.{name}" for name in events.NAMES))
-CSV_VOICE_COLUMNS = ("kind", *(f"voice.{name}" for name in _VOICE_ONLY_NAMES))
+CSV_VOICE_COLUMNS = ("kind", *(f"voice.{name}" for name in VOICE_ONLY))
 """Appended when a file holds voice knots: ``kind`` (0 note, 1 voice) and the voice-only parameters (a
 knot's level, pitch and pan are in ``params.level``, ``params.pitch`` and ``params.pan``)."""
 
@@ -143,12 +144,6 @@ def header_record(header: Any) -> dict[str, Any]:
     else:
         raw = dict(header)
     return dict(_jsonable(raw))
-
-
-VOICE_PARAMS = tuple(d.name for d in events.VOICE_DIMS if d.bits and d.name != "kind")
-"""A voice knot's parameters in an export (layout 2): level, pitch, voicing1-4, ceps1-16, pan."""
-VOICE_ONLY = tuple(n for n in VOICE_PARAMS if n not in events.INDEX)
-"""Voice parameters that are not also note dimensions (CSV columns ``voice.<name>``)."""
 
 
 def voice_records(ev: Events) -> dict[int, dict[str, Any]]:
@@ -615,10 +610,10 @@ def _parse_voice(rec: Mapping[str, Any], where: str) -> np.ndarray:
             raise UsageError(f"{where}: unknown field {key!r} for a voice knot")
     vec = events.voice_defaults(1)[0]
     for name, value in values.items():
-        d = events.VOICE_DIMS[events.VOICE_INDEX[name]]
-        tol = 1e-9 * max(abs(d.lo), abs(d.hi), 1.0)
-        if not d.lo - tol <= value <= d.hi + tol:
-            raise UsageError(f"{where}: {name}={value:g} outside its range {d.lo:g}..{d.hi:g} {d.unit}")
+        try:
+            check_value(name, value, events.VOICE_DIMS)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
         vec[events.VOICE_INDEX[name]] = value
     return np.asarray(events.clip(vec[None]))[0]
 

@@ -18,8 +18,7 @@ def _named(vec: Any) -> dict[str, Any]:
     from sparsecodec.format import events
 
     if events.is_voice(vec):
-        dims = [d for d in events.VOICE_DIMS if d.bits and d.name != "kind"]
-        return {"kind": "voice", **{d.name: float(vec[d.index]) for d in dims}}
+        return {"kind": "voice", **{n: float(vec[events.VOICE_INDEX[n]]) for n in events.VOICE_PARAMS}}
     return {n: float(v) for n, v in zip(events.NAMES, vec, strict=True)}
 
 
@@ -70,12 +69,12 @@ def _text(info: Any, listed: list[Any], with_events: bool) -> str:
             for t, vec in notes:
                 lines.append("  " + "\t".join([f"{t:.4f}", *(f"{v:.4g}" for v in vec)]))
         if voice:  # a second table: the voice knots by their own names (docs/events.md)
-            dims = [d for d in events.VOICE_DIMS if d.bits and d.name != "kind"]
+            cols = [events.VOICE_INDEX[n] for n in events.VOICE_PARAMS]
             lines.append("  voice knots:")
-            lines.append("  " + "\t".join(["time_s", *(d.name for d in dims)]))
-            lines.append("  " + "\t".join(["s", *(d.unit for d in dims)]))
+            lines.append("  " + "\t".join(["time_s", *events.VOICE_PARAMS]))
+            lines.append("  " + "\t".join(["s", *(events.VOICE_DIMS[j].unit for j in cols)]))
             for t, vec in voice:
-                lines.append("  " + "\t".join([f"{t:.4f}", *(f"{vec[d.index]:.4g}" for d in dims)]))
+                lines.append("  " + "\t".join([f"{t:.4f}", *(f"{vec[j]:.4g}" for j in cols)]))
     return "\n".join(lines)
 
 

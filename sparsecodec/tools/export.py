@@ -158,7 +158,7 @@ def voice_records(ev: Events) -> dict[int, dict[str, Any]]:
     idx = idx[np.argsort(ev.times_s[idx], kind="stable")]
     v, t = ev.vectors[idx], ev.times_s[idx]
     track = voice.from_vectors(v, np.arange(len(idx)))
-    joined = np.append(np.diff(t) <= voice.MAX_GAP_S, False) & (track.level_db > voice.SILENT_DB)
+    joined = np.append(voice.joins(t, track.level_db, voice.MAX_GAP_S), False)
     nxt = np.minimum(np.arange(len(idx)) + 1, len(idx) - 1)
     ends = np.where(joined, t[nxt], t)
     f0_end = np.where(joined, track.f0[nxt], track.f0)

@@ -102,6 +102,25 @@ def test_an_unknown_kind_is_a_format_error() -> None:
         quantize.dequantize(codes, TABLE)
 
 
+def test_the_container_refuses_an_unknown_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kinds 2 and 3 are reserved: the writer will not write them, a reader (and so ``spev test``) refuses
+    them, a tolerant reader skips the chunk."""
+    v, t = mixed()
+    codes = quantize.quantize(v, TABLE)
+    codes[2, events.KIND_DIM] = 3
+    header = C.Header(2, "test", "0" * 16, 44100, 2, 2 * 44100, 44100, 2 * 44100, table=TABLE)
+    chunk = C.Chunk(0, 0, 2 * 44100, np.rint(t * 44100).astype(np.int64), codes)
+    with pytest.raises(FormatError, match="event kind 3"):
+        C.write_file(io.BytesIO(), header, [chunk])
+    with monkeypatch.context() as m:
+        m.setattr(C, "check_kinds", lambda header, chunk: None)
+        out = io.BytesIO()
+        C.write_file(out, header, [chunk])
+    with pytest.raises(FormatError, match="event kind 3"):
+        C.Reader(io.BytesIO(out.getvalue())).verify()
+    assert list(C.Reader(io.BytesIO(out.getvalue())).iter_tolerant()) == []
+
+
 def test_the_voice_renders_the_same_in_any_span_and_stream() -> None:
     """Each sample is a function of the knots alone: split renders, chunked pushes and a seek agree."""
     rate, n = 44100, 2 * 44100 + 500

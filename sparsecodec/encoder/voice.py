@@ -341,8 +341,9 @@ class HopAnalysis:
 
 def analyse_hop(x: np.ndarray, sample_rate: int, x_start: int, lo: int, hi: int) -> HopAnalysis | None:
     """The voice analysis of samples ``[lo, hi)`` of ``x`` (``float[C, n]`` at ``sample_rate``, its first
-    sample at absolute ``x_start``, covering ``lo - CONTEXT_S`` to ``hi + CONTEXT_S`` where it can), or None
-    when the hop is not :func:`speech_like`.  Stereo: the mid signal's envelope and pitch, the level of
+    sample at absolute ``x_start``, from ``lo - CONTEXT_S`` through the look-ahead: the frame levels of all
+    of it feed the pause gate, the pitch and envelope are analysed up to ``hi + CONTEXT_S``), or None when
+    the hop is not :func:`speech_like`.  Stereo: the mid signal's envelope and pitch, the level of
     both channels together, one pan for the hop."""
     import soxr
 

@@ -623,6 +623,16 @@ def _check_chunk_range(chunk: Chunk) -> None:
         raise LimitError(f"chunk {chunk.index} ends after {MAX_TIME}")
 
 
+def check_kinds(header: Header, chunk: Chunk) -> None:
+    """A layout-2 chunk's events must be of a known kind (§3.3: codes 2 and 3 are reserved): FormatError."""
+    if header.layout_version >= 2 and len(chunk.codes):
+        kind = int(np.asarray(chunk.codes)[:, events.KIND_DIM].max())
+        if kind >= len(events.KINDS):
+            raise FormatError(
+                f"chunk {chunk.index}: event kind {kind} is not known to this reader (it reads 0-1)"
+            )
+
+
 # ---------------------------------------------------------------------------------------- resource limits
 
 
@@ -741,6 +751,7 @@ class Writer:
         if self._n_events + n_in > max_events_in_file(self.header):
             raise _total_limit_error(self._n_events + n_in, self.header)
         payload, n = encode_chunk_payload(chunk, self._widths, self._plan)
+        check_kinds(self.header, chunk)
         self._n_events += n
         if len(payload) > MAX_CHUNK_BYTES:
             raise LimitError(f"chunk {chunk.index} is {len(payload)} bytes (max {MAX_CHUNK_BYTES})")
@@ -965,7 +976,9 @@ class Reader:
     def _read_chunk_frame(self) -> tuple[int, Chunk]:
         offset = self._src.pos - 4
         payload = _read_frame(self._src, CHUNK_SYNC, MAX_CHUNK_BYTES, "chunk")
-        return offset, decode_chunk_payload(payload, self._widths, self._check_chunk, self._plan)
+        chunk = decode_chunk_payload(payload, self._widths, self._check_chunk, self._plan)
+        check_kinds(self.header, chunk)
+        return offset, chunk
 
     def _read_index_and_trailer(self) -> tuple[int, bytes]:
         """Read the index frame (its sync just read) and the trailer; returns (offset, index payload)."""

@@ -96,6 +96,9 @@ UNHEARD_MIN_EXPLAINED = 0.9
 """A pitched proposal at a pitch the transcriber does not hear while it hears other notes
 (:meth:`WindowEncoder._unheard`) is kept only when this share of its power lands on residual power: fewer
 spurious notes, no loss of quality measured (docs/encoder.md)."""
+NOTE_CONTEXT_S = 1.0
+"""The transcriber reads this long (s) of the input before each window as well (the previous window's
+audio): a note that rings across the window's start is heard as held, not as a new onset."""
 NOTE_LEAD_S = 0.1
 """A pitched proposal up to this long (s) before a transcribed note at its pitch is that note's swell
 (a slow attack), not a note of its own."""
@@ -338,6 +341,8 @@ class WindowEncoder:
         self.held = np.zeros((0, 3))
         """Transcribed notes that may still sound: ``float[M, 3]`` (onset sample, pitch, end sample)."""
         self._peak_db = 0.0
+        self._note_prev: np.ndarray | None = None
+        """The last :data:`NOTE_CONTEXT_S` of mono input before the current window (the transcriber's)."""
         self._voice_prev: np.ndarray | None = None
         """The last ``voice.CONTEXT_S`` of audio before the current window (the voice analysis's context)."""
 
@@ -355,7 +360,7 @@ class WindowEncoder:
         mag2 = (np.abs(spec) ** 2).astype(np.float32)
         explained = self._tails_power(start)  # power of what events explain; grows as events are kept
         tails = explained.copy() if self.settings.voice else explained
-        found = self._rounds(spec, mag2, explained, start)
+        found = self._rounds(spec, mag2, explained, start, self._note_input(x))
         steps = self.settings.refine_steps or self.settings.local_steps
         if steps > 0 and found:
             refined = refine_window(
@@ -459,11 +464,23 @@ class WindowEncoder:
         )
         return (np.abs(analysis.stft(audio, self.res)) ** 2).astype(np.float32)
 
-    def _rounds(self, spec: np.ndarray, mag2: np.ndarray, explained: np.ndarray, start: int) -> list[Found]:
+    def _note_input(self, x: np.ndarray) -> np.ndarray:
+        """The transcriber's input for window ``x`` (``float32[C, win]``): mono ``float32[ctx + win]``, the
+        last :data:`NOTE_CONTEXT_S` before the window (silence before the stream's first) and the window;
+        remembers the context for the next window."""
+        ctx = min(round(NOTE_CONTEXT_S * self.sr), self.hop)
+        mono = x.mean(axis=0).astype(np.float32)
+        prev = self._note_prev if self._note_prev is not None else np.zeros(ctx, np.float32)
+        self._note_prev = np.array(mono[self.hop - ctx : self.hop], np.float32)
+        return np.concatenate([prev, mono])
+
+    def _rounds(
+        self, spec: np.ndarray, mag2: np.ndarray, explained: np.ndarray, start: int, note_input: np.ndarray
+    ) -> list[Found]:
         """The analysis-by-synthesis rounds of the window at ``start``: the events kept, in order.
 
         ``spec``/``mag2``: the input's STFT and power ``[C, F, B]``; ``explained`` (same shape) is updated in
-        place with each kept event's power.
+        place with each kept event's power.  ``note_input``: the transcriber's input (:meth:`_note_input`).
         """
         sr = self.sr
         budget = max(1, math.ceil(self.rate * self.win / sr))
@@ -473,9 +490,9 @@ class WindowEncoder:
             if len(found) >= budget:
                 break
             mono = self._residual_audio(spec, mag2, explained).mean(axis=0)
-            if i == 0:  # the initialiser's cues and notes: once per window, on the first residual
+            if i == 0:  # the initialiser's cues (first residual) and notes (input): once per window
                 cues = self.init.cues(mono, sr)
-                rel = self.init.notes(mono, sr)
+                rel = self._window_notes(note_input)
                 if rel is not None:
                     self._hold(rel, start)
                     notes = self._new_notes(rel, start)
@@ -527,6 +544,20 @@ class WindowEncoder:
                 np.stack([f.vector for f in new]), new_t, start
             )
         return new
+
+    def _window_notes(self, note_input: np.ndarray) -> np.ndarray | None:
+        """The transcriber's notes (:meth:`Initialiser.notes`) in the window, s from its start: those that
+        start in the context before it are dropped, those within :data:`NOTE_MATCH_S` before it start at 0
+        (the previous window may have seen them just after its end)."""
+        ctx = len(note_input) - self.win
+        rel = self.init.notes(note_input, self.sr)
+        if rel is None:
+            return None
+        rel = rel.copy()
+        rel[:, [0, 2, 3]] -= ctx / self.sr
+        rel = rel[rel[:, 0] >= -NOTE_MATCH_S]
+        rel[:, 0] = np.maximum(rel[:, 0], 0.0)
+        return rel
 
     def _hold(self, rel: np.ndarray, start: int) -> None:
         """Remember the window's transcribed notes ``rel`` (``float[K, 4]``: onset s from ``start``, pitch,

@@ -8,6 +8,9 @@
   the pitched events above −40 dB are scored like the benchmark (``bench.metrics``: onset ±50 ms, pitch ±50
   cents, offsets by mir_eval's default rule).  Prints one line per phrase and the means.
 - ``--transcriber`` scores the note transcriber alone (no encode) on the same phrases.
+- ``--timidity`` (with ``--render``) renders them with ``timidity`` and its FluidR3 config instead: the
+  training samples through another synthesis engine (``--dir /tmp/frt``), a check of renderer shift that
+  needs neither the dev set nor freepats.
 
 Measured at commit cc40e33: encoder note F1 0.843 (P 0.849, R 0.843, pitch accuracy 0.954, offset F1
 0.261); transcriber alone 0.884.
@@ -29,6 +32,7 @@ import soundfile as sf
 from bench import devset, metrics
 
 FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+TIMIDITY_FLUIDR3 = "/etc/timidity/fluidr3_gm.cfg"
 KEYS = ("note_f1", "note_precision", "note_recall", "pitch_acc", "offset_f1")
 
 
@@ -60,9 +64,15 @@ def main() -> None:
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--transcriber", action="store_true")
+    ap.add_argument("--timidity", action="store_true", help="render with timidity + FluidR3 (with --render)")
     args = ap.parse_args()
     if args.render:
-        devset.make_notes(args.dir, 16, seed=777, soundfont=FLUIDR3, prefix="fr")
+        if args.timidity:
+            devset.make_notes(
+                args.dir, 16, seed=777, soundfont=TIMIDITY_FLUIDR3, renderer="timidity", prefix="frt"
+            )
+        else:
+            devset.make_notes(args.dir, 16, seed=777, soundfont=FLUIDR3, prefix="fr")
     wavs = sorted(args.dir.glob("*.wav"))
     if not wavs:
         raise SystemExit(f"no .wav in {args.dir} (use --render)")

@@ -8,6 +8,10 @@ re-strikes, legato with vibrato, velocity spread) on :data:`TRAIN_INSTRUMENTS` (
 others), rendered by fluidsynth with **FluidR3_GM.sf2 only** (never TimGM6mb, the dev set's soundfont, nor
 timidity/freepats, the check renders), with seeds from ``--seed`` × 100000 (the dev phrases' seeds are refused
 by ``make_notes``).  Held-out: the next 16 phrases.  Cached in ``.cache/transcriber-data/``.
+
+``--timidity-share S`` draws that share of the crops from the same phrases rendered by ``timidity`` with its
+FluidR3 config (:data:`TIMIDITY_FLUIDR3`: the same samples, another synthesis engine's envelopes, releases
+and reverb), so that the network does not learn one renderer's note ends.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from bench import devset, metrics
 from sparsecodec.encoder import proposal, transcriber
 
 FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+TIMIDITY_FLUIDR3 = "/etc/timidity/fluidr3_gm.cfg"
+"""Debian timidity's config for FluidR3_GM (package ``timidity``): the training samples, another renderer."""
 _I = devset.Instrument
 TRAIN_INSTRUMENTS: tuple[devset.Instrument, ...] = (
     *devset.INSTRUMENTS,
@@ -101,11 +107,13 @@ def labels(notes: list[dict[str, float]], n_frames: int) -> tuple[np.ndarray, np
     return onset, frame, offset
 
 
-def build(seed: int, n: int, log: bool = True, wide: bool = False) -> Path:
+def build(seed: int, n: int, log: bool = True, wide: bool = False, renderer: str = "fluidsynth") -> Path:
     """Render ``n`` phrases (+ :data:`N_HELD` held out) on :data:`TRAIN_INSTRUMENTS` (``wide``:
-    :data:`WIDE_INSTRUMENTS`) and cache their features; returns the folder (the targets are made from each
+    :data:`WIDE_INSTRUMENTS`) with FluidR3 (``renderer``: fluidsynth, or timidity with
+    :data:`TIMIDITY_FLUIDR3`) and cache their features; returns the folder (the targets are made from each
     phrase's ``.notes.json`` by :func:`load`)."""
-    out = CACHE / (f"seed{seed}-n{n}" + ("-wide" if wide else ""))
+    suffix = ("-wide" if wide else "") + ("-timidity" if renderer == "timidity" else "")
+    out = CACHE / f"seed{seed}-n{n}{suffix}"
     done = out / "done.json"
     if done.is_file():
         return out
@@ -117,7 +125,8 @@ def build(seed: int, n: int, log: bool = True, wide: bool = False) -> Path:
         wav_dir,
         n + N_HELD,
         seed=base,
-        soundfont=FLUIDR3,
+        soundfont=TIMIDITY_FLUIDR3 if renderer == "timidity" else FLUIDR3,
+        renderer=renderer,
         prefix="tr",
         instruments=WIDE_INSTRUMENTS if wide else TRAIN_INSTRUMENTS,
     )
@@ -249,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, default=None, help="loss log (runs/transcriber-seed<S>.jsonl)")
     ap.add_argument("--wide", action="store_true", help="train on WIDE_INSTRUMENTS (eight more programs)")
     ap.add_argument("--eq-db", type=float, default=0.0, help="random smooth EQ of up to ± this many dB")
+    ap.add_argument(
+        "--timidity-share",
+        type=float,
+        default=0.0,
+        help="share of crops from the same phrases rendered by timidity with FluidR3 (0..1)",
+    )
     args = ap.parse_args(argv)
     if args.offset_branch and args.init_weights is None:
         ap.error("--offset-branch trains a branch on trained weights: give --init-weights")
@@ -256,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     folder = build(args.seed, args.phrases, wide=args.wide)
     data = load(folder, range(args.phrases))
+    alt = []
+    if args.timidity_share > 0:
+        alt = load(build(args.seed, args.phrases, wide=args.wide, renderer="timidity"), range(args.phrases))
     model, params = _model(args)
     branch = {id(p) for p in model.offset.parameters()} if model.offset is not None else set()
     groups = [
@@ -276,7 +294,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             for g in opt.param_groups:
                 g["lr"] = lr * g["scale"]
-            x, on, fr, off = batch(data, rng, args.batch, args.crop, args.eq_db)
+            n_alt = int(rng.binomial(args.batch, args.timidity_share)) if alt else 0
+            parts = [
+                batch(d, rng, k, args.crop, args.eq_db)
+                for d, k in ((data, args.batch - n_alt), (alt, n_alt))
+                if k
+            ]
+            x, on, fr, off = (torch.cat(t) for t in zip(*parts, strict=True))
             loss, l_on, l_fr, l_off = loss_fn(model(x), on, fr, off)
             opt.zero_grad()
             loss.backward()

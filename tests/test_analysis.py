@@ -135,3 +135,20 @@ def test_a_note_off_the_input_does_not_confirm_keeps_the_fitted_decay() -> None:
     assert abs(vec[0, events.INDEX["duration"]] - (off - times[0])) < 0.05
     assert vec[0, events.INDEX["release"]] == pytest.approx(4.0)
     assert 1.0 < vec[0, events.INDEX["t60_low"]] < 4.0
+
+
+@pytest.mark.parametrize("f0", [220.0, 330.0])
+def test_transcribed_sub_octave_ghost_moves_up_an_octave(f0: float) -> None:
+    """A note transcribed an octave below a tone (its odd partials absent) is proposed at the tone's pitch;
+    a note at the tone's pitch, and one with a weak fundamental, stay where they are."""
+    x = _tone(f0, [1.0 / k for k in range(1, 9)])
+    a = analysis.Analyzer(SR)
+    pitch = float(events.hz_to_pitch(f0))
+    ghost, _, _ = a.propose_notes(x, SR, np.array([[0.3, pitch - 12.0]]))
+    real, _, _ = a.propose_notes(x, SR, np.array([[0.3, pitch]]))
+    weak, _, _ = a.propose_notes(
+        _tone(f0, [0.2] + [1.0 / k for k in range(2, 9)]), SR, np.array([[0.3, pitch]])
+    )
+    assert abs(_cents(ghost[0, PITCH], f0)) < 25.0
+    assert abs(_cents(real[0, PITCH], f0)) < 25.0
+    assert abs(_cents(weak[0, PITCH], f0)) < 25.0

@@ -150,6 +150,13 @@ NOTE_ONSET_TOL_S = 0.03
 """A transcribed note's onset moves to the ramp fit's only when that is this close (s)."""
 NOTE_DEFAULT_ATTACK_S = 0.01
 """Attack (s) of a transcribed note whose ramp fit disagreed with the transcriber's onset."""
+NOTE_SAME_ONSET_S = 0.05
+"""Transcribed notes that start within this long (s) of each other start together."""
+SUB_OCTAVE_ODD_DB = -15.0
+"""A transcribed note whose odd partials (1, 3, 5, 7) hold this much less new power (dB) than its even ones
+(2, 4, 6, 8) is played an octave higher: its odd partials are not there, the note is a sub-octave ghost of
+the one above (−10 / −15 / −20 dB on the 16 FluidR3 tuning phrases: note F1 0.887 → 0.892 / 0.891 / 0.891;
+rendered by timidity: 0.875 → 0.883 / 0.886)."""
 HELD_RISE_DB = 10.0
 """A held (transcribed) note's partial track is fitted until it rises this much (dB) over its running
 minimum: bowing and vibrato swell a sustained partial by a few dB without a new note."""
@@ -422,8 +429,16 @@ class Analyzer:
             if abs(t0 - t) > NOTE_ONSET_TOL_S:
                 t0, attack = float(t), NOTE_DEFAULT_ATTACK_S
             new = self._new_energy(fr, t0)
+            f0 = float(events.pitch_to_hz(pitch))
+            if self._odd_even_db(new, f0) < SUB_OCTAVE_ODD_DB and 2 * f0 < self.f_max:  # a sub-octave ghost
+                same = (np.abs(notes[:, 0] - t) <= NOTE_SAME_ONSET_S) & (
+                    np.abs(notes[:, 1] - pitch - 12) < 0.5
+                )
+                if same.any():  # of a note transcribed as well: that note stands, with its own note-off
+                    continue
+                f0 *= 2.0
             hold = float(end - t0) if np.isfinite(end) else None
-            v = self._estimate(fr, t0, attack, new, f0_hint=float(events.pitch_to_hz(pitch)), hold_hint=hold)
+            v = self._estimate(fr, t0, attack, new, f0_hint=f0, hold_hint=hold)
             vecs.append(v)
             times.append(max(t0, 0.0))
             scores.append(float(new.sum()))
@@ -547,6 +562,27 @@ class Analyzer:
         harm2 = float(band[mask].sum()) / total
         score2 = max(0.0, (harm2 - cover2) / max(1.0 - cover2, 1e-6))
         return f0, score if score2 < 0.7 else max(score, 0.56)
+
+    def _odd_even_db(self, new: np.ndarray, f0: float) -> float:
+        """Power (dB) of the odd partials 1, 3, 5, 7 of ``f0`` (Hz) over that of the even ones 2, 4, 6, 8 in
+        power spectrum ``new`` (each partial: the peak within ±3 %); +inf when the even ones hold none."""
+        odd = even = 0.0
+        for k in range(1, 9):
+            fk = k * f0
+            if fk >= self.f_max:
+                break
+            lo = max(1, int(fk * 0.97 / self.bin_hz))
+            hi = min(new.size - 1, math.ceil(fk * 1.03 / self.bin_hz))
+            if hi < lo:
+                continue
+            p = float(new[lo : hi + 1].max())
+            if k % 2:
+                odd += p
+            else:
+                even += p
+        if even <= POWER_FLOOR:
+            return math.inf
+        return 10.0 * math.log10(max(odd, POWER_FLOOR) / even)
 
     def _refine_f0(self, new: np.ndarray, f0: float) -> float:
         """``f0`` (Hz) refined from the partial peaks of power spectrum ``new`` (parabolic interpolation on

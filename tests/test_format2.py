@@ -394,3 +394,21 @@ def test_inspect_shows_bytes_per_event_target_and_true_rate(tmp_path: Path, runn
     path.write_bytes(write(encoder_like_chunks(), 1, settings={"kbps": 3.0, "events_per_second": 20.0}))
     out = runner.invoke(cli, ["inspect", str(path)], catch_exceptions=False).stdout
     assert "kbps\n" in out and "target" not in out and "format       1, layout 1" in out
+
+
+def test_header_records_the_target_and_the_settings_that_differ() -> None:
+    """An encode's header keeps ``kbps`` and what differs from the writing version's defaults (≈ 150 bytes
+    less than every setting), as opusenc keeps the options it was given."""
+    from sparsecodec import api
+    from sparsecodec.encoder.stream import EncoderSettings
+
+    assert api._recorded(EncoderSettings(), EncoderSettings()) == {"kbps": 4.0}
+    given = EncoderSettings(kbps=2.0, refine_steps=3, init="analysis", voice=False)
+    assert api._recorded(given, EncoderSettings()) == {
+        "kbps": 2.0,
+        "refine_steps": 3,
+        "init": "analysis",
+        "voice": False,
+    }
+    rate = EncoderSettings(events_per_second=12.0)
+    assert api._target_kbps(api._recorded(rate, EncoderSettings())) is None  # an event rate, no kbps target

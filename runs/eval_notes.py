@@ -31,9 +31,8 @@ import numpy as np
 import soundfile as sf
 
 from bench import devset, metrics
+from training.transcriber import FLUIDR3, TIMIDITY_FLUIDR3
 
-FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-TIMIDITY_FLUIDR3 = "/etc/timidity/fluidr3_gm.cfg"
 KEYS = ("note_f1", "note_precision", "note_recall", "pitch_acc", "offset_f1")
 
 

@@ -235,7 +235,8 @@ def _model(args: argparse.Namespace) -> tuple[transcriber.NoteModel, list[torch.
     return model, list(model.parameters())
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=transcriber.default_weights_path())
     ap.add_argument("--seed", type=int, default=0)
@@ -264,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="share of crops from the same phrases rendered by timidity with FluidR3 (0..1)",
     )
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     if args.offset_branch and args.init_weights is None:
         ap.error("--offset-branch trains a branch on trained weights: give --init-weights")

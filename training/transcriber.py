@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.offset_branch and args.init_weights is None:
         ap.error("--offset-branch trains a branch on trained weights: give --init-weights")
+    if not 0.0 <= args.timidity_share <= 1.0:
+        ap.error(f"--timidity-share is a share of the crops (0..1), not {args.timidity_share}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     folder = build(args.seed, args.phrases, wide=args.wide)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sparsecodec.encoder import proposal
+from sparsecodec.encoder import analysis, proposal
 
 HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 """Harmonic intervals stacked as input channels (0.5: the sub-octave, against octave errors)."""
@@ -48,8 +48,9 @@ OFFSET_PEAK_THRESHOLD = 0.6
 """A peak of the note-off map at or above this lets the note go (weights with a note-off branch; 0.6 gave
 the transcriber alone offset F1 0.592 on the 16 FluidR3 tuning phrases, 0.5 gave 0.574)."""
 MIN_NOTE_S = 0.03
-SAME_ONSET_S = 0.05
-"""Notes starting within this long (s) of each other start together (:func:`_merge_near`, overtones)."""
+SAME_ONSET_S = analysis.NOTE_SAME_ONSET_S
+"""Notes starting within this long (s) of each other start together (:func:`_merge_near`, overtones; the
+encoder's sub-octave rule reads the same)."""
 OVERTONE_INTERVALS = (12.0, 19.0, 24.0)
 """Semitones above a simultaneous note where a less confident note is its partial (2nd, 3rd, 4th)."""
 WEIGHTS_NAME = "transcriber.safetensors"
